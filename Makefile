@@ -1,0 +1,30 @@
+# stegwatch: two commands, each works from a fresh clone (it makes .venv itself).
+#   make demo   build the default corpus and prove every label
+#   make test   the whole test suite
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STEGWATCH := $(VENV)/bin/stegwatch
+STAMP := $(VENV)/.installed
+DEMO_CORPUS ?= build/default-corpus
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(STEGWATCH) corpus build --out $(DEMO_CORPUS) --preset default
+	$(STEGWATCH) validate-streams $(DEMO_CORPUS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Corpora: cover sources, negatives, payloads, building and validating."""

@@ -1,0 +1,465 @@
+"""Building a labelled corpus in the Starlight format.
+
+A build is a fixed list of jobs (one per output file) derived from the preset,
+the seed and the user's cover folders. Each job draws its randomness from
+``numpy.random.default_rng([seed, kind, ...])``, so a job's output depends on
+nothing but its own identity: the same seed gives byte-identical files with
+any number of workers. Finished jobs are appended to a journal inside the
+corpus; a re-run verifies them by hash and does only what is missing, so an
+interrupted build resumes and a finished one changes nothing.
+
+Every stego file is extracted back right after embedding: a label that cannot
+be proven is never written.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stegwatch import __version__
+from stegwatch.corpus import negatives as negatives_module
+from stegwatch.corpus._parallel import map_unordered
+from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_length, text_payload
+from stegwatch.corpus.sources import PhotoSource, UserCover, builtin_sources, photo_crop, scan_user_covers
+from stegwatch.format.files import DEFAULT_LIMITS, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
+from stegwatch.format.manifest import MANIFEST_NAME, read_manifest, sidecar_text, write_manifest
+from stegwatch.format.records import FileError, ManifestEntry, Sidecar
+from stegwatch.stego import METHODS, EmbedOptions, StegoMethod
+from stegwatch.stego._base import BIT_ORDERS, encode_image
+
+STATE_DIR = ".stegwatch-build"
+JOURNAL = "journal.jsonl"
+PLAN = "plan.json"
+#: Bump when a change to the generators changes the files a seed produces.
+GENERATOR_VERSION = 1
+
+#: Target rates (bits per pixel) of the random-payload rate sweep.
+RATES_BPP = (0.05, 0.1, 0.2, 0.4)
+#: Payload variants per method: "text" or a rate in bpp. Half of lsb.rgb is a rate sweep.
+PAYLOAD_VARIANTS: dict[str, tuple[str | float, ...]] = {
+    "lsb.rgb": ("text",) * 4 + RATES_BPP,
+    "lsbm": RATES_BPP,
+}
+#: Shortest payload worth embedding; covers too small for it are skipped for that job.
+MIN_PAYLOAD = 16
+# Image sizes of photo crops and their weights: mostly 256x256.
+_SIZES = (256, 128, 512)
+_SIZE_WEIGHTS = (0.8, 0.1, 0.1)
+# File formats of the clean photo crops, so that no format belongs to one class only.
+_PHOTO_FORMATS = ("PNG", "JPEG", "BMP")
+_PHOTO_FORMAT_WEIGHTS = (0.8, 0.1, 0.1)
+_EXT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp"}
+_KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How many files of each kind a corpus holds."""
+
+    name: str
+    photos: int
+    negatives_per_category: int
+    stego_per_method: int
+    description: str
+
+
+PRESETS = {
+    "smoke": Preset("smoke", photos=40, negatives_per_category=8, stego_per_method=12,
+                    description="a few hundred files in seconds, for tests"),
+    "default": Preset("default", photos=3100, negatives_per_category=300, stego_per_method=600,
+                      description="6,400 clean files (3,100 photo crops, 300 per negatives category) and 600 stego files per method"),
+}
+
+
+class BuildConflict(Exception):
+    """The output folder holds a corpus built with other settings."""
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # photo, negative, stego, user
+    name: str  # negatives category, method key, or "" for photos and user covers
+    index: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.name}:{self.index}"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a job needs; picklable, so workers receive it once per chunk."""
+
+    seed: int
+    preset: Preset
+    sources: tuple[PhotoSource, ...]
+    user_covers: tuple[UserCover, ...]
+    out: Path
+    limits: ReadLimits = DEFAULT_LIMITS
+
+    @property
+    def n_covers(self) -> int:
+        return self.preset.photos + len(self.user_covers)
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    entries: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class BuildReport:
+    """What a build did: counts, size, time, errors."""
+
+    out: str
+    preset: str
+    seed: int
+    entries: list[ManifestEntry]
+    jobs_total: int
+    jobs_run: int
+    jobs_reused: int
+    seconds: float
+    bytes_on_disk: int
+    errors: list[FileError]
+
+    def counts(self, field_name: str) -> Counter:
+        return Counter(str(getattr(e, field_name)) for e in self.entries)
+
+    def to_json_dict(self) -> dict:
+        return {
+            "out": self.out,
+            "preset": self.preset,
+            "seed": self.seed,
+            "files": len(self.entries),
+            "by_label": dict(self.counts("label")),
+            "by_method": dict(Counter(e.method for e in self.entries if e.method)),
+            "by_category": dict(self.counts("category")),
+            "jobs_total": self.jobs_total,
+            "jobs_run": self.jobs_run,
+            "jobs_reused": self.jobs_reused,
+            "seconds": round(self.seconds, 3),
+            "bytes_on_disk": self.bytes_on_disk,
+            "errors": [e.model_dump() for e in self.errors],
+        }
+
+
+def job_rng(seed: int, job: Job, *extra: int) -> np.random.Generator:
+    name_code = int.from_bytes(hashlib.sha256(job.name.encode()).digest()[:4], "big")
+    return np.random.default_rng([seed, _KIND_CODE[job.kind], name_code, job.index, *extra])
+
+
+def plan_jobs(preset: Preset, n_user_covers: int) -> list[Job]:
+    jobs = [Job("photo", "", i) for i in range(preset.photos)]
+    jobs += [Job("user", "", i) for i in range(n_user_covers)]
+    jobs += [
+        Job("negative", category, i)
+        for category in negatives_module.GENERATORS
+        for i in range(preset.negatives_per_category)
+    ]
+    jobs += [Job("stego", key, i) for key in METHODS for i in range(preset.stego_per_method)]
+    return jobs
+
+
+# --- clean photo covers -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoverFile:
+    """A clean cover file as it sits in the corpus, and where it descends from."""
+
+    file_path: str
+    data: bytes
+    cover_id: str
+    cover_source: str
+
+
+def photo_file(ctx: BuildContext, index: int) -> CoverFile:
+    """The clean photo crop number ``index`` (deterministic)."""
+    job = Job("photo", "", index)
+    rng = job_rng(ctx.seed, job)
+    source = ctx.sources[index % len(ctx.sources)]
+    size = int(rng.choice(_SIZES, p=_SIZE_WEIGHTS))
+    image, _ = photo_crop(source, rng, size)
+    fmt = str(rng.choice(_PHOTO_FORMATS, p=_PHOTO_FORMAT_WEIGHTS))
+    data = encode_image(image, fmt, jpeg_quality=int(rng.integers(85, 96)))
+    return CoverFile(f"clean/photo-{index:05d}{_EXT[fmt]}", data, source.cover_id, source.cover_source)
+
+
+def user_file(ctx: BuildContext, index: int) -> CoverFile:
+    cover = ctx.user_covers[index]
+    data = read_file_bytes(cover.path, ctx.limits)
+    name = f"{cover.path.stem}-{cover.sha256[:8]}{cover.extension}"
+    return CoverFile(f"clean/user/{name}", data, cover.cover_id, "user")
+
+
+def cover_file(ctx: BuildContext, cover_index: int) -> CoverFile:
+    """Cover number ``cover_index`` of the stego pool: photo crops, then user covers."""
+    if cover_index < ctx.preset.photos:
+        return photo_file(ctx, cover_index)
+    return user_file(ctx, cover_index - ctx.preset.photos)
+
+
+# --- entries ------------------------------------------------------------------------
+
+
+def _entry(ctx: BuildContext, file_path: str, data: bytes, **fields: object) -> dict:
+    image = decode_image(data, file_path, ctx.limits)
+    entry = ManifestEntry(
+        file_path=file_path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=image.format or "UNKNOWN",
+        mode=image.mode,
+        width=image.width,
+        height=image.height,
+        **fields,
+    )
+    return entry.model_dump(mode="json")
+
+
+def _write(ctx: BuildContext, file_path: str, data: bytes) -> None:
+    write_bytes_atomic(ctx.out / file_path, data, durable=False)
+
+
+def run_photo(ctx: BuildContext, job: Job) -> list[dict]:
+    cover = photo_file(ctx, job.index) if job.kind == "photo" else user_file(ctx, job.index)
+    _write(ctx, cover.file_path, cover.data)
+    return [
+        _entry(ctx, cover.file_path, cover.data, label="clean", method=None, category="photo",
+               cover_id=cover.cover_id, cover_source=cover.cover_source)
+    ]
+
+
+def run_negative(ctx: BuildContext, job: Job) -> list[dict]:
+    rng = job_rng(ctx.seed, job)
+    category = job.name
+    size = int(rng.choice(_SIZES, p=_SIZE_WEIGHTS))
+    if category in negatives_module.SYNTHETIC:
+        base = Image.new("RGB", (size, size))
+        cover_id, cover_source = f"synthetic:{category}-{job.index:05d}", "synthetic"
+    else:
+        source = ctx.sources[int(rng.integers(len(ctx.sources)))]
+        base, _ = photo_crop(source, rng, size)
+        cover_id, cover_source = source.cover_id, source.cover_source
+    negative = negatives_module.GENERATORS[category](rng, base)
+    file_path = f"negatives/{category}/{category}-{job.index:05d}{_EXT[negative.format]}"
+    _write(ctx, file_path, negative.data)
+    return [
+        _entry(ctx, file_path, negative.data, label="clean", method=None, category=category,
+               constraint=negatives_module.CONSTRAINTS[category], cover_id=cover_id, cover_source=cover_source)
+    ]
+
+
+def stego_variant(method: StegoMethod, index: int) -> tuple[str | None, str | None, str | float]:
+    """(bit order, carrier format, payload variant) for stego job ``index``, cycling evenly."""
+    orders = BIT_ORDERS if method.ordered else (None,)
+    variants = list(itertools.product(orders, method.carriers, PAYLOAD_VARIANTS.get(method.key, ("text",))))
+    return variants[index % len(variants)]
+
+
+def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
+    method = METHODS[job.name]
+    rng = job_rng(ctx.seed, job)
+    bit_order, carrier, variant = stego_variant(method, job.index)
+    start = int(rng.integers(ctx.n_covers))
+    for attempt in range(ctx.n_covers):
+        cover = cover_file(ctx, (start + attempt) % ctx.n_covers)
+        image = decode_image(cover.data, cover.file_path, ctx.limits)
+        capacity = method.capacity(image)
+        if variant == "text":
+            payload = text_payload(rng, min(text_length(rng), capacity))
+        else:
+            payload = random_payload(rng, bytes_for_rate(float(variant), image.width, image.height))
+        if MIN_PAYLOAD <= len(payload) <= capacity:
+            break
+    else:
+        raise ValueError(f"no cover can carry a {method.key} payload")
+    key = str(int(rng.integers(1, 2**31))) if method.keyed else None
+    options = EmbedOptions(bit_order=bit_order or "msb-first", carrier=carrier, key=key)
+    stego = method.embed(image, payload, options)
+    # Prove the label before writing it.
+    found = method.extract(carrier_from_bytes(stego.data, job.id, ctx.limits), bit_order=stego.embedding.bit_order, key=key)
+    if not any(x.payload == payload for x in found):
+        raise ValueError(f"{method.key}: embedded payload could not be extracted back")
+    file_path = f"stego/{method.key}/{method.key}-{job.index:05d}{stego.extension}"
+    sidecar = Sidecar(embedding=stego.embedding, clean_file=cover.file_path, key=key)
+    _write(ctx, file_path, stego.data)
+    write_text_atomic(ctx.out / (file_path + ".json"), sidecar_text(sidecar), durable=False)
+    return [
+        _entry(
+            ctx, file_path, stego.data, label="stego", method=method.key, category=method.category,
+            cover_id=cover.cover_id, cover_source=cover.cover_source,
+            payload_bytes=len(payload),
+            payload_bpp=round(8 * len(payload) / (image.width * image.height), 6),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload_kind="text" if variant == "text" else "random",
+            bit_order=stego.embedding.bit_order,
+            carrier=stego.format,
+        )
+    ]
+
+
+_RUNNERS: dict[str, Callable[[BuildContext, Job], list[dict]]] = {
+    "photo": run_photo,
+    "user": run_photo,
+    "negative": run_negative,
+    "stego": run_stego,
+}
+
+
+def run_job(ctx: BuildContext, job: Job) -> JobResult:
+    """Make one job's files; a failure becomes an error on the result, never an exception."""
+    try:
+        return JobResult(job.id, _RUNNERS[job.kind](ctx, job))
+    except Exception as exc:  # one bad job must not stop the batch; the error names it
+        return JobResult(job.id, error=f"{type(exc).__name__}: {exc}")
+
+
+# --- journal ------------------------------------------------------------------------
+
+
+def _load_journal(out: Path) -> dict[str, list[dict]]:
+    """Finished jobs whose files are all still there, byte for byte."""
+    path = out / STATE_DIR / JOURNAL
+    done: dict[str, list[dict]] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            done[record["job"]] = record["entries"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by an interruption: that job runs again
+    verified = {}
+    for job_id, entries in done.items():
+        if all(_file_matches(out, e) for e in entries):
+            verified[job_id] = entries
+    return verified
+
+
+def _file_matches(out: Path, entry: dict) -> bool:
+    path = out / entry["file_path"]
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return False
+    return entry["label"] != "stego" or path.with_name(path.name + ".json").exists()
+
+
+def _plan_fingerprint(preset: Preset, seed: int, user_covers: list[UserCover]) -> dict:
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "preset": asdict(preset),
+        "seed": seed,
+        "user_covers": [c.sha256 for c in user_covers],
+        "builtin_sources": [s.name for s in builtin_sources()],
+    }
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def build_corpus(
+    out: str | Path,
+    *,
+    preset: str | Preset = "smoke",
+    seed: int = 0,
+    covers: list[str | Path] | tuple[str | Path, ...] = (),
+    workers: int = 1,
+    limits: ReadLimits = DEFAULT_LIMITS,
+    progress: ProgressCallback | None = None,
+) -> BuildReport:
+    """Build (or resume, or confirm) a corpus in ``out``.
+
+    Parameters
+    ----------
+    out : folder of the corpus; created if missing.
+    preset : ``smoke``, ``default`` or a :class:`Preset`.
+    seed : the seed every file's randomness derives from.
+    covers : extra folders of cover images; each file is its own ``cover_id``.
+    workers : processes to use (1 runs in this process).
+    progress : called with (jobs done, jobs total) as work finishes.
+
+    Returns
+    -------
+    BuildReport with the manifest entries, counts, time and every error
+    (unreadable user covers and failed jobs, each naming its file or job).
+    """
+    started = time.perf_counter()
+    preset_obj = PRESETS[preset] if isinstance(preset, str) else preset
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = out / STATE_DIR
+    state.mkdir(exist_ok=True)
+    sources = builtin_sources()
+    if not sources:
+        raise RuntimeError("no built-in photographs found: are scikit-image, scikit-learn and matplotlib installed?")
+    user_covers, cover_errors = scan_user_covers([Path(c) for c in covers], limits)
+    errors = [FileError(path=p, reason=r) for p, r in cover_errors]
+
+    fingerprint = _plan_fingerprint(preset_obj, seed, user_covers)
+    plan_path = state / PLAN
+    if plan_path.exists():
+        previous = json.loads(plan_path.read_text(encoding="utf-8"))
+        if previous != fingerprint:
+            raise BuildConflict(
+                f"{out} holds a corpus built with other settings (preset, seed or covers); "
+                "build into an empty folder"
+            )
+    else:
+        write_text_atomic(plan_path, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+
+    jobs = plan_jobs(preset_obj, len(user_covers))
+    done = _load_journal(out)
+    todo = [job for job in jobs if job.id not in done]
+    ctx = BuildContext(seed=seed, preset=preset_obj, sources=sources, user_covers=tuple(user_covers), out=out, limits=limits)
+    finished = len(jobs) - len(todo)
+    if progress:
+        progress(finished, len(jobs))
+    if todo:
+        with (state / JOURNAL).open("a", encoding="utf-8") as journal:
+            for results in map_unordered(functools.partial(run_job, ctx), todo, workers=workers):
+                for result in results:
+                    if result.error:
+                        errors.append(FileError(path=result.job_id, reason=result.error))
+                    else:
+                        done[result.job_id] = result.entries
+                        journal.write(json.dumps({"job": result.job_id, "entries": result.entries}, sort_keys=True) + "\n")
+                journal.flush()
+                finished += len(results)
+                if progress:
+                    progress(finished, len(jobs))
+
+    entries = [ManifestEntry.model_validate(e) for job in jobs for e in done.get(job.id, [])]
+    _write_manifest_if_changed(out, entries)
+    size = sum((out / e.file_path).stat().st_size for e in entries)
+    return BuildReport(
+        out=str(out), preset=preset_obj.name, seed=seed, entries=sorted(entries, key=lambda e: e.file_path),
+        jobs_total=len(jobs), jobs_run=len(todo), jobs_reused=len(jobs) - len(todo),
+        seconds=time.perf_counter() - started, bytes_on_disk=size, errors=errors,
+    )
+
+
+def _write_manifest_if_changed(out: Path, entries: list[ManifestEntry]) -> None:
+    path = out / MANIFEST_NAME
+    new_text = "".join(e.to_json_line() + "\n" for e in sorted(entries, key=lambda e: e.file_path))
+    if path.exists() and path.read_text(encoding="utf-8") == new_text:
+        return
+    write_manifest(out, entries)
+
+
+__all__ = ["PRESETS", "BuildConflict", "BuildReport", "Preset", "build_corpus", "read_manifest"]

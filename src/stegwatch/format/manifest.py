@@ -1,0 +1,139 @@
+"""Reading and writing ``manifest.jsonl`` and sidecars, with path safety.
+
+A manifest can come from anywhere, so every ``file_path`` is checked: no
+absolute paths, no ``..``, and no symbolic link that leads out of the corpus
+root. A bad line is reported with its line number; the other lines still load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from stegwatch.format.files import write_text_atomic
+from stegwatch.format.records import ManifestEntry, Sidecar, check_relative_path
+
+MANIFEST_NAME = "manifest.jsonl"
+
+
+class ManifestError(Exception):
+    """A manifest line, or a sidecar, that cannot be accepted."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+@dataclass
+class ManifestRead:
+    """What :func:`read_manifest` found: good entries and rejected lines."""
+
+    entries: list[ManifestEntry] = field(default_factory=list)
+    errors: list[ManifestError] = field(default_factory=list)
+
+
+def resolve_in_root(root: str | os.PathLike[str], relative: str) -> Path:
+    """Join ``relative`` onto ``root`` and prove the result stays inside ``root``.
+
+    Symbolic links are followed before the check, so a link inside the corpus
+    that points outside it is refused. Raises :class:`ValueError`.
+    """
+    clean = check_relative_path(relative)
+    base = Path(root).resolve()
+    target = (base / clean).resolve()
+    if not target.is_relative_to(base):
+        raise ValueError(f"path leads outside the corpus root (through a symbolic link?): {relative!r}")
+    return target
+
+
+def _summarize_validation(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "line"
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+def read_manifest(root: str | os.PathLike[str], *, strict: bool = False) -> ManifestRead:
+    """Read ``root/manifest.jsonl``.
+
+    Lines that are not JSON, fail the schema, or point outside ``root`` are
+    collected in ``errors`` (``strict=True`` raises the first instead).
+    """
+    manifest_path = Path(root) / MANIFEST_NAME
+    result = ManifestRead()
+    try:
+        text = manifest_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(str(manifest_path), "no manifest.jsonl in this folder") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(str(manifest_path), f"cannot read: {exc}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{manifest_path}:{number}"
+        try:
+            entry = ManifestEntry.model_validate(json.loads(line))
+            resolve_in_root(root, entry.file_path)
+        except json.JSONDecodeError as exc:
+            error = ManifestError(where, f"not valid JSON: {exc.msg}")
+        except ValidationError as exc:
+            error = ManifestError(where, _summarize_validation(exc))
+        except ValueError as exc:
+            error = ManifestError(where, str(exc))
+        else:
+            result.entries.append(entry)
+            continue
+        if strict:
+            raise error
+        result.errors.append(error)
+    return result
+
+
+def write_manifest(root: str | os.PathLike[str], entries: list[ManifestEntry]) -> Path:
+    """Write ``root/manifest.jsonl`` atomically, lines sorted by ``file_path``."""
+    path = Path(root) / MANIFEST_NAME
+    lines = [entry.to_json_line() for entry in sorted(entries, key=lambda e: e.file_path)]
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+    return path
+
+
+def sidecar_path(file_path: str | os.PathLike[str]) -> Path:
+    """``X`` -> ``X.json``."""
+    p = Path(file_path)
+    return p.with_name(p.name + ".json")
+
+
+def sidecar_text(sidecar: Sidecar) -> str:
+    return json.dumps(sidecar.to_json_dict(), sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_sidecar(file_path: str | os.PathLike[str], sidecar: Sidecar) -> Path:
+    path = sidecar_path(file_path)
+    write_text_atomic(path, sidecar_text(sidecar), durable=False)
+    return path
+
+
+def read_sidecar(file_path: str | os.PathLike[str]) -> Sidecar | None:
+    """The sidecar beside ``file_path``, ``None`` when there is none.
+
+    Raises :class:`ManifestError` when it exists but is malformed.
+    """
+    path = sidecar_path(file_path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(str(path), f"cannot read sidecar: {exc}") from None
+    try:
+        return Sidecar.model_validate(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise ManifestError(str(path), f"sidecar is not valid JSON: {exc.msg}") from None
+    except ValidationError as exc:
+        raise ManifestError(str(path), f"sidecar does not match the schema: {_summarize_validation(exc)}") from None

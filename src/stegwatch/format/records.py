@@ -1,0 +1,151 @@
+"""Typed records of the Starlight format, and the one place their JSON form is defined.
+
+See the format page shipped in ``docs/format.md``: an embedding type
+(``category`` / ``technique`` / ``ai42`` / ``bit_order``), a sidecar beside
+every stego file, and one manifest line per corpus file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BitOrder = Literal["msb-first", "lsb-first"]
+Label = Literal["clean", "stego"]
+
+#: Techniques whose bits are laid out in pixels in a chosen order: their sidecar names it.
+ORDERED_TECHNIQUES = frozenset({"palette", "lsb.rgb"})
+
+
+class EmbeddingType(BaseModel):
+    """How a stego file was made: ``category`` / ``technique`` / ``ai42`` (+ ``bit_order``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    category: str = Field(description="pixel, metadata, eoi or dct")
+    technique: str = Field(description="alpha, palette, lsb.rgb, exif, raw, lsbm, ...")
+    ai42: bool = Field(description="True when the payload is framed with the AI42 marker")
+    bit_order: BitOrder | None = Field(
+        default=None,
+        description="present exactly for palette and lsb.rgb; absent means unknown order",
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = self.model_dump(exclude_none=True)
+        # Written exactly as the format says: bit_order only where bits have an order.
+        if self.technique not in ORDERED_TECHNIQUES:
+            data.pop("bit_order", None)
+        return data
+
+
+class Sidecar(BaseModel):
+    """The ``X.json`` file written beside every stego file ``X``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    embedding: EmbeddingType
+    clean_file: str | None = Field(
+        default=None, description="corpus-relative path of the cover this file was made from"
+    )
+    key: str | None = Field(
+        default=None,
+        description="secret key or passphrase, for keyed methods only (lsbm, outguess, steghide)",
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"embedding": self.embedding.to_json_dict(), "clean_file": self.clean_file}
+        if self.key is not None:
+            data["key"] = self.key
+        for name, value in (self.model_extra or {}).items():
+            data[name] = value
+        return data
+
+
+def check_relative_path(value: str) -> str:
+    """Refuse absolute paths and any ``..`` component; return the POSIX form."""
+    if not value or "\x00" in value:
+        raise ValueError("empty path or NUL byte in path")
+    if value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
+        raise ValueError(f"absolute path not allowed: {value!r}")
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if ".." in parts:
+        raise ValueError(f"path escapes the corpus root: {value!r}")
+    return str(PurePosixPath(*parts))
+
+
+class ManifestEntry(BaseModel):
+    """One line of ``manifest.jsonl``: a corpus file, clean or stego."""
+
+    model_config = ConfigDict(extra="allow")
+
+    file_path: str = Field(description="path relative to the corpus root; never absolute, never '..'")
+    label: Label
+    method: str | None = Field(description="method key for stego, null for clean")
+    category: str = Field(
+        description="clean: 'photo' or a negatives category; stego: the embedding category"
+    )
+    constraint: str | None = Field(default=None, description="for negatives: the rule it teaches")
+    cover_id: str = Field(description="original photo or generator the file descends from")
+    cover_source: str | None = Field(
+        default=None, description="where the cover came from: skimage, sklearn, matplotlib, user, synthetic"
+    )
+    payload_bytes: int | None = Field(default=None, ge=0)
+    payload_bpp: float | None = Field(default=None, ge=0, description="payload bits per pixel")
+    payload_sha256: str | None = None
+    payload_kind: Literal["text", "random"] | None = None
+    sha256: str
+    format: str
+    mode: str
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+    @field_validator("file_path")
+    @classmethod
+    def _safe_path(cls, value: str) -> str:
+        return check_relative_path(value)
+
+    @model_validator(mode="after")
+    def _label_fields(self) -> ManifestEntry:
+        if self.label == "stego":
+            missing = [
+                name
+                for name in ("method", "payload_bytes", "payload_sha256")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"stego entry lacks {', '.join(missing)}")
+        elif self.method is not None:
+            raise ValueError("clean entry must have method null")
+        return self
+
+    def to_json_line(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+
+
+class FileError(BaseModel):
+    """A file that could not be used, and why. Batches record these and go on."""
+
+    path: str
+    reason: str
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "manifest": ManifestEntry,
+    "sidecar": Sidecar,
+    "embedding": EmbeddingType,
+}
+
+
+def export_schema(name: str) -> dict[str, Any]:
+    """JSON Schema of a record type by name (``manifest``, ``sidecar``, ``embedding``)."""
+    try:
+        model = SCHEMAS[name]
+    except KeyError:
+        raise KeyError(f"unknown schema {name!r}; choose from {', '.join(sorted(SCHEMAS))}") from None
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema.setdefault("title", model.__name__)
+    return schema

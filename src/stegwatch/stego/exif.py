@@ -1,0 +1,105 @@
+"""``exif``: payload in the EXIF ``UserComment`` tag (Starlight).
+
+``UserComment = b"ASCII\\x00\\x00\\x00" + payload + b"\\x00"``. Carrier: JPEG
+or PNG (``eXIf`` chunk). Reading accepts the payload with or without the NUL,
+and the other EXIF character codes (UNICODE, JIS, undefined).
+"""
+
+from __future__ import annotations
+
+import piexif
+from PIL import Image
+
+from stegwatch.format.files import CarrierFile
+from stegwatch.format.records import BitOrder
+from stegwatch.stego._base import (
+    TERMINATOR,
+    EmbedOptions,
+    Extraction,
+    StegoFile,
+    StegoMethod,
+    check_payload,
+    encode_image,
+    read_terminated,
+)
+
+KEY = "exif"
+ASCII_HEADER = b"ASCII\x00\x00\x00"
+_CHARSET_HEADERS = (ASCII_HEADER, b"UNICODE\x00", b"JIS\x00\x00\x00\x00\x00", b"\x00" * 8)
+#: An APP1 segment holds at most 65,533 bytes; leave room for the IFD structure.
+MAX_PAYLOAD = 60_000
+
+
+def capacity(cover: Image.Image) -> int:
+    return MAX_PAYLOAD
+
+
+def user_comment_exif(comment: bytes, extra_ifd0: dict | None = None, extra_exif: dict | None = None) -> bytes:
+    """EXIF bytes (``Exif\\0\\0`` + TIFF) holding ``comment`` as the raw UserComment value."""
+    exif_ifd = {piexif.ExifIFD.UserComment: comment}
+    exif_ifd.update(extra_exif or {})
+    return piexif.dump({"0th": dict(extra_ifd0 or {}), "Exif": exif_ifd})
+
+
+def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    check_payload(payload, capacity(cover), KEY)
+    carrier = options.carrier or "JPEG"
+    exif_bytes = user_comment_exif(ASCII_HEADER + payload + TERMINATOR)
+    image = cover.convert("RGB") if cover.mode not in ("RGB", "L") else cover
+    data = encode_image(image, carrier, exif=exif_bytes, jpeg_quality=options.jpeg_quality)
+    return StegoFile(data=data, format=carrier, embedding=METHOD.embedding())
+
+
+def read_user_comment(image: Image.Image) -> bytes | None:
+    """The raw UserComment value, or None when the file has no EXIF or no such tag.
+
+    Raises ValueError when EXIF is present but malformed.
+    """
+    raw = image.info.get("exif")
+    if not raw:
+        return None
+    try:
+        exif = piexif.load(raw)
+    except Exception as exc:  # piexif raises assorted errors on malformed EXIF
+        raise ValueError(f"malformed EXIF: {exc}") from None
+    value = exif.get("Exif", {}).get(piexif.ExifIFD.UserComment)
+    return bytes(value) if value is not None else None
+
+
+def decode_user_comment(comment: bytes, big_endian: bool = True) -> tuple[bytes, bool]:
+    """Strip the character-code header; return payload bytes and whether a NUL ended it."""
+    header = comment[:8]
+    body = comment[8:] if header in _CHARSET_HEADERS else comment
+    if header == b"UNICODE\x00":
+        text = body.decode("utf-16-be" if big_endian else "utf-16-le", errors="replace")
+        body = text.encode("utf-8")
+    return read_terminated(body)
+
+
+def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
+    try:
+        comment = read_user_comment(carrier.image)
+    except ValueError:
+        return []
+    if comment is None:
+        return []
+    raw = carrier.image.info.get("exif", b"")
+    tiff = raw[6:] if raw.startswith(b"Exif") else raw
+    payload, terminated = decode_user_comment(comment, big_endian=tiff[:2] != b"II")
+    if not payload.strip(b" \x00\t\r\n"):
+        return []
+    return [Extraction(method=KEY, stream="EXIF UserComment", payload=payload, terminated=terminated)]
+
+
+METHOD = StegoMethod(
+    key=KEY,
+    category="metadata",
+    technique="exif",
+    ai42=False,
+    carriers=("JPEG", "PNG"),
+    embed=embed,
+    extract=extract,
+    capacity=capacity,
+    description="payload in the EXIF UserComment tag",
+    payload_unit="bytes",
+)

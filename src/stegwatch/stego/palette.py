@@ -1,0 +1,69 @@
+"""``palette``: payload in the LSB of each pixel's palette index (Starlight).
+
+Framing ``payload + b"\\x00"``, row-major, in the bit order the sidecar
+names. Carrier: PNG or GIF, mode P. A true-colour cover is first quantized to
+a full 256-entry palette (so flipping an index's LSB always lands on a
+valid entry).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from stegwatch.format.files import CarrierFile
+from stegwatch.format.records import BitOrder
+from stegwatch.stego._base import (
+    TERMINATOR,
+    EmbedOptions,
+    Extraction,
+    StegoFile,
+    StegoMethod,
+    check_payload,
+    encode_image,
+    lsb_candidates,
+    orders_to_try,
+    set_lsbs,
+    to_bits,
+    to_palette,
+)
+
+KEY = "palette"
+
+
+def capacity(cover: Image.Image) -> int:
+    return max(0, cover.width * cover.height // 8 - len(TERMINATOR))
+
+
+def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    check_payload(payload, capacity(cover), KEY)
+    carrier = options.carrier or "PNG"
+    indexed = cover if cover.mode == "P" else to_palette(cover)
+    palette = indexed.getpalette() or []
+    indices = np.array(indexed).reshape(-1)
+    set_lsbs(indices, to_bits(payload + TERMINATOR, options.bit_order))
+    stego = Image.fromarray(indices.reshape(indexed.height, indexed.width), "P")
+    stego.putpalette(palette + [0] * (768 - len(palette)))
+    data = encode_image(stego, carrier)
+    return StegoFile(data=data, format=carrier, embedding=METHOD.embedding(options.bit_order))
+
+
+def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
+    if carrier.image.mode != "P":
+        return []
+    indices = np.asarray(carrier.image)
+    return lsb_candidates(indices, method=KEY, stream="palette index LSB", bit_orders=orders_to_try(bit_order))
+
+
+METHOD = StegoMethod(
+    key=KEY,
+    category="pixel",
+    technique="palette",
+    ai42=False,
+    carriers=("PNG", "GIF"),
+    embed=embed,
+    extract=extract,
+    capacity=capacity,
+    ordered=True,
+    description="payload in the LSB of palette indices, row-major",
+)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stegwatch.corpus.build import build_corpus
+from stegwatch.corpus.sources import builtin_sources, load_source
+
+
+@pytest.fixture(scope="session")
+def smoke_corpus(tmp_path_factory) -> Path:
+    """A smoke corpus built once per test session (read-only for tests)."""
+    root = tmp_path_factory.mktemp("smoke") / "corpus"
+    report = build_corpus(root, preset="smoke", seed=7, workers=1)
+    assert not report.errors
+    return root
+
+
+@pytest.fixture
+def corpus_copy(smoke_corpus, tmp_path) -> Path:
+    """A private copy of the smoke corpus that a test may damage."""
+    import shutil
+
+    target = tmp_path / "corpus"
+    shutil.copytree(smoke_corpus, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def photo() -> Image.Image:
+    """A 96x80 RGB crop of a real built-in photograph."""
+    source = builtin_sources()[0]
+    return load_source(source.path).convert("RGB").crop((100, 100, 196, 180))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def random_rgb(seed: int, width: int, height: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8), "RGB")

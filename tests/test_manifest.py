@@ -1,0 +1,68 @@
+import json
+import os
+
+import pytest
+
+from stegwatch.format.manifest import ManifestError, read_manifest, resolve_in_root, write_manifest
+from stegwatch.format.records import ManifestEntry
+
+from .test_records import ENTRY
+
+
+def _write_lines(root, lines):
+    (root / "manifest.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
+def test_round_trip_sorted(tmp_path):
+    entries = [
+        ManifestEntry.model_validate({**ENTRY, "file_path": name})
+        for name in ("stego/b.png", "stego/a.png")
+    ]
+    write_manifest(tmp_path, entries)
+    read = read_manifest(tmp_path, strict=True)
+    assert [e.file_path for e in read.entries] == ["stego/a.png", "stego/b.png"]
+
+
+def test_bad_lines_are_reported_with_their_line_number_and_the_rest_loads(tmp_path):
+    good = json.dumps(ENTRY)
+    _write_lines(
+        tmp_path,
+        [good, json.dumps({**ENTRY, "file_path": "/etc/passwd"}), "{not json", json.dumps({**ENTRY, "file_path": "../x.png"})],
+    )
+    read = read_manifest(tmp_path)
+    assert len(read.entries) == 1
+    where = [e.where for e in read.errors]
+    assert where == [f"{tmp_path / 'manifest.jsonl'}:{n}" for n in (2, 3, 4)]
+    assert "absolute" in read.errors[0].reason
+    assert "escapes" in read.errors[2].reason
+    with pytest.raises(ManifestError, match=":2"):
+        read_manifest(tmp_path, strict=True)
+
+
+def test_symlink_pointing_out_of_the_corpus_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"x")
+    root = tmp_path / "corpus"
+    (root / "stego").mkdir(parents=True)
+    os.symlink(outside / "secret.png", root / "stego" / "link.png")
+    os.symlink(outside, root / "linkdir")
+    with pytest.raises(ValueError, match="outside"):
+        resolve_in_root(root, "stego/link.png")
+    with pytest.raises(ValueError, match="outside"):
+        resolve_in_root(root, "linkdir/secret.png")
+    _write_lines(root, [json.dumps({**ENTRY, "file_path": "stego/link.png"})])
+    read = read_manifest(root)
+    assert not read.entries and "outside" in read.errors[0].reason
+
+
+def test_symlink_inside_the_corpus_is_fine(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f.png").write_bytes(b"x")
+    os.symlink(tmp_path / "a" / "f.png", tmp_path / "g.png")
+    assert resolve_in_root(tmp_path, "g.png") == (tmp_path / "a" / "f.png").resolve()
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(ManifestError, match="no manifest.jsonl"):
+        read_manifest(tmp_path)
