@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_CORPUS ?= build/default-corpus
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# outguess and steghide (Debian packages): installed when running as root, else reported.
+tools:
+	bash scripts/install-tools.sh
+
+demo: $(STAMP) tools
 	$(STEGWATCH) corpus build --out $(DEMO_CORPUS) --preset default
 	$(STEGWATCH) validate-streams $(DEMO_CORPUS)
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -39,7 +39,8 @@ def test_default_preset_meets_the_corpus_targets():
     per_category = {c: sum(1 for j in jobs if j.name == c) for c in negatives.GENERATORS}
     assert min(per_category.values()) >= 300
     per_method = {m: sum(1 for j in jobs if j.kind == "stego" and j.name == m) for m in METHODS}
-    assert min(per_method.values()) >= 600
+    assert all(per_method[m] >= (300 if METHODS[m].category == "dct" else 600) for m in METHODS)
+    assert sum(1 for j in jobs if j.kind == "jpeg") >= 1000
 
 
 def test_rate_sweep_and_bit_orders_are_balanced_in_the_default_preset():
@@ -149,6 +150,39 @@ def test_user_covers_are_added_and_bad_ones_are_reported(tmp_path):
     for entry in clean_user:
         original = covers / ("a.png" if entry.width == 80 else "sub/b.png")
         assert (tmp_path / "c" / entry.file_path).read_bytes() == original.read_bytes()
+
+
+def test_jpeg_covers_are_clean_files_in_three_qualities_grayscale_and_colour(smoke_corpus):
+    entries = read_manifest(smoke_corpus).entries
+    jpeg_covers = [e for e in entries if e.file_path.startswith("clean/jpeg/")]
+    assert len(jpeg_covers) == PRESETS["smoke"].jpeg_covers
+    assert {e.file_path.rsplit("-q", 1)[1] for e in jpeg_covers} == {"75.jpg", "85.jpg", "95.jpg"}
+    assert {e.mode for e in jpeg_covers} == {"L", "RGB"}
+    by_path = {e.file_path: e for e in entries}
+    dct = [e for e in entries if e.category == "dct"]
+    assert {e.method for e in dct} == {"jsteg", "f5", "nsf5", "juniward", "outguess", "steghide"}
+    for entry in dct:
+        cover = read_sidecar(smoke_corpus / entry.file_path).clean_file
+        assert by_path[cover].format == "JPEG"
+        assert entry.payload_bpnzac is not None and entry.payload_bpnzac > 0
+        assert (entry.payload_sha256 is None) == (entry.method in ("nsf5", "juniward"))
+
+
+def test_user_jpegs_join_the_jpeg_pool_untouched(tmp_path):
+    from stegwatch.corpus.build import BuildContext, jpeg_cover_file
+    from stegwatch.corpus.sources import builtin_sources, scan_user_covers
+
+    from .conftest import jpeg_bytes
+
+    (tmp_path / "mine").mkdir()
+    original = jpeg_bytes(random_rgb(4, 64, 64), quality=70)
+    (tmp_path / "mine" / "holiday.jpg").write_bytes(original)
+    (tmp_path / "mine" / "drawing.png").write_bytes(png_bytes(random_rgb(5, 64, 64)))
+    covers, errors = scan_user_covers([tmp_path / "mine"])
+    assert not errors
+    ctx = BuildContext(seed=0, preset=PRESETS["smoke"], sources=builtin_sources(), user_covers=tuple(covers), out=tmp_path)
+    assert ctx.n_jpeg_covers == PRESETS["smoke"].jpeg_covers + 1
+    assert jpeg_cover_file(ctx, PRESETS["smoke"].jpeg_covers).data == original
 
 
 def test_journal_lines_are_json(smoke_corpus):

@@ -31,7 +31,10 @@ def test_schema_verb_prints_valid_schemas():
 
 def test_methods_verb_lists_the_registry():
     rows = json.loads(invoke("methods", "--json").stdout)
-    assert [r["key"] for r in rows] == ["alpha", "palette", "lsb.rgb", "exif", "eoi", "lsbm"]
+    assert [r["key"] for r in rows] == [
+        "alpha", "palette", "lsb.rgb", "exif", "eoi", "lsbm", "jsteg", "f5", "nsf5", "juniward", "outguess", "steghide"
+    ]
+    assert {r["payload_unit"] for r in rows if r["category"] == "dct"} == {"bpnzac"}
 
 
 def test_extract_on_bad_files_reports_each_and_never_crashes(tmp_path):
@@ -84,7 +87,8 @@ def test_console_script_end_to_end(tmp_path):
     build = subprocess.run([exe, "corpus", "build", "--out", str(tmp_path / "c"), "--preset", "smoke", "--workers", "2"],
                            capture_output=True, text=True, timeout=300, env=env)
     assert build.returncode == 0, build.stderr
-    assert "lsbm" in build.stdout and "200 made, 0 already there" in build.stdout
+    files = len(read_manifest(tmp_path / "c").entries)
+    assert "lsbm" in build.stdout and f"{files} made, 0 already there" in build.stdout
     check = subprocess.run([exe, "validate-streams", str(tmp_path / "c"), "--workers", "2"],
                            capture_output=True, text=True, timeout=300, env=env)
     assert check.returncode == 0, check.stderr

@@ -71,7 +71,7 @@ def test_manifest_entry_refuses_unsafe_paths(bad):
 
 
 def test_stego_entry_needs_its_payload_fields():
-    with pytest.raises(ValidationError, match="payload_sha256"):
-        ManifestEntry.model_validate({**ENTRY, "payload_sha256": None})
+    with pytest.raises(ValidationError, match="payload_bytes"):
+        ManifestEntry.model_validate({**ENTRY, "payload_bytes": None})
     with pytest.raises(ValidationError, match="method null"):
         ManifestEntry.model_validate({**ENTRY, "label": "clean"})

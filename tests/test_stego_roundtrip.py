@@ -25,7 +25,11 @@ def _cover(seed: int, width: int, height: int, mode: str) -> Image.Image:
     return image.convert(mode) if mode != "RGB" else image
 
 
-@pytest.mark.parametrize("key", list(METHODS))
+PIXEL_AND_METADATA = [k for k, m in METHODS.items() if m.category != "dct"]  # JPEG methods: test_dct_methods.py
+NUL_FRAMED = [k for k, m in METHODS.items() if m.framing == "nul"]
+
+
+@pytest.mark.parametrize("key", PIXEL_AND_METADATA)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     payload=st.one_of(payload_bytes, payload_text),
@@ -65,7 +69,7 @@ def test_ordered_methods_record_and_use_their_bit_order(key, photo):
         assert found[0].bit_order == order
 
 
-@pytest.mark.parametrize("key", list(METHODS))
+@pytest.mark.parametrize("key", PIXEL_AND_METADATA)
 def test_payload_that_does_not_fit_is_refused(key):
     method = get_method(key)
     cover = _cover(0, 16, 16, "RGB")
@@ -74,7 +78,7 @@ def test_payload_that_does_not_fit_is_refused(key):
         method.embed(cover, too_big, EmbedOptions(key="1"))
 
 
-@pytest.mark.parametrize("key", list(METHODS))
+@pytest.mark.parametrize("key", NUL_FRAMED)
 def test_nul_inside_payload_is_refused(key, photo):
     with pytest.raises(EmbedError, match="NUL"):
         get_method(key).embed(photo, b"ab\x00cd", EmbedOptions(key="1"))
@@ -116,9 +120,17 @@ def test_extractors_find_nothing_payload_shaped_in_a_clean_photo(photo):
     assert not [x for xs in found.values() for x in xs if x.payload_shaped]
 
 
-def test_embedding_is_deterministic(photo):
-    for key, method in METHODS.items():
-        options = EmbedOptions(key="7")
-        a = method.embed(photo, b"same input, same bytes", options)
-        b = method.embed(photo, b"same input, same bytes", options)
-        assert hashlib.sha256(a.data).digest() == hashlib.sha256(b.data).digest(), key
+@pytest.mark.parametrize("key", list(METHODS))
+def test_embedding_is_deterministic(key):
+    from stegwatch.stego._seeded import namespaces_available
+
+    method = get_method(key)
+    if method.missing_tools():
+        pytest.skip(f"{method.missing_tools()} not installed")
+    if key == "steghide" and not namespaces_available():
+        pytest.skip("steghide output cannot be seeded without user namespaces")
+    cover = _cover(7, 128, 128, "RGB")
+    options = EmbedOptions(key="7")
+    a = method.embed(cover, b"same input, same bytes", options)
+    b = method.embed(cover, b"same input, same bytes", options)
+    assert hashlib.sha256(a.data).digest() == hashlib.sha256(b.data).digest()

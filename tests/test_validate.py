@@ -103,3 +103,34 @@ def test_planted_clean_file_with_png_bytes(tmp_path):
                                             sha256=hashlib.sha256(data).hexdigest(), format="PNG", mode="RGB", width=8, height=8)])
     report = validate_corpus(tmp_path)
     assert report.ok and report.checks[0].status == "clean"
+
+
+def test_a_simulated_file_changed_after_the_fact_fails_its_change_rate(corpus_copy):
+    import hashlib
+
+    from stegwatch.stego._dct import read_dct, write_dct
+
+    entry = _entry(corpus_copy, method="nsf5")
+    path = corpus_copy / entry.file_path
+    image = read_dct(path.read_bytes())
+    flat = image.Y.reshape(-1)
+    flat[1] += 1  # one more changed coefficient than the sidecar claims
+    data = write_dct(image)
+    path.write_bytes(data)
+    manifest = corpus_copy / "manifest.jsonl"
+    manifest.write_text(manifest.read_text().replace(entry.sha256, hashlib.sha256(data).hexdigest()))
+    report = validate_corpus(corpus_copy)
+    check = next(c for c in report.checks if c.file_path == entry.file_path)
+    assert check.status == "failed" and "the sidecar claims" in check.reason
+    others = [c for c in report.checks if c.method in ("nsf5", "juniward") and c.file_path != entry.file_path]
+    assert others and all(c.status == "passed" and c.proof == "change rate" for c in others)
+
+
+def test_jpeg_labels_are_proven_by_extraction_or_change_rate(smoke_corpus):
+    report = validate_corpus(smoke_corpus)
+    rows = report.by_method()
+    for key in ("jsteg", "f5", "outguess", "steghide"):
+        if key in rows:
+            assert rows[key].passed == rows[key].checked and rows[key].by_change_rate == 0
+    for key in ("nsf5", "juniward"):
+        assert rows[key].passed == rows[key].by_change_rate == rows[key].checked > 0

@@ -32,25 +32,38 @@ from stegwatch.corpus import negatives as negatives_module
 from stegwatch.corpus._parallel import map_unordered
 from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_length, text_payload
 from stegwatch.corpus.sources import PhotoSource, UserCover, builtin_sources, photo_crop, scan_user_covers
-from stegwatch.format.files import DEFAULT_LIMITS, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
+from stegwatch.format.files import DEFAULT_LIMITS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
 from stegwatch.format.manifest import MANIFEST_NAME, read_manifest, sidecar_text, write_manifest
 from stegwatch.format.records import FileError, ManifestEntry, Sidecar
-from stegwatch.stego import METHODS, EmbedOptions, StegoMethod
+from stegwatch.stego import METHODS, EmbedError, EmbedOptions, StegoFile, StegoMethod
 from stegwatch.stego._base import BIT_ORDERS, encode_image
+from stegwatch.stego._dct import count_changes, dct_rate_bytes, luma_nzac
 
 STATE_DIR = ".stegwatch-build"
 JOURNAL = "journal.jsonl"
 PLAN = "plan.json"
 #: Bump when a change to the generators changes the files a seed produces.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: Target rates (bits per pixel) of the random-payload rate sweep.
 RATES_BPP = (0.05, 0.1, 0.2, 0.4)
-#: Payload variants per method: "text" or a rate in bpp. Half of lsb.rgb is a rate sweep.
+#: Payload variants per method: "text", or a rate (bpp for pixel methods, bits per
+#: non-zero AC coefficient for JPEG methods). Half of lsb.rgb is a rate sweep.
 PAYLOAD_VARIANTS: dict[str, tuple[str | float, ...]] = {
     "lsb.rgb": ("text",) * 4 + RATES_BPP,
     "lsbm": RATES_BPP,
+    "jsteg": (0.05, 0.1, 0.2, 0.4),
+    "f5": (0.05, 0.1, 0.2, 0.4),
+    "nsf5": (0.05, 0.1, 0.2, 0.4),
+    "juniward": (0.1, 0.2, 0.3, 0.4),
+    # The real tools' capacity ends near 0.25 bpnzac on 256x256 covers.
+    "outguess": (0.05, 0.1, 0.2),
+    "steghide": (0.05, 0.1, 0.2),
 }
+#: JPEG qualities of the JPEG covers, used in turn.
+JPEG_QUALITIES = (75, 85, 95)
+#: Covers a stego job tries before it gives up (a cover can be too small or the wrong kind).
+MAX_COVER_ATTEMPTS = 50
 #: Shortest payload worth embedding; covers too small for it are skipped for that job.
 MIN_PAYLOAD = 16
 # Image sizes of photo crops and their weights: mostly 256x256.
@@ -60,7 +73,7 @@ _SIZE_WEIGHTS = (0.8, 0.1, 0.1)
 _PHOTO_FORMATS = ("PNG", "JPEG", "BMP")
 _PHOTO_FORMAT_WEIGHTS = (0.8, 0.1, 0.1)
 _EXT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp"}
-_KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4}
+_KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4, "jpeg": 5}
 
 
 @dataclass(frozen=True)
@@ -71,14 +84,21 @@ class Preset:
     photos: int
     negatives_per_category: int
     stego_per_method: int
+    jpeg_covers: int
+    dct_stego_per_method: int
     description: str
+
+    def stego_count(self, method: StegoMethod) -> int:
+        return self.dct_stego_per_method if method.category == "dct" else self.stego_per_method
 
 
 PRESETS = {
-    "smoke": Preset("smoke", photos=40, negatives_per_category=8, stego_per_method=12,
-                    description="a few hundred files in seconds, for tests"),
-    "default": Preset("default", photos=3100, negatives_per_category=300, stego_per_method=600,
-                      description="6,400 clean files (3,100 photo crops, 300 per negatives category) and 600 stego files per method"),
+    "smoke": Preset("smoke", photos=40, negatives_per_category=8, stego_per_method=12, jpeg_covers=24,
+                    dct_stego_per_method=8, description="a few hundred files in seconds, for tests"),
+    "default": Preset("default", photos=3100, negatives_per_category=300, stego_per_method=600, jpeg_covers=1200,
+                      dct_stego_per_method=320,
+                      description="7,600 clean files (3,100 photo crops, 1,200 JPEG covers, 300 per negatives "
+                      "category), 600 stego files per pixel or metadata method and 320 per JPEG method"),
 }
 
 
@@ -112,6 +132,15 @@ class BuildContext:
     def n_covers(self) -> int:
         return self.preset.photos + len(self.user_covers)
 
+    @property
+    def user_jpegs(self) -> tuple[int, ...]:
+        """Indices of the user covers that are JPEG files (JPEG methods embed into them untouched)."""
+        return tuple(i for i, c in enumerate(self.user_covers) if c.format in ("JPEG", "MPO"))
+
+    @property
+    def n_jpeg_covers(self) -> int:
+        return self.preset.jpeg_covers + len(self.user_jpegs)
+
 
 @dataclass
 class JobResult:
@@ -134,6 +163,8 @@ class BuildReport:
     seconds: float
     bytes_on_disk: int
     errors: list[FileError]
+    #: Methods left out because a program they need is missing: method -> what to do.
+    skipped_methods: dict[str, str] = field(default_factory=dict)
 
     def counts(self, field_name: str) -> Counter:
         return Counter(str(getattr(e, field_name)) for e in self.entries)
@@ -153,6 +184,7 @@ class BuildReport:
             "seconds": round(self.seconds, 3),
             "bytes_on_disk": self.bytes_on_disk,
             "errors": [e.model_dump() for e in self.errors],
+            "skipped_methods": self.skipped_methods,
         }
 
 
@@ -163,13 +195,14 @@ def job_rng(seed: int, job: Job, *extra: int) -> np.random.Generator:
 
 def plan_jobs(preset: Preset, n_user_covers: int) -> list[Job]:
     jobs = [Job("photo", "", i) for i in range(preset.photos)]
+    jobs += [Job("jpeg", "", i) for i in range(preset.jpeg_covers)]
     jobs += [Job("user", "", i) for i in range(n_user_covers)]
     jobs += [
         Job("negative", category, i)
         for category in negatives_module.GENERATORS
         for i in range(preset.negatives_per_category)
     ]
-    jobs += [Job("stego", key, i) for key in METHODS for i in range(preset.stego_per_method)]
+    jobs += [Job("stego", key, i) for key, method in METHODS.items() for i in range(preset.stego_count(method))]
     return jobs
 
 
@@ -198,6 +231,24 @@ def photo_file(ctx: BuildContext, index: int) -> CoverFile:
     return CoverFile(f"clean/photo-{index:05d}{_EXT[fmt]}", data, source.cover_id, source.cover_source)
 
 
+def jpeg_file(ctx: BuildContext, index: int) -> CoverFile:
+    """The clean JPEG cover number ``index``: a photo crop at one of :data:`JPEG_QUALITIES`.
+
+    Grayscale photographs give grayscale JPEGs, and a fifth of the colour ones
+    are made grayscale too.
+    """
+    job = Job("jpeg", "", index)
+    rng = job_rng(ctx.seed, job)
+    source = ctx.sources[index % len(ctx.sources)]
+    size = int(rng.choice(_SIZES, p=_SIZE_WEIGHTS))
+    image, _ = photo_crop(source, rng, size)
+    if rng.random() < 0.2:
+        image = image.convert("L")
+    quality = JPEG_QUALITIES[index % len(JPEG_QUALITIES)]
+    data = encode_image(image, "JPEG", jpeg_quality=quality)
+    return CoverFile(f"clean/jpeg/photo-{index:05d}-q{quality}.jpg", data, source.cover_id, source.cover_source)
+
+
 def user_file(ctx: BuildContext, index: int) -> CoverFile:
     cover = ctx.user_covers[index]
     data = read_file_bytes(cover.path, ctx.limits)
@@ -210,6 +261,13 @@ def cover_file(ctx: BuildContext, cover_index: int) -> CoverFile:
     if cover_index < ctx.preset.photos:
         return photo_file(ctx, cover_index)
     return user_file(ctx, cover_index - ctx.preset.photos)
+
+
+def jpeg_cover_file(ctx: BuildContext, cover_index: int) -> CoverFile:
+    """Cover number ``cover_index`` of the JPEG pool: JPEG covers, then the user's JPEGs."""
+    if cover_index < ctx.preset.jpeg_covers:
+        return jpeg_file(ctx, cover_index)
+    return user_file(ctx, ctx.user_jpegs[cover_index - ctx.preset.jpeg_covers])
 
 
 # --- entries ------------------------------------------------------------------------
@@ -233,8 +291,15 @@ def _write(ctx: BuildContext, file_path: str, data: bytes) -> None:
     write_bytes_atomic(ctx.out / file_path, data, durable=False)
 
 
+_CLEAN_FILES: dict[str, Callable[[BuildContext, int], CoverFile]] = {
+    "photo": photo_file,
+    "jpeg": jpeg_file,
+    "user": user_file,
+}
+
+
 def run_photo(ctx: BuildContext, job: Job) -> list[dict]:
-    cover = photo_file(ctx, job.index) if job.kind == "photo" else user_file(ctx, job.index)
+    cover = _CLEAN_FILES[job.kind](ctx, job.index)
     _write(ctx, cover.file_path, cover.data)
     return [
         _entry(ctx, cover.file_path, cover.data, label="clean", method=None, category="photo",
@@ -269,50 +334,80 @@ def stego_variant(method: StegoMethod, index: int) -> tuple[str | None, str | No
     return variants[index % len(variants)]
 
 
+def _payload_for(rng: np.random.Generator, method: StegoMethod, variant: str | float, carrier: CarrierFile) -> bytes:
+    if variant == "text":
+        return text_payload(rng, min(text_length(rng), method.capacity(carrier)))
+    if method.category == "dct":
+        return random_payload(rng, dct_rate_bytes(float(variant), luma_nzac(carrier)))
+    return random_payload(rng, bytes_for_rate(float(variant), carrier.image.width, carrier.image.height))
+
+
+def _prove(method: StegoMethod, stego: StegoFile, cover: CoverFile, payload: bytes, job: Job, limits: ReadLimits) -> None:
+    """Raise unless the label can be proven: by extraction, or by change rate for simulators."""
+    if method.simulated:
+        claimed = (stego.sidecar_extra or {})["simulation"]["changed_coefficients"]
+        changed, _ = count_changes(cover.data, stego.data)
+        if changed != claimed or changed == 0:
+            raise ValueError(f"{method.key}: {changed} coefficients changed, the simulation claims {claimed}")
+        return
+    found = method.extract(carrier_from_bytes(stego.data, job.id, limits), bit_order=stego.embedding.bit_order, key=stego.key)
+    if not any(x.payload == payload for x in found):
+        raise ValueError(f"{method.key}: embedded payload could not be extracted back")
+
+
 def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
     method = METHODS[job.name]
     rng = job_rng(ctx.seed, job)
-    bit_order, carrier, variant = stego_variant(method, job.index)
-    start = int(rng.integers(ctx.n_covers))
-    for attempt in range(ctx.n_covers):
-        cover = cover_file(ctx, (start + attempt) % ctx.n_covers)
-        image = decode_image(cover.data, cover.file_path, ctx.limits)
-        capacity = method.capacity(image)
-        if variant == "text":
-            payload = text_payload(rng, min(text_length(rng), capacity))
-        else:
-            payload = random_payload(rng, bytes_for_rate(float(variant), image.width, image.height))
-        if MIN_PAYLOAD <= len(payload) <= capacity:
-            break
+    bit_order, carrier_format, variant = stego_variant(method, job.index)
+    key = str(int(rng.integers(1, 2**31))) if method.keyed or method.simulated else None
+    options = EmbedOptions(bit_order=bit_order or "msb-first", carrier=carrier_format, key=key)
+    is_dct = method.category == "dct"
+    pool_size = ctx.n_jpeg_covers if is_dct else ctx.n_covers
+    start = int(rng.integers(pool_size))
+    reasons: list[str] = []
+    for attempt in range(min(pool_size, MAX_COVER_ATTEMPTS)):
+        index = (start + attempt) % pool_size
+        cover = jpeg_cover_file(ctx, index) if is_dct else cover_file(ctx, index)
+        carrier = carrier_from_bytes(cover.data, cover.file_path, ctx.limits)
+        payload = _payload_for(rng, method, variant, carrier)
+        if not MIN_PAYLOAD <= len(payload) <= method.capacity(carrier):
+            reasons.append(f"{cover.file_path}: {len(payload)} bytes do not fit")
+            continue
+        try:
+            stego = method.embed(carrier, payload, options)
+        except EmbedError as exc:
+            reasons.append(f"{cover.file_path}: {exc}")
+            continue
+        break
     else:
-        raise ValueError(f"no cover can carry a {method.key} payload")
-    key = str(int(rng.integers(1, 2**31))) if method.keyed else None
-    options = EmbedOptions(bit_order=bit_order or "msb-first", carrier=carrier, key=key)
-    stego = method.embed(image, payload, options)
-    # Prove the label before writing it.
-    found = method.extract(carrier_from_bytes(stego.data, job.id, ctx.limits), bit_order=stego.embedding.bit_order, key=key)
-    if not any(x.payload == payload for x in found):
-        raise ValueError(f"{method.key}: embedded payload could not be extracted back")
+        raise ValueError(f"no cover could carry a {method.key} payload; last: {reasons[-1] if reasons else 'none'}")
+    _prove(method, stego, cover, payload, job, ctx.limits)
     file_path = f"stego/{method.key}/{method.key}-{job.index:05d}{stego.extension}"
-    sidecar = Sidecar(embedding=stego.embedding, clean_file=cover.file_path, key=key)
+    sidecar = Sidecar(embedding=stego.embedding, clean_file=cover.file_path, key=stego.key, **(stego.sidecar_extra or {}))
     _write(ctx, file_path, stego.data)
     write_text_atomic(ctx.out / (file_path + ".json"), sidecar_text(sidecar), durable=False)
+    image = carrier.image
+    fields: dict[str, object] = {}
+    if is_dct:
+        fields["payload_bpnzac"] = round(8 * len(payload) / max(1, luma_nzac(carrier)), 6)
     return [
         _entry(
             ctx, file_path, stego.data, label="stego", method=method.key, category=method.category,
             cover_id=cover.cover_id, cover_source=cover.cover_source,
             payload_bytes=len(payload),
             payload_bpp=round(8 * len(payload) / (image.width * image.height), 6),
-            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload_sha256=None if method.simulated else hashlib.sha256(payload).hexdigest(),
             payload_kind="text" if variant == "text" else "random",
             bit_order=stego.embedding.bit_order,
             carrier=stego.format,
+            **fields,
         )
     ]
 
 
 _RUNNERS: dict[str, Callable[[BuildContext, Job], list[dict]]] = {
     "photo": run_photo,
+    "jpeg": run_photo,
     "user": run_photo,
     "negative": run_negative,
     "stego": run_stego,
@@ -425,9 +520,15 @@ def build_corpus(
 
     jobs = plan_jobs(preset_obj, len(user_covers))
     done = _load_journal(out)
-    todo = [job for job in jobs if job.id not in done]
+    skipped = {
+        key: f"{', '.join(method.missing_tools())} not installed; install with: {method.install_hint}"
+        for key, method in METHODS.items()
+        if method.missing_tools()
+    }
+    todo = [job for job in jobs if job.id not in done and not (job.kind == "stego" and job.name in skipped)]
+    reused = sum(1 for job in jobs if job.id in done)
     ctx = BuildContext(seed=seed, preset=preset_obj, sources=sources, user_covers=tuple(user_covers), out=out, limits=limits)
-    finished = len(jobs) - len(todo)
+    finished = len(jobs) - len(todo)  # skipped jobs count as settled for the progress bar
     if progress:
         progress(finished, len(jobs))
     if todo:
@@ -449,8 +550,8 @@ def build_corpus(
     size = sum((out / e.file_path).stat().st_size for e in entries)
     return BuildReport(
         out=str(out), preset=preset_obj.name, seed=seed, entries=sorted(entries, key=lambda e: e.file_path),
-        jobs_total=len(jobs), jobs_run=len(todo), jobs_reused=len(jobs) - len(todo),
-        seconds=time.perf_counter() - started, bytes_on_disk=size, errors=errors,
+        jobs_total=len(jobs), jobs_run=len(todo), jobs_reused=reused,
+        seconds=time.perf_counter() - started, bytes_on_disk=size, errors=errors, skipped_methods=skipped,
     )
 
 

@@ -160,6 +160,7 @@ class UserCover:
     sha256: str
     cover_id: str
     extension: str
+    format: str
 
 
 def scan_user_covers(
@@ -179,7 +180,7 @@ def scan_user_covers(
         for path in sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()):
             try:
                 data = read_file_bytes(path, limits)
-                decode_image(data, str(path), limits)
+                image = decode_image(data, str(path), limits)
             except UnreadableFile as exc:
                 errors.append((exc.path, exc.reason))
                 continue
@@ -189,6 +190,12 @@ def scan_user_covers(
             seen.add(digest)
             suffix = path.suffix.lower() if path.suffix.lower() in IMAGE_SUFFIXES else ".img"
             covers.append(
-                UserCover(path=path, sha256=digest, cover_id=f"user:{path.stem}-{digest[:8]}", extension=suffix)
+                UserCover(
+                    path=path,
+                    sha256=digest,
+                    cover_id=f"user:{path.stem}-{digest[:8]}",
+                    extension=suffix,
+                    format=image.format or "UNKNOWN",
+                )
             )
     return covers, errors

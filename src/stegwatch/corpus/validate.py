@@ -17,18 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stegwatch.corpus._parallel import map_unordered
-from stegwatch.format.files import DEFAULT_LIMITS, ReadLimits, UnreadableFile, load_carrier
+from stegwatch.format.files import DEFAULT_LIMITS, CarrierFile, ReadLimits, UnreadableFile, load_carrier, read_file_bytes
 from stegwatch.format.manifest import ManifestError, read_manifest, read_sidecar, resolve_in_root
-from stegwatch.format.records import ManifestEntry
+from stegwatch.format.records import ManifestEntry, Sidecar
 from stegwatch.stego import METHODS, Extraction, extract_all
+from stegwatch.stego._dct import count_changes
+
+#: Allowed relative difference between the recounted and the claimed changes of a simulated
+#: method. Both files sit in the corpus, so the counts agree exactly unless one was altered.
+CHANGE_TOLERANCE = 0.0
 
 
 @dataclass
 class FileCheck:
     """The verdict on one corpus file.
 
-    ``status``: ``passed`` / ``failed`` (stego), ``clean`` / ``payload-found``
+    ``status``: ``passed`` / ``failed`` / ``unverified`` (stego; unverified when
+    a program the check needs is missing here), ``clean`` / ``payload-found``
     (clean), ``error`` (unreadable: counted apart, never as clean or stego).
+    ``proof`` says how a pass was proven: ``extraction`` or ``change rate``.
     """
 
     file_path: str
@@ -47,6 +54,8 @@ class GroupCounts:
     passed: int = 0
     failed: int = 0
     errors: int = 0
+    unverified: int = 0
+    by_change_rate: int = 0
     payload_shaped: int = 0
 
 
@@ -59,7 +68,13 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         """True when every stego label is proven and nothing was unreadable."""
-        return not self.manifest_errors and all(c.status in ("passed", "clean", "payload-found") for c in self.checks)
+        return not self.manifest_errors and all(
+            c.status in ("passed", "clean", "payload-found", "unverified") for c in self.checks
+        )
+
+    @property
+    def unverified(self) -> list[FileCheck]:
+        return [c for c in self.checks if c.status == "unverified"]
 
     def by_method(self) -> dict[str, GroupCounts]:
         table: dict[str, GroupCounts] = defaultdict(GroupCounts)
@@ -71,6 +86,8 @@ class ValidationReport:
             row.passed += check.status == "passed"
             row.failed += check.status == "failed"
             row.errors += check.status == "error"
+            row.unverified += check.status == "unverified"
+            row.by_change_rate += check.proof == "change rate"
         return dict(sorted(table.items()))
 
     def by_clean_category(self) -> dict[str, GroupCounts]:
@@ -95,9 +112,10 @@ class ValidationReport:
             "by_method": counts(self.by_method()),
             "by_clean_category": counts(self.by_clean_category()),
             "manifest_errors": [{"where": e.where, "reason": e.reason} for e in self.manifest_errors],
-            "problems": [vars(c) for c in self.checks if c.status in ("failed", "error", "payload-found")],
-            "note": "lsbm (keyed) cannot be searched in clean files without a key; clean files are checked "
-            "with every extractor that needs none.",
+            "problems": [vars(c) for c in self.checks if c.status in ("failed", "error", "payload-found", "unverified")],
+            "note": "Keyed methods (lsbm, f5, outguess, steghide) cannot be searched in clean files without "
+            "their key, and simulator-only methods (nsf5, juniward) write no message; clean files are checked "
+            "with every extractor that needs neither.",
         }
 
 
@@ -134,14 +152,18 @@ def check_entry(root: Path, limits: ReadLimits, entry: ManifestEntry) -> FileChe
         check.status = "payload-found" if shaped else "clean"
         check.found = [describe(x) for x in shaped]
         return check
-    return _check_stego(path, carrier, entry, check)
+    return _check_stego(root, path, carrier, entry, check, limits)
 
 
-def _check_stego(path: Path, carrier, entry: ManifestEntry, check: FileCheck) -> FileCheck:
+def _check_stego(root: Path, path: Path, carrier: CarrierFile, entry: ManifestEntry, check: FileCheck, limits: ReadLimits) -> FileCheck:
     check.status = "failed"
     method = METHODS.get(entry.method or "")
     if method is None:
         check.reason = f"no extractor for method {entry.method!r}"
+        return check
+    if method.missing_tools():
+        check.status = "unverified"
+        check.reason = f"{', '.join(method.missing_tools())} not installed here; install with: {method.install_hint}"
         return check
     try:
         sidecar = read_sidecar(path)
@@ -154,12 +176,45 @@ def _check_stego(path: Path, carrier, entry: ManifestEntry, check: FileCheck) ->
     if sidecar.embedding.technique != method.technique:
         check.reason = f"sidecar technique {sidecar.embedding.technique!r} does not match method {entry.method!r}"
         return check
+    if method.simulated:
+        return _check_change_rate(root, carrier, sidecar, check, limits)
     found = method.extract(carrier, bit_order=sidecar.embedding.bit_order, key=sidecar.key)
     if any(hashlib.sha256(x.payload).hexdigest() == entry.payload_sha256 for x in found):
         check.status, check.proof = "passed", "extraction"
         return check
     check.reason = f"no extracted payload matches payload_sha256 ({len(found)} candidate(s) found)"
     check.found = [describe(x) for x in found]
+    return check
+
+
+def _check_change_rate(root: Path, carrier: CarrierFile, sidecar: Sidecar, check: FileCheck, limits: ReadLimits) -> FileCheck:
+    """Prove a simulator's label: the coefficients that differ from the cover are the ones the sidecar claims."""
+    simulation = (sidecar.model_extra or {}).get("simulation")
+    if not isinstance(simulation, dict) or "changed_coefficients" not in simulation:
+        check.reason = "sidecar has no simulation record (changed_coefficients)"
+        return check
+    if not sidecar.clean_file:
+        check.reason = "sidecar names no clean_file to compare with"
+        return check
+    try:
+        cover = read_file_bytes(resolve_in_root(root, sidecar.clean_file), limits)
+        changed, nzac = count_changes(cover, carrier.data)
+    except UnreadableFile as exc:
+        check.reason = f"cover {sidecar.clean_file}: {exc.reason}"
+        return check
+    except ValueError as exc:
+        check.reason = f"cannot compare with cover {sidecar.clean_file}: {exc}"
+        return check
+    claimed = int(simulation["changed_coefficients"])
+    if nzac != simulation.get("cover_nzac", nzac):
+        check.reason = f"cover has {nzac} non-zero AC coefficients, the sidecar says {simulation.get('cover_nzac')}"
+    elif changed == 0:
+        check.reason = "no coefficient differs from the cover"
+    elif abs(changed - claimed) > CHANGE_TOLERANCE * claimed:
+        check.reason = f"{changed} coefficients differ from the cover, the sidecar claims {claimed}"
+    else:
+        check.status, check.proof = "passed", "change rate"
+        check.reason = None
     return check
 
 

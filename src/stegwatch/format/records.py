@@ -94,7 +94,14 @@ class ManifestEntry(BaseModel):
     )
     payload_bytes: int | None = Field(default=None, ge=0)
     payload_bpp: float | None = Field(default=None, ge=0, description="payload bits per pixel")
-    payload_sha256: str | None = None
+    payload_bpnzac: float | None = Field(
+        default=None, ge=0, description="JPEG methods: payload bits per non-zero AC coefficient of the luminance"
+    )
+    payload_sha256: str | None = Field(
+        default=None,
+        description="hash of the payload bytes without framing; null only for simulator-only methods "
+        "(nsf5, juniward), whose labels are proven by change rate",
+    )
     payload_kind: Literal["text", "random"] | None = None
     sha256: str
     format: str
@@ -112,7 +119,7 @@ class ManifestEntry(BaseModel):
         if self.label == "stego":
             missing = [
                 name
-                for name in ("method", "payload_bytes", "payload_sha256")
+                for name in ("method", "payload_bytes")
                 if getattr(self, name) is None
             ]
             if missing:

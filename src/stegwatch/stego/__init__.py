@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego import alpha, eoi, exif, lsb_rgb, lsbm, palette
+from stegwatch.stego import alpha, eoi, exif, f5, jsteg, juniward, lsb_rgb, lsbm, nsf5, outguess, palette, steghide
 from stegwatch.stego._base import (
     AI42,
     BIT_ORDERS,
@@ -32,8 +32,17 @@ METHODS: dict[str, StegoMethod] = {
         exif.METHOD,
         eoi.METHOD,
         lsbm.METHOD,
+        jsteg.METHOD,
+        f5.METHOD,
+        nsf5.METHOD,
+        juniward.METHOD,
+        outguess.METHOD,
+        steghide.METHOD,
     )
 }
+
+#: The DCT-domain (JPEG) methods.
+DCT_METHODS = tuple(key for key, m in METHODS.items() if m.category == "dct")
 
 #: The five methods of the Starlight format.
 STARLIGHT_METHODS = ("alpha", "palette", "lsb.rgb", "exif", "eoi")
@@ -77,6 +86,7 @@ __all__ = [
     "extract_all",
     "AI42",
     "BIT_ORDERS",
+    "DCT_METHODS",
     "METHODS",
     "STARLIGHT_METHODS",
     "EmbedError",

@@ -9,6 +9,7 @@ per module and are found through :data:`stegwatch.stego.METHODS`.
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,6 +58,8 @@ class StegoFile:
     format: str
     embedding: EmbeddingType
     key: str | None = None
+    #: More sidecar fields, e.g. ``simulation`` for simulator-only methods.
+    sidecar_extra: dict | None = None
 
     @property
     def extension(self) -> str:
@@ -133,14 +136,26 @@ class StegoMethod:
     technique: str
     ai42: bool
     carriers: tuple[str, ...]
-    embed: Callable[[Image.Image, bytes, EmbedOptions], StegoFile]
+    embed: Callable[[Cover, bytes, EmbedOptions], StegoFile]
     extract: Callable[..., list[Extraction]]
-    capacity: Callable[[Image.Image], int]
+    capacity: Callable[[Cover], int]
     ordered: bool = False
     keyed: bool = False
     description: str = ""
     payload_unit: str = "bpp"
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    #: True when the method only simulates the changes (no extractable message):
+    #: its labels are proven by change rate against the cover, not by extraction.
+    simulated: bool = False
+    #: How the message is delimited: "nul" (payload + NUL: the payload cannot hold a NUL),
+    #: "length" (a length header), "tool" (the external program's own), "none" (simulated).
+    framing: str = "nul"
+    #: External programs the method runs, and how to install them.
+    requires: tuple[str, ...] = field(default_factory=tuple)
+    install_hint: str = ""
+
+    def missing_tools(self) -> list[str]:
+        """The programs in ``requires`` that are not on PATH."""
+        return [tool for tool in self.requires if shutil.which(tool) is None]
 
     def embedding(self, bit_order: BitOrder | None = None) -> EmbeddingType:
         return EmbeddingType(
@@ -149,6 +164,19 @@ class StegoMethod:
             ai42=self.ai42,
             bit_order=bit_order if self.ordered else None,
         )
+
+
+Cover = Image.Image | CarrierFile
+"""What ``embed`` and ``capacity`` accept: a Pillow image, or a decoded file.
+
+Pixel methods use the pixels; DCT methods need the JPEG file itself (its
+quantized coefficients), so they take the file's bytes when it is a JPEG.
+"""
+
+
+def cover_image(cover: Cover) -> Image.Image:
+    """The pixels of a cover, whichever form it came in."""
+    return cover.image if isinstance(cover, CarrierFile) else cover
 
 
 def to_bits(data: bytes, bit_order: BitOrder) -> np.ndarray:

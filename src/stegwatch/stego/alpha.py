@@ -12,6 +12,8 @@ from PIL import Image
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import (
+    Cover,
+    cover_image,
     AI42,
     TERMINATOR,
     EmbedOptions,
@@ -29,12 +31,14 @@ KEY = "alpha"
 BIT_ORDER: BitOrder = "lsb-first"
 
 
-def capacity(cover: Image.Image) -> int:
+def capacity(cover: Cover) -> int:
     """Largest payload in bytes: one bit per pixel, less the framing."""
+    cover = cover_image(cover)
     return max(0, cover.width * cover.height // 8 - len(AI42) - len(TERMINATOR))
 
 
-def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
     pixels = np.array(cover.convert("RGBA"))
     alpha = pixels[..., 3].copy().reshape(-1)

@@ -16,6 +16,8 @@ from PIL import Image
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import (
+    Cover,
+    cover_image,
     AI42,
     TERMINATOR,
     EmbedOptions,
@@ -33,11 +35,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"
 
 
-def capacity(cover: Image.Image) -> int:
+def capacity(cover: Cover) -> int:
     return MAX_PAYLOAD
 
 
-def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
     carrier = options.carrier or "JPEG"
     image = cover.convert("RGB") if carrier == "JPEG" and cover.mode not in ("RGB", "L") else cover

@@ -13,6 +13,8 @@ from PIL import Image
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import (
+    Cover,
+    cover_image,
     TERMINATOR,
     EmbedOptions,
     Extraction,
@@ -30,7 +32,7 @@ _CHARSET_HEADERS = (ASCII_HEADER, b"UNICODE\x00", b"JIS\x00\x00\x00\x00\x00", b"
 MAX_PAYLOAD = 60_000
 
 
-def capacity(cover: Image.Image) -> int:
+def capacity(cover: Cover) -> int:
     return MAX_PAYLOAD
 
 
@@ -41,7 +43,8 @@ def user_comment_exif(comment: bytes, extra_ifd0: dict | None = None, extra_exif
     return piexif.dump({"0th": dict(extra_ifd0 or {}), "Exif": exif_ifd})
 
 
-def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
     carrier = options.carrier or "JPEG"
     exif_bytes = user_comment_exif(ASCII_HEADER + payload + TERMINATOR)

@@ -12,6 +12,8 @@ from PIL import Image
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import (
+    Cover,
+    cover_image,
     TERMINATOR,
     EmbedOptions,
     Extraction,
@@ -28,11 +30,13 @@ from stegwatch.stego._base import (
 KEY = "lsb.rgb"
 
 
-def capacity(cover: Image.Image) -> int:
+def capacity(cover: Cover) -> int:
+    cover = cover_image(cover)
     return max(0, cover.width * cover.height * 3 // 8 - len(TERMINATOR))
 
 
-def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
     carrier = options.carrier or "PNG"
     pixels = np.array(cover.convert("RGB"))

@@ -18,6 +18,8 @@ from PIL import Image
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import (
+    Cover,
+    cover_image,
     TERMINATOR,
     EmbedError,
     EmbedOptions,
@@ -36,7 +38,8 @@ KEY = "lsbm"
 BIT_ORDER: BitOrder = "msb-first"
 
 
-def capacity(cover: Image.Image) -> int:
+def capacity(cover: Cover) -> int:
+    cover = cover_image(cover)
     return max(0, cover.width * cover.height * 3 // 8 - len(TERMINATOR))
 
 
@@ -50,7 +53,8 @@ def visiting_order(key: str, n_samples: int) -> np.ndarray:
     return _key_rng(key, "positions").permutation(n_samples)
 
 
-def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    cover = cover_image(cover)
     if not options.key:
         raise EmbedError("lsbm: a key is required")
     check_payload(payload, capacity(cover), KEY)

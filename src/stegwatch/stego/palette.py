@@ -14,6 +14,8 @@ from PIL import Image
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import (
+    Cover,
+    cover_image,
     TERMINATOR,
     EmbedOptions,
     Extraction,
@@ -31,11 +33,13 @@ from stegwatch.stego._base import (
 KEY = "palette"
 
 
-def capacity(cover: Image.Image) -> int:
+def capacity(cover: Cover) -> int:
+    cover = cover_image(cover)
     return max(0, cover.width * cover.height // 8 - len(TERMINATOR))
 
 
-def embed(cover: Image.Image, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
     carrier = options.carrier or "PNG"
     indexed = cover if cover.mode == "P" else to_palette(cover)

@@ -1,0 +1,123 @@
+"""Quantized DCT coefficients of JPEG files, through jpeglib.
+
+jpeglib reads and writes files by path, so bytes go through a private
+temporary folder. Coefficient arrays have jpeglib's layout: one array per
+channel, shape (block rows, block columns, 8, 8); index [..., 0, 0] is DC.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import jpeglib
+import numpy as np
+
+from stegwatch.format.files import CarrierFile
+from stegwatch.stego._base import Cover, EmbedError, cover_image, encode_image
+
+
+@dataclass
+class DctImage:
+    """The quantized coefficients of a JPEG: Y (and Cb, Cr for colour) and its quantization tables."""
+
+    jpeg: jpeglib.DCTJPEG
+
+    @property
+    def Y(self) -> np.ndarray:  # noqa: N802 - the channel's name
+        return self.jpeg.Y
+
+    @property
+    def is_colour(self) -> bool:
+        return self.jpeg.Cb is not None
+
+    @property
+    def luma_qt(self) -> np.ndarray:
+        return self.jpeg.qt[0]
+
+
+def read_dct(data: bytes) -> DctImage:
+    """Coefficients of a JPEG given as bytes; ValueError when it is not a readable JPEG."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("not a JPEG file")
+    with tempfile.TemporaryDirectory(prefix="stegwatch-dct-") as folder:
+        path = os.path.join(folder, "in.jpg")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        try:
+            jpeg = jpeglib.read_dct(path)
+            jpeg.load()
+        except Exception as exc:  # libjpeg reports corrupt data with assorted exceptions
+            raise ValueError(f"cannot read JPEG coefficients: {exc}") from None
+    return DctImage(jpeg)
+
+
+def write_dct(image: DctImage) -> bytes:
+    """Encode the (possibly modified) coefficients back into JPEG bytes."""
+    with tempfile.TemporaryDirectory(prefix="stegwatch-dct-") as folder:
+        path = os.path.join(folder, "out.jpg")
+        image.jpeg.write_dct(path)
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+def read_luma_spatial(data: bytes) -> np.ndarray:
+    """The decompressed luminance plane (float64), as J-UNIWARD's cost needs it."""
+    with tempfile.TemporaryDirectory(prefix="stegwatch-dct-") as folder:
+        path = os.path.join(folder, "in.jpg")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        spatial = jpeglib.read_spatial(path, out_color_space=jpeglib.JCS_GRAYSCALE).spatial
+    return spatial[..., 0].astype(np.float64)
+
+
+def jpeg_bytes_of(cover: Cover, quality: int) -> bytes:
+    """The cover as JPEG bytes: its own file when it is a JPEG, else a fresh encoding."""
+    if isinstance(cover, CarrierFile) and cover.data.startswith(b"\xff\xd8"):
+        return cover.data
+    return encode_image(cover_image(cover), "JPEG", jpeg_quality=quality)
+
+
+def ac_mask(shape: tuple[int, ...]) -> np.ndarray:
+    """True for AC positions (every coefficient but [..., 0, 0])."""
+    mask = np.ones(shape, dtype=bool)
+    mask[..., 0, 0] = False
+    return mask
+
+
+def nonzero_ac(coefficients: np.ndarray) -> int:
+    """Number of non-zero AC coefficients (the denominator of bits per nzAC)."""
+    return int(np.count_nonzero(coefficients[ac_mask(coefficients.shape)]))
+
+
+def dct_rate_bytes(rate_bpnzac: float, nzac: int) -> int:
+    """Payload bytes for ``rate_bpnzac`` bits per non-zero AC coefficient."""
+    return max(1, int(round(rate_bpnzac * nzac / 8)))
+
+
+def luma_nzac(cover: Cover, quality: int = 90) -> int:
+    """Non-zero AC coefficients of the cover's luminance, or 0 when it is not a readable JPEG."""
+    try:
+        return nonzero_ac(read_dct(jpeg_bytes_of(cover, quality)).Y)
+    except ValueError:
+        return 0
+
+
+def count_changes(cover_data: bytes, stego_data: bytes) -> tuple[int, int]:
+    """(changed coefficients over all channels, non-zero AC coefficients of the cover's luminance)."""
+    cover, stego = read_dct(cover_data), read_dct(stego_data)
+    changed = 0
+    for name in ("Y", "Cb", "Cr"):
+        a, b = getattr(cover.jpeg, name), getattr(stego.jpeg, name)
+        if a is None and b is None:
+            continue
+        if a is None or b is None or a.shape != b.shape:
+            raise ValueError(f"channel {name} differs in shape between cover and stego")
+        changed += int(np.count_nonzero(a != b))
+    return changed, nonzero_ac(cover.Y)
+
+
+def require_capacity(method: str, needed_bits: int, available: int) -> None:
+    if needed_bits > available:
+        raise EmbedError(f"{method}: {needed_bits} bits do not fit in {available} usable coefficients")
