@@ -52,3 +52,9 @@ def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
 def random_rgb(seed: int, width: int, height: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8), "RGB")
+
+
+def astronaut_jpeg(size: int = 256, quality: int = 85) -> bytes:
+    """A colour JPEG of a real built-in photograph (scikit-image's astronaut)."""
+    source = next(s for s in builtin_sources() if s.name == "skimage:astronaut")
+    return jpeg_bytes(load_source(source.path).resize((size, size)), quality=quality)

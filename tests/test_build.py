@@ -1,7 +1,6 @@
 import hashlib
 import json
 import os
-import shutil
 
 import pytest
 from PIL import Image

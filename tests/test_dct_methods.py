@@ -1,6 +1,5 @@
 """JPEG-domain methods: JSteg and F5 (stegwatch's own), nsF5 and J-UNIWARD (conseal), OutGuess and steghide (real tools)."""
 
-import os
 import shutil
 import subprocess
 
@@ -16,7 +15,7 @@ from stegwatch.stego._dct import count_changes, nonzero_ac, read_dct
 from stegwatch.stego._seeded import namespaces_available
 from stegwatch.stego._tools import run_tool
 
-from .conftest import jpeg_bytes
+from .conftest import astronaut_jpeg, jpeg_bytes
 
 needs_outguess = pytest.mark.skipif(shutil.which("outguess") is None, reason="outguess not installed (apt-get install outguess)")
 needs_steghide = pytest.mark.skipif(shutil.which("steghide") is None, reason="steghide not installed (apt-get install steghide)")
@@ -24,11 +23,7 @@ needs_steghide = pytest.mark.skipif(shutil.which("steghide") is None, reason="st
 
 @pytest.fixture(scope="module")
 def cover_jpeg() -> bytes:
-    """A 256x256 colour JPEG (quality 85) of a real built-in photograph."""
-    from stegwatch.corpus.sources import builtin_sources, load_source
-
-    source = next(s for s in builtin_sources() if s.name == "skimage:astronaut")
-    return jpeg_bytes(load_source(source.path).resize((256, 256)), quality=85)
+    return astronaut_jpeg()
 
 
 def _jpeg(photo, quality, gray):

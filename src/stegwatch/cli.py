@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 corpus_app = typer.Typer(help="Build labelled benchmark corpora in the Starlight format.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
+card_app = typer.Typer(help="Documents rendered from model cards.", no_args_is_help=True)
+app.add_typer(card_app, name="model-card")
 
 out = Console()
 err = Console(stderr=True)
@@ -239,6 +241,133 @@ def extract(
                 table.add_row(name, x["stream"], x["bit_order"] or "-", str(x["length"]), "yes" if x["payload_shaped"] else "no", x["preview"])
         out.print(table)
     raise typer.Exit(1 if unreadable else 0)
+
+
+@app.command("train")
+def train_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for model.onnx (or v3_calibration.json), model_card.json, training_log.jsonl.")],
+    corpus: Annotated[Optional[Path], typer.Option(help="Corpus to train on (default: build/default-corpus with --preset).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Build (or reuse) this preset's corpus in build/<preset>-corpus and train on it.")] = None,
+    model: Annotated[str, typer.Option(help="v4 (learned, ONNX) or v3 (calibrate the classical statistics).")] = "v4",
+    exclude_category: Annotated[Optional[list[str]], typer.Option("--exclude-category", help="Leave this clean category out of training (repeatable).")] = None,
+    drop_stream: Annotated[Optional[list[str]], typer.Option("--drop-stream", help="Leave this feature stream out (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
+    target_fpr: Annotated[float, typer.Option(help="False-positive rate the threshold is chosen for, on validation clean files.")] = 0.0005,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
+) -> None:
+    """Train V4 (or calibrate V3) on a corpus split by cover_id; write the model and its card."""
+    from stegwatch.detectors.train import TrainConfig, train
+    from stegwatch.features.streams import STREAMS
+
+    if model not in ("v3", "v4"):
+        err.print("[red]--model must be v3 or v4[/red]")
+        raise typer.Exit(2)
+    unknown = [s for s in drop_stream or [] if s not in STREAMS]
+    if unknown:
+        err.print(f"[red]unknown stream(s) {unknown}; streams: {', '.join(STREAMS)}[/red]")
+        raise typer.Exit(2)
+    if corpus is None:
+        if preset is None:
+            err.print("[red]give --corpus DIR or --preset smoke|default[/red]")
+            raise typer.Exit(2)
+        from stegwatch.corpus.build import build_corpus
+
+        corpus = Path("build") / f"{preset}-corpus"
+        with _progress("building corpus", not as_json) as progress:
+            build_corpus(corpus, preset=preset, seed=0, workers=_workers(workers), progress=progress)
+    config = TrainConfig(model=model, seed=seed, target_fpr=target_fpr, exclude_categories=tuple(exclude_category or ()),
+                         drop_streams=tuple(drop_stream or ()), workers=_workers(workers))
+    command = "stegwatch " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("stegwatch") else f"stegwatch train --model {model}"
+    with _progress("features", not as_json) as progress:
+        card = train(corpus, out_dir, config, command=command, progress=progress)
+    if as_json:
+        print(json.dumps(card, indent=2, sort_keys=True))
+        return
+    held = card["held_out"]
+    table = Table(title=f"{card['name']} {card['version']}: held-out part ({held['n_files']} files, covers never seen in training)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("count / n", justify="right")
+    fpr = held["false_positive_rate"]
+    table.add_row("false-positive rate", f"{fpr['rate']:.4%}" if fpr["rate"] is not None else "-", f"{fpr['count']} / {fpr['n']}")
+    for key, row in held["detection_rate_by_method"].items():
+        table.add_row(f"detection: {key}", f"{row['rate']:.2%}", f"{row['count']} / {row['n']}")
+    table.add_row("AUC", f"{held['auc']:.4f}" if held["auc"] is not None else "-", "")
+    out.print(table)
+    out.print(f"threshold {card['threshold']['value']:.6f} for a target FPR of {card['threshold']['target_fpr']:.4%} "
+              f"on {card['threshold']['n_clean']} validation clean files; written to {out_dir}")
+
+
+@app.command("scan")
+def scan_command(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) and globs.")],
+    model: Annotated[str, typer.Option(help="v3, v4, or a model file (.onnx / V3 .json).")] = "v4",
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON record per line.")] = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV with one row per file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+    threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on the score (default: the model's).")] = None,
+    extract: Annotated[bool, typer.Option("--extract", help="Preview the payload where the detected method can be extracted.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
+) -> None:
+    """Scan images with a detector: one record per file. Exit 0 when the scan completed, whatever it found."""
+    from stegwatch.detectors import load_detector
+    from stegwatch.detectors.scan import scan
+
+    try:
+        detector = load_detector(model, threshold)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    records = scan(paths, detector, workers=_workers(workers), extract=extract)
+    if jsonl:
+        for record in records:
+            print(json.dumps(record, sort_keys=True, ensure_ascii=False))
+    elif as_json:
+        print(json.dumps(records, indent=2, sort_keys=True, ensure_ascii=False))
+    elif csv_out:
+        import csv
+
+        columns = ["path", "is_stego", "score", "method", "error", "model", "payload_length", "payload_preview"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow(record | {"model": f"{record['model'].get('name')} {record['model'].get('version')}"})
+    else:
+        table = Table(title=f"{detector.name} {detector.version} (threshold {detector.threshold:.4f})")
+        for column in ("file", "verdict", "score", "method", "detail"):
+            table.add_column(column, justify="right" if column == "score" else "left")
+        for r in records:
+            if r["error"]:
+                table.add_row(r["path"], "[yellow]unreadable[/yellow]", "-", "-", r["error"])
+                continue
+            verdict = "[red]stego[/red]" if r["is_stego"] else "[green]clean[/green]"
+            detail = f"{r.get('payload_length', '')} bytes: {r['payload_preview']!r}" if r.get("payload_preview") else ""
+            table.add_row(r["path"], verdict, f"{r['score']:.4f}", r["method"] or "-", detail)
+        out.print(table)
+        flagged = sum(1 for r in records if r["is_stego"])
+        errors = sum(1 for r in records if r["error"])
+        out.print(f"{len(records)} files: {flagged} flagged, {errors} unreadable")
+
+
+@card_app.command("render")
+def model_card_render(
+    v3: Annotated[Optional[Path], typer.Option(help="Folder of the V3 model card (default: the shipped one).")] = None,
+    v4: Annotated[Optional[Path], typer.Option(help="Folder of the V4 model card (default: the shipped one).")] = None,
+    doc: Annotated[Path, typer.Option("--out", help="Markdown page to write.")] = Path("docs/detectors.md"),
+    readme: Annotated[Optional[Path], typer.Option(help="Also refresh the quality block of this README.")] = None,
+) -> None:
+    """Render detector quality (V3 vs V4, held-out numbers) from the model cards."""
+    from stegwatch.detectors import MODELS_DIR
+    from stegwatch.reports.model_quality import render_documents
+
+    try:
+        written = render_documents(v3 or MODELS_DIR / "v3", v4 or MODELS_DIR / "v4", doc, readme)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    for path in written:
+        out.print(f"wrote {path}")
 
 
 @app.command("schema")

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stegwatch import __version__
 from stegwatch.corpus import negatives as negatives_module
 from stegwatch.corpus._parallel import map_unordered
 from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_length, text_payload

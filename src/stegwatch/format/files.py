@@ -152,6 +152,15 @@ def carrier_from_bytes(data: bytes, path: str = "<bytes>", limits: ReadLimits = 
     return CarrierFile(path=path, data=data, image=decode_image(data, path, limits))
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
@@ -163,6 +172,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bo
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if durable:

@@ -14,7 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, StegoFile, StegoMethod
+from stegwatch.format.files import CarrierFile
+from stegwatch.format.records import BitOrder
+from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
 from stegwatch.stego._dct import DctImage, jpeg_bytes_of, nonzero_ac, read_dct, write_dct
 
 #: (cover coefficients, cover JPEG bytes, rate in bpnzac, seed) -> stego luminance coefficients.
@@ -60,3 +62,32 @@ def simulate(method: StegoMethod, simulator: Simulator, name: str, cover: Cover,
     return StegoFile(
         data=write_dct(image), format="JPEG", embedding=method.embedding(), sidecar_extra={"simulation": simulation}
     )
+
+
+def no_message(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
+    """A simulator writes no message, so there is nothing to extract."""
+    return []
+
+
+def simulated_method(key: str, simulator: Simulator, simulator_name: str, description: str) -> StegoMethod:
+    """The :class:`StegoMethod` of a simulator-only DCT method (proof by change rate)."""
+    from stegwatch.stego.f5 import capacity
+
+    def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+        return simulate(method, simulator, simulator_name, cover, payload, options)
+
+    method = StegoMethod(
+        key=key,
+        category="dct",
+        technique=key,
+        ai42=False,
+        carriers=("JPEG",),
+        embed=embed,
+        extract=no_message,
+        capacity=capacity,
+        simulated=True,
+        framing="none",
+        description=description,
+        payload_unit="bpnzac",
+    )
+    return method

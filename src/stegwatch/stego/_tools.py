@@ -44,6 +44,44 @@ def last_words(result: subprocess.CompletedProcess[bytes]) -> str:
     return "; ".join(telling[-2:]) if telling else lines[-1]
 
 
+def embed_with_tool(tool: str, args: Callable[[Path], list[str]], cover_jpeg: bytes, payload: bytes,
+                    prepare: Callable[[Path], None] | None = None) -> bytes:
+    """Run ``args(folder)`` over ``folder/cover.jpg`` and ``folder/message``; return ``folder/stego.jpg``.
+
+    ``prepare(folder)`` may add files first. Failures become :class:`EmbedError`.
+    """
+
+    def work(folder: Path) -> bytes:
+        if prepare:
+            prepare(folder)
+        try:
+            result = run_tool(args(folder))
+        except subprocess.TimeoutExpired:
+            raise EmbedError(f"{tool}: timed out after {TIMEOUT_SECONDS} s") from None
+        stego = folder / "stego.jpg"
+        if result.returncode != 0 or not stego.exists() or stego.stat().st_size == 0:
+            raise EmbedError(f"{tool}: {last_words(result)}")
+        return stego.read_bytes()
+
+    return with_files({"cover.jpg": cover_jpeg, "message": payload}, work)  # type: ignore[return-value]
+
+
+def extract_with_tool(args: Callable[[Path], list[str]], stego_jpeg: bytes) -> bytes | None:
+    """Run ``args(folder)`` over ``folder/stego.jpg``; the bytes it wrote to ``folder/out``, or None."""
+
+    def work(folder: Path) -> bytes | None:
+        try:
+            result = run_tool(args(folder))
+        except (subprocess.TimeoutExpired, ToolMissing):
+            return None
+        out = folder / "out"
+        return out.read_bytes() if result.returncode == 0 and out.exists() else None
+
+    if not stego_jpeg.startswith(b"\xff\xd8"):
+        return None
+    return with_files({"stego.jpg": stego_jpeg}, work)  # type: ignore[return-value]
+
+
 def with_files(files: dict[str, bytes], work: Callable[[Path], object]) -> object:
     """Write ``files`` into a fresh private folder, call ``work(folder)``, then remove the folder."""
     with tempfile.TemporaryDirectory(prefix="stegwatch-tool-") as folder:

@@ -11,7 +11,6 @@ payload with or without the NUL, and an ``AI42`` marker at its start.
 
 from __future__ import annotations
 
-from PIL import Image
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder

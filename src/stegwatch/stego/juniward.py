@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from stegwatch.format.files import CarrierFile
-from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
+from stegwatch.stego._base import EmbedError
 from stegwatch.stego._dct import DctImage, read_luma_spatial
-from stegwatch.stego._simulated import simulate
-from stegwatch.stego.f5 import capacity
+from stegwatch.stego._simulated import simulated_method
 
 KEY = "juniward"
 
@@ -30,25 +27,7 @@ def _juniward(image: DctImage, data: bytes, rate: float, seed: int) -> np.ndarra
     return conseal.juniward.simulate_single_channel(x0=spatial, y0=image.Y, qt=image.luma_qt, alpha=rate, seed=seed)
 
 
-def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
-    return simulate(METHOD, _juniward, "conseal.juniward.simulate_single_channel", cover, payload, options)
-
-
-def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
-    return []  # a simulator writes no message
-
-
-METHOD = StegoMethod(
-    key=KEY,
-    category="dct",
-    technique="juniward",
-    ai42=False,
-    carriers=("JPEG",),
-    embed=embed,
-    extract=extract,
-    capacity=capacity,
-    simulated=True,
-    description="J-UNIWARD on luminance, simulated by conseal",
-    payload_unit="bpnzac",
-    framing="none",
+METHOD = simulated_method(
+    KEY, _juniward, "conseal.juniward.simulate_single_channel", "J-UNIWARD on luminance, simulated by conseal"
 )
+embed, extract, capacity = METHOD.embed, METHOD.extract, METHOD.capacity

@@ -8,13 +8,11 @@ cover (it refuses grayscale).
 
 from __future__ import annotations
 
-import subprocess
-
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
 from stegwatch.stego._dct import jpeg_bytes_of, luma_nzac
-from stegwatch.stego._tools import ToolMissing, last_words, run_tool, with_files
+from stegwatch.stego._tools import embed_with_tool, extract_with_tool
 
 KEY = "outguess"
 
@@ -30,38 +28,21 @@ def capacity(cover: Cover) -> int:
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
     if not options.key:
         raise EmbedError("outguess: a key is required")
-    data = jpeg_bytes_of(cover, options.jpeg_quality)
-
-    def work(folder):
-        try:
-            result = run_tool(["outguess", "-k", options.key, "-d", str(folder / "message"), str(folder / "cover.jpg"), str(folder / "stego.jpg")])
-        except subprocess.TimeoutExpired:
-            raise EmbedError("outguess: timed out") from None
-        stego = folder / "stego.jpg"
-        if result.returncode != 0 or not stego.exists() or stego.stat().st_size == 0:
-            raise EmbedError(f"outguess: {last_words(result)}")
-        return stego.read_bytes()
-
-    stego_data = with_files({"cover.jpg": data, "message": payload}, work)
-    return StegoFile(data=stego_data, format="JPEG", embedding=METHOD.embedding(), key=options.key)
+    key = options.key
+    data = embed_with_tool(
+        "outguess",
+        lambda f: ["outguess", "-k", key, "-d", str(f / "message"), str(f / "cover.jpg"), str(f / "stego.jpg")],
+        jpeg_bytes_of(cover, options.jpeg_quality),
+        payload,
+    )
+    return StegoFile(data=data, format="JPEG", embedding=METHOD.embedding(), key=key)
 
 
 def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
-    if not key or not carrier.data.startswith(b"\xff\xd8"):
+    if not key:
         return []
-
-    def work(folder):
-        try:
-            result = run_tool(["outguess", "-k", key, "-r", str(folder / "stego.jpg"), str(folder / "out")])
-        except (subprocess.TimeoutExpired, ToolMissing):
-            return None
-        out = folder / "out"
-        return out.read_bytes() if result.returncode == 0 and out.exists() else None
-
-    payload = with_files({"stego.jpg": carrier.data}, work)
-    if not payload:
-        return []
-    return [Extraction(method=KEY, stream="outguess -r", payload=payload)]
+    payload = extract_with_tool(lambda f: ["outguess", "-k", key, "-r", str(f / "stego.jpg"), str(f / "out")], carrier.data)
+    return [Extraction(method=KEY, stream="outguess -r", payload=payload)] if payload else []
 
 
 METHOD = StegoMethod(

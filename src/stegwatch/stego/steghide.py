@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
+from pathlib import Path
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
 from stegwatch.stego._dct import jpeg_bytes_of, luma_nzac
 from stegwatch.stego._seeded import namespaces_available, seeded_command, write_seed_file
-from stegwatch.stego._tools import ToolMissing, last_words, run_tool, with_files
+from stegwatch.stego._tools import ToolMissing, embed_with_tool, extract_with_tool
 
 KEY = "steghide"
 
@@ -35,51 +35,35 @@ def capacity(cover: Cover) -> int:
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
     if not options.key:
         raise EmbedError("steghide: a passphrase (key) is required")
-    data = jpeg_bytes_of(cover, options.jpeg_quality)
+    passphrase = options.key
+    seeded = namespaces_available() and shutil.which("steghide") is not None
 
-    seeded = namespaces_available()
+    def args(folder: Path) -> list[str]:
+        command = ["steghide", "embed", "-cf", str(folder / "cover.jpg"), "-ef", str(folder / "message"),
+                   "-sf", str(folder / "stego.jpg"), "-p", passphrase, "-e", "none", "-Z", "-N", "-f", "-q"]
+        return seeded_command(folder / "urandom", command) if seeded else command
 
-    def work(folder):
-        args = ["steghide", "embed", "-cf", str(folder / "cover.jpg"), "-ef", str(folder / "message"),
-                "-sf", str(folder / "stego.jpg"), "-p", options.key, "-e", "none", "-Z", "-N", "-f", "-q"]
+    def prepare(folder: Path) -> None:
         if seeded:
-            if shutil.which("steghide") is None:
-                raise ToolMissing("steghide is not installed")
-            write_seed_file(folder / "urandom", f"{options.key}:{hashlib.sha256(payload).hexdigest()}")
-            args = seeded_command(folder / "urandom", args)
-        try:
-            result = run_tool(args)
-        except subprocess.TimeoutExpired:
-            raise EmbedError("steghide: timed out") from None
-        stego = folder / "stego.jpg"
-        if result.returncode != 0 or not stego.exists() or stego.stat().st_size == 0:
-            raise EmbedError(f"steghide: {last_words(result)}")
-        return stego.read_bytes()
+            write_seed_file(folder / "urandom", f"{passphrase}:{hashlib.sha256(payload).hexdigest()}")
 
-    stego_data = with_files({"cover.jpg": data, "message": payload}, work)
+    if shutil.which("steghide") is None:
+        raise ToolMissing("steghide is not installed")
+    data = embed_with_tool("steghide", args, jpeg_bytes_of(cover, options.jpeg_quality), payload, prepare)
     return StegoFile(
-        data=stego_data, format="JPEG", embedding=METHOD.embedding(), key=options.key,
+        data=data, format="JPEG", embedding=METHOD.embedding(), key=passphrase,
         sidecar_extra={"urandom": "seeded" if seeded else "system"},
     )
 
 
 def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
-    if not key or not carrier.data.startswith(b"\xff\xd8"):
+    if not key:
         return []
-
-    def work(folder):
-        args = ["steghide", "extract", "-sf", str(folder / "stego.jpg"), "-p", key, "-xf", str(folder / "out"), "-f", "-q"]
-        try:
-            result = run_tool(args)
-        except (subprocess.TimeoutExpired, ToolMissing):
-            return None
-        out = folder / "out"
-        return out.read_bytes() if result.returncode == 0 and out.exists() else None
-
-    payload = with_files({"stego.jpg": carrier.data}, work)
-    if not payload:
-        return []
-    return [Extraction(method=KEY, stream="steghide extract", payload=payload)]
+    payload = extract_with_tool(
+        lambda f: ["steghide", "extract", "-sf", str(f / "stego.jpg"), "-p", key, "-xf", str(f / "out"), "-f", "-q"],
+        carrier.data,
+    )
+    return [Extraction(method=KEY, stream="steghide extract", payload=payload)] if payload else []
 
 
 METHOD = StegoMethod(

@@ -1,0 +1,89 @@
+"""One detector protocol: paths in, one :class:`Detection` per path out.
+
+Evaluation code never asks which detector it holds: V3 (statistics), V4
+(learned, ONNX) and any ONNX file behave the same. Detectors are batch-first
+(models load once per detector, features are computed once per file) and
+deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class Detection:
+    """The verdict on one file.
+
+    ``score`` is probability-like (0..1); ``is_stego`` is ``score >=
+    threshold``; ``method`` is the most likely method key (None when the file
+    looks clean); ``error`` is set (and the rest empty) when the file could
+    not be read.
+    """
+
+    path: str
+    is_stego: bool | None
+    score: float | None
+    method: str | None
+    method_scores: dict[str, float] = field(default_factory=dict)
+    model: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json_dict(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: str
+    version: str
+    threshold: float
+
+    def detect(self, paths: list[str], *, workers: int = 1) -> list[Detection]:
+        """One :class:`Detection` per path, in order."""
+        ...
+
+    def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Scores (n,), per-method scores (n, m) and the method keys, from feature rows."""
+        ...
+
+
+def detections_from_scores(
+    detector: Detector,
+    paths: list[str],
+    rows: list,
+) -> list[Detection]:
+    """Turn feature rows (with errors) into detections, scoring all readable rows in one batch."""
+    model = {"name": detector.name, "version": detector.version}
+    good = [i for i, row in enumerate(rows) if row.vector is not None]
+    out = [Detection(path=row.path, is_stego=None, score=None, method=None, model=model, error=row.error) for row in rows]
+    if good:
+        features = np.stack([rows[i].vector for i in good])
+        scores, method_scores, methods = detector.score_features(features)
+        for k, i in enumerate(good):
+            score = float(scores[k])
+            is_stego = score >= detector.threshold
+            per_method = {m: round(float(method_scores[k, j]), 6) for j, m in enumerate(methods)}
+            best = methods[int(np.argmax(method_scores[k]))] if methods else None
+            out[i] = Detection(
+                path=rows[i].path, is_stego=bool(is_stego), score=round(score, 6),
+                method=best if is_stego else None, method_scores=per_method, model=model,
+            )
+    return out
+
+
+def threshold_for_fpr(clean_scores: np.ndarray, target_fpr: float) -> float:
+    """The smallest threshold whose false-positive rate on ``clean_scores`` is at most ``target_fpr``.
+
+    A file is flagged when ``score >= threshold``. With n clean scores, ``floor(target * n)``
+    of them may lie at or above it; with fewer than 1/target files that is zero, so the
+    threshold sits just above the largest clean score.
+    """
+    ordered = np.sort(np.asarray(clean_scores, dtype=float))[::-1]
+    if ordered.size == 0:
+        return 1.0
+    allowed = int(np.floor(target_fpr * ordered.size))
+    return float(np.nextafter(ordered[allowed], np.inf)) if allowed < ordered.size else float(ordered[-1])

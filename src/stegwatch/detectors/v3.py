@@ -1,0 +1,152 @@
+"""V3: classical steganalysis, no training.
+
+Each method family has one named statistic, computed by the functions in
+:mod:`stegwatch.features.statistics` and :mod:`stegwatch.features.streams`
+(one decode per file):
+
+==============  ==============================================================
+method          statistic (larger = more suspicious)
+==============  ==============================================================
+alpha           10 if an AI42 marker is in the alpha LSBs, plus 2 x LSB
+                inconsistency in flat alpha regions
+palette         10 if a payload-shaped message is in the index LSBs, plus the
+                max of 2 x LSB inconsistency in flat index regions and the
+                chi-square attack on index pairs
+lsb.rgb         10 if a payload-shaped message is in the RGB LSBs, plus the max
+                of the chi-square attack on the first 5% of samples and the
+                sequential chi-square's embedded fraction
+lsbm            max of the SPA and WS payload estimates
+exif            a non-blank EXIF UserComment
+eoi             log length of the bytes after the end of the image (a
+                complete second JPEG is not counted)
+jsteg           chi-square attack on the luminance DCT histogram (0, 1 skipped)
+f5              Fridrich's calibration estimate of the change rate (F5 family)
+==============  ==============================================================
+
+Combination: each statistic is mapped to a method score by its empirical CDF
+over the clean files of a calibration corpus (the fraction of clean files
+with a smaller value); ``score`` is the largest method score and ``method``
+its method. The decision threshold on ``score`` is set on clean files of the
+calibration corpus for a target false-positive rate. Both are stored in a
+calibration file (``stegwatch train --model v3``), never typed in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stegwatch.detectors.base import Detection, detections_from_scores, threshold_for_fpr
+from stegwatch.features.streams import STREAMS, feature_names
+from stegwatch.features.table import features_for_paths
+
+NAME = "stegwatch-v3"
+METHODS = ("alpha", "palette", "lsb.rgb", "lsbm", "exif", "eoi", "jsteg", "f5")
+DECISIVE = 10.0
+_QUANTILES = 2001
+
+
+def v3_statistics(features: np.ndarray, names: list[str] | None = None) -> np.ndarray:
+    """The (n, len(METHODS)) matrix of V3 statistics from full stream feature rows."""
+    names = names or feature_names(STREAMS)
+    col = {name: i for i, name in enumerate(names)}
+
+    def f(name: str) -> np.ndarray:
+        return features[:, col[name]]
+
+    not_palette = 1.0 - f("palette.is_palette")
+    # A payload-shaped message (AI42 marker, or printable NUL-terminated text) is decisive:
+    # it adds DECISIVE, which no statistic (all at most a few units) reaches on its own.
+    columns = {
+        "alpha": DECISIVE * f("alpha.alpha_ai42") + 2 * f("alpha.alpha_lsb_flat_inconsistency"),
+        "palette": f("palette.is_palette") * (DECISIVE * f("content.index_payload_shaped") + np.maximum(
+            2 * f("palette_lsb.index_lsb_flat_inconsistency"), f("palette.index_chi2"))),
+        "lsb.rgb": not_palette * (DECISIVE * f("content.rgb_payload_shaped")
+                                  + np.maximum(f("lsb.chi2_prefix"), f("lsb.seq_fraction"))),
+        "lsbm": np.maximum(f("lsb.spa"), f("lsb.ws")),
+        "exif": f("meta.comment_nonblank"),
+        "eoi": f("meta.trailer_log_len"),
+        "jsteg": f("dct.is_jpeg") * f("dct.jsteg_chi2"),
+        "f5": f("dct.is_jpeg") * f("dct.f5_calibration_beta"),
+    }
+    return np.stack([columns[m] for m in METHODS], axis=1)
+
+
+@dataclass
+class V3Calibration:
+    """What V3 learned from clean files: nothing but the distribution of each statistic, and a threshold."""
+
+    quantiles: dict[str, list[float]]
+    threshold: float
+    target_fpr: float
+    n_clean: int
+    provenance: dict
+
+    def to_json_dict(self) -> dict:
+        return {"name": NAME, "quantiles": self.quantiles, "threshold": self.threshold, "target_fpr": self.target_fpr,
+                "n_clean": self.n_clean, "provenance": self.provenance}
+
+    @classmethod
+    def from_json_dict(cls, data: dict) -> V3Calibration:
+        return cls(quantiles=data["quantiles"], threshold=float(data["threshold"]), target_fpr=float(data["target_fpr"]),
+                   n_clean=int(data["n_clean"]), provenance=data.get("provenance", {}))
+
+
+def _ecdf(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
+    """Fraction of the calibration clean files whose statistic is below ``values``, with a tail.
+
+    Inside the clean range this is the empirical CDF on the quantile grid (at
+    most ``1 - 1/G``). Above the largest clean value it keeps rising towards 1,
+    ``1 - exp(-(v - max) / s) / G`` with ``s`` the spread of the top percent of
+    clean values, so files further out score higher and a threshold can sit
+    between the most extreme clean file and the stego files beyond it.
+    """
+    grid = np.asarray(quantiles)
+    size = grid.size
+    below = np.searchsorted(grid, values, side="left") / size
+    top = grid[-1]
+    scale = max(float(top - grid[int(0.99 * (size - 1))]), 1e-3 * max(abs(float(top)), 1.0), 1e-9)
+    tail = 1.0 - np.exp(-np.maximum(values - top, 0.0) / scale) / size
+    return np.where(values > top, tail, np.minimum(below, 1.0 - 1.0 / size))
+
+
+def method_scores(statistics: np.ndarray, quantiles: dict[str, list[float]]) -> np.ndarray:
+    return np.clip(np.stack([_ecdf(statistics[:, j], quantiles[m]) for j, m in enumerate(METHODS)], axis=1), 0.0, 1.0)
+
+
+def calibrate(clean_features: np.ndarray, threshold_features: np.ndarray, target_fpr: float, provenance: dict) -> V3Calibration:
+    """Fit the clean distributions on ``clean_features``; set the threshold on ``threshold_features`` (clean too)."""
+    stats = v3_statistics(clean_features)
+    levels = np.linspace(0.0, 1.0, _QUANTILES)
+    quantiles = {m: np.quantile(stats[:, j], levels).round(9).tolist() for j, m in enumerate(METHODS)}
+    held = method_scores(v3_statistics(threshold_features), quantiles).max(axis=1)
+    return V3Calibration(quantiles=quantiles, threshold=threshold_for_fpr(held, target_fpr), target_fpr=target_fpr,
+                         n_clean=int(clean_features.shape[0]), provenance=provenance)
+
+
+class V3Detector:
+    """Classical statistics combined by clean-file calibration (see the module docstring)."""
+
+    name = NAME
+
+    def __init__(self, calibration: V3Calibration, version: str = "3.0", threshold: float | None = None) -> None:
+        self.calibration = calibration
+        self.version = version
+        self.threshold = calibration.threshold if threshold is None else threshold
+
+    @classmethod
+    def load(cls, path: str | Path, threshold: float | None = None) -> V3Detector:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        card = data.get("model_card", {})
+        return cls(V3Calibration.from_json_dict(data), version=card.get("version", "3.0"), threshold=threshold)
+
+    def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        scores = method_scores(v3_statistics(features), self.calibration.quantiles)
+        return scores.max(axis=1), scores, list(METHODS)
+
+    def detect(self, paths: list[str], *, workers: int = 1) -> list[Detection]:
+        rows = features_for_paths([str(p) for p in paths], workers=workers)
+        return detections_from_scores(self, [str(p) for p in paths], rows)

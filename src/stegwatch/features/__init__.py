@@ -1,0 +1,1 @@
+"""Features: classical statistics (``statistics``) and V4's named streams (``streams``)."""

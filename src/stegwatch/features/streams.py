@@ -1,0 +1,260 @@
+"""The eight streams of Starlight's V4, plus ``dct``: features from one decoded file.
+
+Each stream is a named group of features, so a stream can be dropped for an
+ablation. :func:`extract_streams` takes a :class:`CarrierFile` (one read, one
+pixel decode) and returns every stream's vector; :data:`FEATURE_NAMES` names
+each value. Bump :data:`FEATURE_VERSION` whenever a value's meaning changes
+(it keys the feature cache and is recorded in model cards).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from stegwatch.features.statistics import (
+    byte_entropy,
+    chi_square_attack,
+    lsb_flat_inconsistency,
+    sample_pair_analysis,
+    sequential_chi_square,
+    weighted_stego,
+)
+from stegwatch.format.files import CarrierFile
+from stegwatch.stego import get_method
+from stegwatch.stego._base import AI42, BIT_ORDERS, from_bits, looks_printable
+from stegwatch.stego.eoi import end_of_image, split_trailer
+from stegwatch.stego.exif import decode_user_comment, read_user_comment
+
+FEATURE_VERSION = 3
+STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct")
+
+_T = 3  # residuals are truncated to [-T, T]
+FEATURE_NAMES: dict[str, tuple[str, ...]] = {
+    "pixel": tuple(f"res_h_{v}" for v in range(-_T, _T + 1))
+    + tuple(f"res_v_{v}" for v in range(-_T, _T + 1))
+    + ("res2_log_var", "odd_fraction"),
+    "meta": ("has_exif", "comment_nonblank", "comment_log_len", "trailer_log_len", "trailer_printable",
+             "embedded_jpegs", "trailer_ai42"),
+    "alpha": ("has_alpha", "alpha_log_unique", "alpha_lsb_mean", "alpha_lsb_flat_inconsistency", "alpha_chi2",
+              "alpha_ai42", "alpha_opaque_fraction"),
+    "lsb": ("chi2_all", "chi2_prefix", "seq_fraction", "spa", "ws", "lsb_neighbour_agreement", "lsb_bit1_agreement",
+            "lsb_mean"),
+    "palette": ("is_palette", "log2_colours", "twin_distance", "index_chi2", "twin_used_fraction"),
+    "palette_lsb": ("index_lsb_mean", "index_lsb_flat_inconsistency", "index_lsb_agreement", "index_seq_fraction"),
+    "format": ("fmt_png", "fmt_jpeg", "fmt_gif", "fmt_bmp", "fmt_other", "mode_rgb", "mode_rgba", "mode_l",
+               "mode_p", "mode_other", "log2_width", "log2_height", "bytes_per_pixel"),
+    "content": ("printable_fraction", "printable_run_log", "nul_early", "head_entropy", "rgb_payload_shaped",
+                "index_payload_shaped", "text_payload_log_len"),
+    "dct": ("is_jpeg", "qt_dc", "jsteg_chi2", *(f"ac_hist_{v}" for v in range(-3, 4)), "h1_h2_ratio",
+            "zero_fraction", "f5_calibration_beta"),
+}
+
+
+def feature_names(streams: tuple[str, ...] = STREAMS) -> list[str]:
+    """``stream.name`` for every feature of ``streams``, in vector order."""
+    return [f"{s}.{n}" for s in streams for n in FEATURE_NAMES[s]]
+
+
+def _samples(image: Image.Image) -> np.ndarray:
+    """Colour samples as (H, W, C) uint8: RGB, or L for grayscale; palette images via their colours."""
+    if image.mode in ("L", "RGB"):
+        pixels = np.asarray(image)
+    elif image.mode in ("RGBA", "LA"):
+        pixels = np.asarray(image)[..., :-1]
+    else:
+        pixels = np.asarray(image.convert("RGB"))
+    return pixels if pixels.ndim == 3 else pixels[..., None]
+
+
+def _pixel(luma: np.ndarray) -> np.ndarray:
+    x = luma.astype(np.int32)
+    out = []
+    for residual in (x[:, 1:] - x[:, :-1], x[1:, :] - x[:-1, :]):
+        clipped = np.clip(residual, -_T, _T) + _T
+        hist = np.bincount(clipped.reshape(-1), minlength=2 * _T + 1).astype(float)
+        out.extend(hist / max(1.0, hist.sum()))
+    second = x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2] if x.shape[1] > 2 else np.zeros(1)
+    out.append(math.log1p(float(np.var(second))))
+    out.append(float(np.mean(x % 2)))
+    return np.asarray(out)
+
+
+def _meta(carrier: CarrierFile) -> np.ndarray:
+    has_exif = 1.0 if carrier.image.info.get("exif") else 0.0
+    nonblank, comment_len = 0.0, 0.0
+    try:
+        comment = read_user_comment(carrier.image)
+    except ValueError:
+        comment = None
+    if comment is not None:
+        payload, _ = decode_user_comment(comment)
+        stripped = payload.strip(b" \x00\t\r\n")
+        nonblank, comment_len = float(bool(stripped)), math.log1p(len(stripped))
+    trailer, skipped = split_trailer(carrier.data)
+    printable = 0.0
+    if trailer:
+        head = trailer[:256].decode("utf-8", errors="replace")
+        printable = sum(ch.isprintable() for ch in head) / max(1, len(head))
+    return np.asarray([has_exif, nonblank, comment_len, math.log1p(len(trailer)), printable, float(skipped),
+                       float(trailer.startswith(AI42))])
+
+
+def _alpha(carrier: CarrierFile) -> np.ndarray:
+    image = carrier.image
+    if image.mode not in ("RGBA", "LA", "PA"):
+        return np.zeros(len(FEATURE_NAMES["alpha"]))
+    plane = np.asarray(image.getchannel("A"))
+    ai42 = bool(get_method("alpha").extract(carrier))
+    return np.asarray([1.0, math.log1p(len(np.unique(plane))), float(np.mean(plane & 1)),
+                       lsb_flat_inconsistency(plane), chi_square_attack(plane), float(ai42),
+                       float(np.mean(plane == 255))])
+
+
+def _lsb(samples: np.ndarray) -> np.ndarray:
+    flat = samples.reshape(-1)
+    lsb = samples & 1
+    channels = [samples[..., c] for c in range(samples.shape[2])]
+    agreement = float(np.mean(lsb[:, 1:] == lsb[:, :-1])) if samples.shape[1] > 1 else 1.0
+    bit1 = float(np.mean(lsb == ((samples >> 1) & 1)))
+    _, fraction = sequential_chi_square(flat, steps=10)
+    prefix = flat[: max(64, flat.size // 20)]
+    return np.asarray([chi_square_attack(flat), chi_square_attack(prefix), fraction,
+                       float(np.mean([sample_pair_analysis(c) for c in channels])),
+                       float(np.mean([weighted_stego(c) for c in channels])),
+                       agreement, bit1, float(np.mean(lsb))])
+
+
+def _palette(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    if image.mode != "P":
+        return np.zeros(len(FEATURE_NAMES["palette"])), np.zeros(len(FEATURE_NAMES["palette_lsb"]))
+    indices = np.asarray(image)
+    palette = np.asarray(image.getpalette() or [0, 0, 0], dtype=float)
+    palette = np.resize(palette, (len(palette) // 3 + (len(palette) // 3) % 2) * 3).reshape(-1, 3)
+    used = np.unique(indices)
+    twins = np.clip(used ^ 1, 0, len(palette) - 1)
+    twin_distance = float(np.mean(np.linalg.norm(palette[used] - palette[twins], axis=1))) / 441.7
+    twin_used = float(np.mean(np.isin(used ^ 1, used)))
+    lsb = indices & 1
+    agreement = float(np.mean(lsb[:, 1:] == lsb[:, :-1])) if indices.shape[1] > 1 else 1.0
+    _, fraction = sequential_chi_square(indices.reshape(-1), steps=10)
+    return (
+        np.asarray([1.0, math.log2(max(1, used.size)), twin_distance, chi_square_attack(indices), twin_used]),
+        np.asarray([float(np.mean(lsb)), lsb_flat_inconsistency(indices), agreement, fraction]),
+    )
+
+
+_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
+_MODES = ("RGB", "RGBA", "L", "P")
+
+
+def _format(carrier: CarrierFile) -> np.ndarray:
+    image = carrier.image
+    kind, _ = end_of_image(carrier.data)
+    fmt = image.format if image.format in _FORMATS else kind
+    one_hot_format = [float(fmt == f) for f in _FORMATS] + [float(fmt not in _FORMATS)]
+    one_hot_mode = [float(image.mode == m) for m in _MODES] + [float(image.mode not in _MODES)]
+    pixels = image.width * image.height
+    return np.asarray(one_hot_format + one_hot_mode + [math.log2(image.width), math.log2(image.height),
+                                                       len(carrier.data) / pixels])
+
+
+def _content(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
+    bits = (samples.reshape(-1)[: 8 * 4096] & 1).astype(np.uint8)
+    best_printable, best_run, nul_early, entropy = 0.0, 0.0, 0.0, 0.0
+    for order in BIT_ORDERS:
+        data = from_bits(bits, order)
+        head = data[:512]
+        printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head) / max(1, len(head))
+        run = longest = 0
+        for b in head:
+            run = run + 1 if 32 <= b < 127 else 0
+            longest = max(longest, run)
+        best_printable = max(best_printable, printable)
+        best_run = max(best_run, math.log1p(longest))
+        nul_early = max(nul_early, float(b"\x00" in data))
+        entropy = max(entropy, byte_entropy(data[:1024]))
+    rgb = [x for x in get_method("lsb.rgb").extract(carrier) if x.payload_shaped]
+    index = [x for x in get_method("palette").extract(carrier) if x.payload_shaped]
+    text_len = max((len(x.payload) for x in rgb + index), default=0)
+    return np.asarray([best_printable, best_run, nul_early, entropy, float(bool(rgb)), float(bool(index)),
+                       math.log1p(text_len)])
+
+
+def _f5_calibration(carrier: CarrierFile, luma_dct: np.ndarray, qt: np.ndarray) -> float:
+    """Fridrich's calibration estimate of the F5 change rate (0..1) from modes (0,1), (1,0), (1,1)."""
+    from stegwatch.stego._dct import read_dct
+
+    luma = carrier.image.convert("L")
+    if luma.width < 24 or luma.height < 24:
+        return 0.0
+    cropped = luma.crop((4, 4, luma.width - 4, luma.height - 4))
+    buffer = io.BytesIO()
+    table = [int(v) for v in np.asarray(qt).reshape(-1)]
+    cropped.save(buffer, "JPEG", qtables=[table])
+    try:
+        calibrated = read_dct(buffer.getvalue()).Y
+    except ValueError:
+        return 0.0
+    betas = []
+    for (i, j) in ((0, 1), (1, 0), (1, 1)):
+        # Exact counts of |v| = 0, 1, 2 (bin 3 collects the rest), as fractions of all blocks.
+        h = np.bincount(np.abs(luma_dct[..., i, j]).reshape(-1).clip(0, 3).astype(int), minlength=4)[:3] / luma_dct[..., i, j].size
+        hc = np.bincount(np.abs(calibrated[..., i, j]).reshape(-1).clip(0, 3).astype(int), minlength=4)[:3] / calibrated[..., i, j].size
+        denominator = hc[1] ** 2 + (hc[2] - hc[1]) ** 2
+        if denominator > 0:
+            betas.append((hc[1] * (h[0] - hc[0]) + (h[1] - hc[1]) * (hc[2] - hc[1])) / denominator)
+    return float(np.clip(np.mean(betas), 0.0, 1.0)) if betas else 0.0
+
+
+def _dct(carrier: CarrierFile) -> np.ndarray:
+    from stegwatch.stego._dct import ac_mask, read_dct
+
+    if not carrier.data.startswith(b"\xff\xd8"):
+        return np.zeros(len(FEATURE_NAMES["dct"]))
+    try:
+        image = read_dct(carrier.data)
+    except ValueError:
+        return np.zeros(len(FEATURE_NAMES["dct"]))
+    luma = image.Y
+    ac = luma[ac_mask(luma.shape)].astype(np.int64)
+    hist = np.asarray([np.count_nonzero(ac == v) for v in range(-3, 4)], dtype=float) / max(1, ac.size)
+    h1 = np.count_nonzero(np.abs(ac) == 1)
+    h2 = np.count_nonzero(np.abs(ac) == 2)
+    return np.asarray([1.0, float(image.luma_qt[0, 0]) / 64.0, chi_square_attack(ac, exclude=(0, 1)), *hist,
+                       h1 / max(1, h2), float(np.mean(ac == 0)), _f5_calibration(carrier, luma, image.luma_qt)])
+
+
+def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
+    """Every stream's feature vector for one decoded file (float64)."""
+    image = carrier.image
+    samples = _samples(image)
+    luma = np.asarray(image.convert("L"))
+    palette, palette_lsb = _palette(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = {
+            "pixel": _pixel(luma),
+            "meta": _meta(carrier),
+            "alpha": _alpha(carrier),
+            "lsb": _lsb(samples),
+            "palette": palette,
+            "palette_lsb": palette_lsb,
+            "format": _format(carrier),
+            "content": _content(carrier, samples),
+            "dct": _dct(carrier),
+        }
+    for name, vector in values.items():
+        assert vector.shape == (len(FEATURE_NAMES[name]),), name
+    return {name: np.nan_to_num(v.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0) for name, v in values.items()}
+
+
+def feature_vector(streams: dict[str, np.ndarray], keep: tuple[str, ...] = STREAMS) -> np.ndarray:
+    return np.concatenate([streams[name] for name in keep])
+
+
+__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "STREAMS", "extract_streams", "feature_names", "feature_vector", "looks_printable"]

@@ -1,0 +1,104 @@
+"""Feature tables: every file of a corpus (or a list of paths) as one row of stream features.
+
+Rows are cached in one ``.npz`` file per corpus, keyed by each file's SHA-256
+and :data:`FEATURE_VERSION`, so a changed file (or a new extractor) is
+recomputed and an unchanged one is read back. Unreadable files become error
+records, never rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stegwatch.corpus._parallel import map_unordered
+from stegwatch.features.streams import FEATURE_VERSION, STREAMS, extract_streams, feature_vector
+from stegwatch.format.files import DEFAULT_LIMITS, ReadLimits, UnreadableFile, carrier_from_bytes, read_file_bytes, write_bytes_atomic
+
+CACHE_NAME = f".stegwatch-features-v{FEATURE_VERSION}.npz"
+
+
+@dataclass
+class FileFeatures:
+    path: str
+    sha256: str | None
+    vector: np.ndarray | None
+    error: str | None = None
+
+
+def features_for_path(path: str, limits: ReadLimits = DEFAULT_LIMITS) -> FileFeatures:
+    """All streams of one file, concatenated in :data:`STREAMS` order; an error record if unreadable."""
+    try:
+        data = read_file_bytes(path, limits)
+        carrier = carrier_from_bytes(data, path, limits)
+    except UnreadableFile as exc:
+        return FileFeatures(path, None, None, exc.reason)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        vector = feature_vector(extract_streams(carrier), STREAMS)
+    except Exception as exc:  # a feature bug must not stop a batch; the record names it
+        return FileFeatures(path, digest, None, f"feature extraction failed: {type(exc).__name__}: {exc}")
+    return FileFeatures(path, digest, vector)
+
+
+def _load_cache(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return dict(zip(data["sha256"].tolist(), data["vectors"], strict=True))
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
+    if not cache:
+        return
+    keys = sorted(cache)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, sha256=np.asarray(keys), vectors=np.stack([cache[k] for k in keys]))
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def features_for_paths(
+    paths: list[str],
+    *,
+    workers: int = 1,
+    cache_file: Path | None = None,
+    known_sha256: list[str | None] | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
+    progress=None,
+) -> list[FileFeatures]:
+    """Feature rows for ``paths`` (same order). With ``known_sha256`` (from a manifest)
+    and a cache file, rows whose hash is cached are served without reading the file."""
+    cache = _load_cache(cache_file) if cache_file else {}
+    results: list[FileFeatures | None] = [None] * len(paths)
+    todo = []
+    for i, path in enumerate(paths):
+        digest = known_sha256[i] if known_sha256 else None
+        if digest and digest in cache:
+            results[i] = FileFeatures(path, digest, cache[digest])
+        else:
+            todo.append(i)
+    done = len(paths) - len(todo)
+    if progress:
+        progress(done, len(paths))
+    func = functools.partial(features_for_path, limits=limits)
+    index_of: dict[str, list[int]] = {}
+    for i in todo:
+        index_of.setdefault(paths[i], []).append(i)
+    for chunk in map_unordered(func, list(index_of), workers=workers, chunk_size=16):
+        for row in chunk:
+            for i in index_of[row.path]:
+                results[i] = row
+            if row.vector is not None and row.sha256:
+                cache[row.sha256] = row.vector
+        done += sum(len(index_of[row.path]) for row in chunk)
+        if progress:
+            progress(done, len(paths))
+    if cache_file and todo:
+        _save_cache(cache_file, cache)
+    return [r for r in results if r is not None]

@@ -1,0 +1,1 @@
+"""Documents rendered from measured runs (model cards, metrics JSON) by jinja2 templates."""

@@ -1,0 +1,134 @@
+"""Detectors: one protocol, V3 and V4, ONNX parity, training, scanning."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from stegwatch.cli import app
+from stegwatch.detectors import SHIPPED, load_detector
+from stegwatch.detectors.base import Detector, threshold_for_fpr
+from stegwatch.detectors.train import TrainConfig, load_corpus_features, split_by_cover, train
+from stegwatch.format.manifest import read_manifest
+
+from .test_bad_input import bad_files
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(smoke_corpus, tmp_path_factory):
+    """V4 and V3 trained on the smoke corpus (small, fast settings)."""
+    out = tmp_path_factory.mktemp("models")
+    v4 = train(smoke_corpus, out / "v4", TrainConfig(model="v4", n_estimators=25, workers=1), command="test")
+    v3 = train(smoke_corpus, out / "v3", TrainConfig(model="v3", workers=1), command="test")
+    return out, v4, v3
+
+
+def test_split_keeps_every_cover_in_one_part(smoke_corpus):
+    entries = read_manifest(smoke_corpus).entries
+    parts = split_by_cover(entries, seed=0, test_size=0.25, val_size=0.25)
+    covers = {name: {entries[i].cover_id for i in idx} for name, idx in parts.items()}
+    assert not covers["train"] & covers["val"] and not covers["train"] & covers["test"] and not covers["val"] & covers["test"]
+    assert sum(idx.size for idx in parts.values()) == len(entries)
+
+
+def test_threshold_for_fpr():
+    scores = np.linspace(0, 1, 1000)
+    t = threshold_for_fpr(scores, 0.01)
+    assert np.mean(scores >= t) <= 0.01
+    assert threshold_for_fpr(np.array([0.2, 0.9]), 0.0005) > 0.9
+
+
+def test_onnx_model_matches_scikit_learn(smoke_corpus):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from stegwatch.detectors.train import _onnx_parity, _to_onnx
+
+    data = load_corpus_features(smoke_corpus)
+    labels = [e.method if e.label == "stego" else "clean" for e in data.entries]
+    model = GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0).fit(data.features.astype(np.float32), labels)
+    assert _onnx_parity(_to_onnx(model, data.features.shape[1]), model, data.features.astype(np.float32)) < 1e-5
+
+
+def test_training_writes_model_card_log_and_onnx(trained):
+    out, card, _ = trained
+    assert (out / "v4" / "model.onnx").stat().st_size > 0
+    assert card["onnx_parity_max_abs_diff"] < 1e-5
+    saved = json.loads((out / "v4" / "model_card.json").read_text())
+    assert saved["onnx_sha256"] == card["onnx_sha256"]
+    for key in ("corpus", "streams", "feature_names", "hyperparameters", "threshold", "validation", "held_out", "command"):
+        assert key in saved
+    assert saved["corpus"]["manifest_sha256"]
+    log = [json.loads(line) for line in (out / "v4" / "training_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == list(range(1, 26))
+    assert set(log[0]) == {"step", "train_loss", "val_loss", "val_auc", "elapsed_seconds"}
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+
+
+@pytest.mark.parametrize("kind", ["v4", "v3"])
+def test_every_detector_follows_the_protocol(trained, smoke_corpus, tmp_path, kind):
+    out, _, _ = trained
+    detector = load_detector(out / kind / ("model.onnx" if kind == "v4" else "v3_calibration.json"))
+    assert isinstance(detector, Detector)
+    entries = read_manifest(smoke_corpus).entries[:30]
+    paths = [str(smoke_corpus / e.file_path) for e in entries] + [str(p) for p in bad_files(tmp_path).values()]
+    detections = detector.detect(paths)
+    assert [d.path for d in detections] == paths
+    good, bad = detections[: len(entries)], detections[len(entries):]
+    assert all(d.error is None and 0.0 <= d.score <= 1.0 and d.is_stego == (d.score >= detector.threshold) for d in good)
+    assert all(d.error and d.score is None for d in bad)
+    again = detector.detect(paths)
+    assert [d.to_json_dict() for d in again] == [d.to_json_dict() for d in detections]
+
+
+def test_v3_finds_the_format_level_methods(trained, smoke_corpus):
+    out, _, _ = trained
+    detector = load_detector(out / "v3" / "v3_calibration.json")
+    entries = [e for e in read_manifest(smoke_corpus).entries if e.method in ("alpha", "exif", "eoi")]
+    detections = detector.detect([str(smoke_corpus / e.file_path) for e in entries])
+    assert all(d.is_stego and d.method == e.method for d, e in zip(detections, entries, strict=True))
+
+
+def test_train_then_scan_end_to_end(smoke_corpus, tmp_path):
+    result = runner.invoke(app, ["train", "--corpus", str(smoke_corpus), "--out", str(tmp_path / "m"), "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.stdout)
+    assert card["kind"] == "v4" and card["command"].startswith("stegwatch")
+    scanned = runner.invoke(app, ["scan", str(smoke_corpus), "--model", str(tmp_path / "m" / "model.onnx"), "--jsonl", "--workers", "1"])
+    assert scanned.exit_code == 0
+    records = [json.loads(line) for line in scanned.stdout.splitlines()]
+    n_images = len(read_manifest(smoke_corpus).entries)
+    assert len(records) == n_images
+    assert {"path", "is_stego", "score", "method", "method_scores", "model", "error"} <= set(records[0])
+
+
+def test_scan_a_folder_of_corrupt_files_gives_error_records(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for name, path in bad_files(tmp_path).items():
+        shutil.copy(path, folder / f"{name}.png")
+    for model in ("v3", "v4"):
+        if not SHIPPED[model].exists():
+            pytest.skip("no shipped model")
+        result = runner.invoke(app, ["scan", str(folder), "--model", model, "--jsonl", "--workers", "1"])
+        assert result.exit_code == 0
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(records) == 6 and all(r["error"] for r in records)
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("model", ["v3", "v4"])
+def test_shipped_models_scan_with_extract_and_csv(smoke_corpus, model):
+    if not SHIPPED[model].exists():
+        pytest.skip("no shipped model")
+    entry = next(e for e in read_manifest(smoke_corpus).entries if e.method == "exif")
+    result = runner.invoke(app, ["scan", str(smoke_corpus / entry.file_path), "--model", model, "--json", "--extract", "--workers", "1"])
+    assert result.exit_code == 0
+    record = json.loads(result.stdout)[0]
+    assert record["is_stego"] is True and record["method"] == "exif"
+    assert record["payload_length"] == entry.payload_bytes
+    csv_result = runner.invoke(app, ["scan", str(smoke_corpus / entry.file_path), "--model", model, "--csv", "--workers", "1"])
+    assert csv_result.stdout.splitlines()[0].startswith("path,is_stego,score,method")
