@@ -59,7 +59,11 @@ def compare(v3: dict, v4: dict) -> dict:
         m: (h4["detection_rate_by_method"].get(m, {}).get("rate") or 0.0) >= TARGET_DETECTION for m in STARLIGHT_METHODS
     }
     pixel = [m for m in methods if METHODS[m].category == "pixel"]
-    beats = {m: (h4["auc_by_method"].get(m) or 0) > (h3["auc_by_method"].get(m) or 0) for m in pixel}
+    def versus(m: str) -> str:
+        a4, a3 = h4["auc_by_method"].get(m) or 0.0, h3["auc_by_method"].get(m) or 0.0
+        return "yes" if a4 > a3 else ("tied" if a4 == a3 else "no")
+
+    beats = {m: versus(m) for m in pixel}
     return {
         "rows": rows,
         "fpr_rows": fpr_rows,
@@ -97,6 +101,6 @@ def render_documents(v3_dir: Path, v4_dir: Path, doc: Path, readme: Path | None 
         before, rest = text.split(README_BEGIN, 1)
         _, after = rest.split(README_END, 1)
         block = render(v3, v4, "readme_quality.md.j2")
-        write_text_atomic(readme, before + README_BEGIN + "\n" + block + README_END + after)
+        write_text_atomic(readme, before + README_BEGIN + "\n" + block.rstrip("\n") + "\n" + README_END + after)
         written.append(readme)
     return written
