@@ -132,3 +132,19 @@ def test_shipped_models_scan_with_extract_and_csv(smoke_corpus, model):
     assert record["payload_length"] == entry.payload_bytes
     csv_result = runner.invoke(app, ["scan", str(smoke_corpus / entry.file_path), "--model", model, "--csv", "--workers", "1"])
     assert csv_result.stdout.splitlines()[0].startswith("path,is_stego,score,method")
+
+
+def test_train_flags_drop_a_stream_and_exclude_a_category(smoke_corpus, tmp_path):
+    result = runner.invoke(app, ["train", "--corpus", str(smoke_corpus), "--out", str(tmp_path / "m"), "--workers", "1",
+                                 "--drop-stream", "dct", "--exclude-category", "noise_lsb", "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.stdout)
+    assert "dct" not in card["streams"] and not any(n.startswith("dct.") for n in card["feature_names"])
+    assert card["config"]["exclude_categories"] == ["noise_lsb"]
+    # The held-out part still measures the excluded category.
+    assert "noise_lsb" in card["held_out"]["false_positive_rate_by_category"] or card["split"]["test"]["files"] > 0
+    detector = load_detector(tmp_path / "m" / "model.onnx")
+    entry = read_manifest(smoke_corpus).entries[0]
+    assert detector.detect([str(smoke_corpus / entry.file_path)])[0].error is None
+    bad = runner.invoke(app, ["train", "--corpus", str(smoke_corpus), "--out", str(tmp_path / "x"), "--drop-stream", "nope"])
+    assert bad.exit_code == 2
