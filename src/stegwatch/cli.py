@@ -350,6 +350,103 @@ def scan_command(
         out.print(f"{len(records)} files: {flagged} flagged, {errors} unreadable")
 
 
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[str, typer.Option(help="v3, v4, or a model file (.onnx / V3 .json).")],
+    corpus: Annotated[Path, typer.Option(help="Corpus folder holding manifest.jsonl.")],
+    folds: Annotated[Optional[int], typer.Option(help="k-fold cross-validation grouped by cover_id (V4 is retrained per fold).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for metrics.json (written atomically).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
+    target_fpr: Annotated[float, typer.Option(help="The false-positive rate to prove (and, per fold, to choose thresholds for).")] = 0.0005,
+    threshold: Annotated[Optional[float], typer.Option(help="Override the model's threshold (without folds).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+    latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency (0: skip).")] = 100,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
+) -> None:
+    """Evaluate a detector: FPR with exact intervals, detection per method, ROC/AUC, P_E, MD5, folds, latency."""
+    from stegwatch.evaluation.evaluate import evaluate
+    from stegwatch.format.files import write_text_atomic
+
+    try:
+        with _progress("features", not as_json) as progress:
+            metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, threshold=threshold,
+                               workers=_workers(workers), latency_sample=latency_sample, command=_command_line(), progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    text = json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+    if out_dir:
+        write_text_atomic(Path(out_dir) / "metrics.json", text)
+    if as_json:
+        print(text, end="")
+        return
+    fpr = metrics["false_positive_rate"]
+    table = Table(title=f"{metrics['run']['model']['name']} {metrics['run']['model']['version']} on {corpus} (run {metrics['run']['run_id']})")
+    for column in ("measure", "value", "95% interval", "count / n"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+
+    def row(name: str, r: dict) -> None:
+        value = f"{r['rate']:.4%}" if r["rate"] is not None else "-"
+        table.add_row(name, value, f"{r['ci_low']:.4%} - {r['ci_high']:.4%}", f"{r['count']} / {r['n']}")
+
+    row("false-positive rate", fpr)
+    for key, r in metrics["false_positive_rate_by_category"].items():
+        row(f"  FPR {key}", r)
+    for key, r in metrics["detection_rate_by_method"].items():
+        row(f"detection {key}", r)
+    table.add_row("ROC AUC", f"{metrics['roc_auc']:.4f}" if metrics["roc_auc"] is not None else "-", "", "")
+    table.add_row("P_E / MD5", f"{metrics['p_e']:.4f} / {metrics['md5']:.4f}" if metrics["p_e"] is not None else "-", "", "")
+    out.print(table)
+    proven = "proven" if metrics["fpr_target_proven"] else "not proven"
+    out.print(f"FPR below {metrics['fpr_target']:.4%}: {proven} (upper bound {fpr['upper_bound']:.4%} with {fpr['n']} clean files; "
+              f"zero false positives on {metrics['n_needed_for_target']} would prove it); {metrics['unreadable']} unreadable files")
+    if metrics["latency"]:
+        lat = metrics["latency"]
+        out.print(f"latency p50 {lat['per_image_ms']['p50']:.1f} ms, p95 {lat['per_image_ms']['p95']:.1f} ms; {lat['images_per_second']:.1f} images/s")
+    if out_dir:
+        out.print(f"wrote {Path(out_dir) / 'metrics.json'}")
+
+
+@app.command("fp-regression")
+def fp_regression_command(
+    model: Annotated[str, typer.Option(help="v3, v4, or a model file.")],
+    corpus: Annotated[Path, typer.Option(help="Corpus folder holding manifest.jsonl.")],
+    baseline: Annotated[Optional[Path], typer.Option(help="Baseline of false positives (JSON).")] = None,
+    update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Write the current false positives as the new baseline.")] = False,
+    limit: Annotated[float, typer.Option(help="Fail when the FPR's one-sided 95% upper bound exceeds this.")] = 0.0005,
+    threshold: Annotated[Optional[float], typer.Option(help="Override the model's threshold.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+) -> None:
+    """List every false positive on clean files and compare with a baseline. Exit 1 on a new one or a high FPR bound."""
+    from stegwatch.evaluation.fp_regression import fp_regression
+
+    try:
+        report = fp_regression(model, corpus, baseline=baseline, update_baseline=update_baseline, limit=limit,
+                               threshold=threshold, workers=_workers(workers), command=_command_line())
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        table = Table(title=f"False positives of {report['model']['name']} {report['model']['version']}")
+        for column in ("change", "category", "file", "score"):
+            table.add_column(column)
+        for change in ("new", "unchanged", "fixed"):
+            for r in report["changes"][change]:
+                table.add_row(change, r["category"], r["file_path"], f"{r['score']:.4f}")
+        out.print(table)
+        fpr = report["false_positive_rate"]
+        out.print(f"FPR {fpr['count']}/{fpr['n']} (upper bound {fpr['upper_bound']:.4%}, limit {report['limit']:.4%}); "
+                  + ("; ".join(report["reasons"]) if report["failed"] else "no regression"))
+    raise typer.Exit(1 if report["failed"] else 0)
+
+
+def _command_line() -> str:
+    return "stegwatch " + " ".join(sys.argv[1:])
+
+
 @card_app.command("render")
 def model_card_render(
     v3: Annotated[Optional[Path], typer.Option(help="Folder of the V3 model card (default: the shipped one).")] = None,
@@ -372,15 +469,20 @@ def model_card_render(
 
 @app.command("schema")
 def schema(
-    name: Annotated[str, typer.Argument(help="manifest, sidecar or embedding")],
+    name: Annotated[str, typer.Argument(help="manifest, sidecar, embedding or metrics")],
 ) -> None:
     """Print the JSON Schema of a record type."""
-    from stegwatch.format.records import export_schema
+    from stegwatch.format.records import export_schema, json_schema_of
 
+    if name == "metrics":
+        from stegwatch.evaluation.schema import Metrics
+
+        print(json.dumps(json_schema_of(Metrics), indent=2, sort_keys=True))
+        return
     try:
         print(json.dumps(export_schema(name), indent=2, sort_keys=True))
     except KeyError as exc:
-        err.print(f"[red]{exc.args[0]}[/red]")
+        err.print(f"[red]{exc.args[0]} or metrics[/red]")
         raise typer.Exit(2) from None
 
 

@@ -62,8 +62,7 @@ def load_corpus_features(corpus: str | Path, *, workers: int = 1, progress=None)
     root = Path(corpus)
     read = read_manifest(root)
     paths = [str(resolve_in_root(root, e.file_path)) for e in read.entries]
-    rows = features_for_paths(paths, workers=workers, cache_file=root / CACHE_NAME,
-                              known_sha256=[e.sha256 for e in read.entries], progress=progress)
+    rows = features_for_paths(paths, workers=workers, cache_file=root / CACHE_NAME, progress=progress)
     keep = [i for i, r in enumerate(rows) if r.vector is not None]
     errors = [{"path": rows[i].path, "reason": rows[i].error} for i in range(len(rows)) if rows[i].vector is None]
     errors += [{"path": e.where, "reason": e.reason} for e in read.errors]

@@ -68,21 +68,29 @@ def features_for_paths(
     *,
     workers: int = 1,
     cache_file: Path | None = None,
-    known_sha256: list[str | None] | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
     progress=None,
 ) -> list[FileFeatures]:
-    """Feature rows for ``paths`` (same order). With ``known_sha256`` (from a manifest)
-    and a cache file, rows whose hash is cached are served without reading the file."""
+    """Feature rows for ``paths`` (same order).
+
+    With a cache file, each file is read and hashed here, and a row whose
+    content hash is cached is served without decoding; a changed file has a
+    new hash and is recomputed. Never trusts a hash it did not compute.
+    """
     cache = _load_cache(cache_file) if cache_file else {}
     results: list[FileFeatures | None] = [None] * len(paths)
     todo = []
     for i, path in enumerate(paths):
-        digest = known_sha256[i] if known_sha256 else None
-        if digest and digest in cache:
-            results[i] = FileFeatures(path, digest, cache[digest])
-        else:
-            todo.append(i)
+        if cache:
+            try:
+                digest = hashlib.sha256(read_file_bytes(path, limits)).hexdigest()
+            except UnreadableFile as exc:
+                results[i] = FileFeatures(path, None, None, exc.reason)
+                continue
+            if digest in cache:
+                results[i] = FileFeatures(path, digest, cache[digest])
+                continue
+        todo.append(i)
     done = len(paths) - len(todo)
     if progress:
         progress(done, len(paths))

@@ -146,13 +146,17 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-def export_schema(name: str) -> dict[str, Any]:
-    """JSON Schema of a record type by name (``manifest``, ``sidecar``, ``embedding``)."""
-    try:
-        model = SCHEMAS[name]
-    except KeyError:
-        raise KeyError(f"unknown schema {name!r}; choose from {', '.join(sorted(SCHEMAS))}") from None
+def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a pydantic record type."""
     schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema.setdefault("title", model.__name__)
     return schema
+
+
+def export_schema(name: str) -> dict[str, Any]:
+    """JSON Schema of a format record type by name (``manifest``, ``sidecar``, ``embedding``)."""
+    try:
+        return json_schema_of(SCHEMAS[name])
+    except KeyError:
+        raise KeyError(f"unknown schema {name!r}; choose from {', '.join(sorted(SCHEMAS))}") from None

@@ -1,0 +1,1 @@
+"""Evaluation: metrics as pure functions, exact intervals, cross-validation, FP regression."""

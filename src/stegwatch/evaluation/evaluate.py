@@ -1,0 +1,239 @@
+"""``stegwatch evaluate``: every number about a detector on a corpus, with its interval and its run.
+
+Without folds, the detector is applied as it is to every file. With ``folds``,
+files are split by ``StratifiedGroupKFold`` (stratified by class, grouped by
+``cover_id``, so no photograph's descendants sit in two folds); a trainable
+detector (V4) is retrained on the other folds for each fold, with its
+threshold chosen on a grouped validation part of those folds, and a fixed
+detector (V3) is scored on the same folds without training. Pooled
+out-of-fold results give the headline numbers; per-fold results give their
+spread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+import uuid
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from stegwatch import __version__
+from stegwatch.detectors import SHIPPED, load_detector
+from stegwatch.detectors.base import threshold_for_fpr
+from stegwatch.detectors.train import CorpusFeatures, _git_commit, load_corpus_features
+from stegwatch.detectors.v4 import V4Detector
+from stegwatch.evaluation.intervals import n_needed_zero_failures, rate_record
+from stegwatch.evaluation.metrics import (
+    confusion,
+    detection_at_fpr,
+    grouped_rates,
+    md5,
+    p_e,
+    payload_bin,
+    roc_auc,
+)
+from stegwatch.evaluation.schema import Metrics
+from stegwatch.features.streams import STREAMS, feature_names
+from stegwatch.format.manifest import resolve_in_root
+
+FIXED_FPRS = (0.0005, 0.01, 0.05)
+DEFAULT_TARGET_FPR = 0.0005
+
+
+def model_path(spec: str | Path) -> Path:
+    return SHIPPED.get(str(spec), Path(spec))
+
+
+def machine_info() -> dict:
+    versions = {}
+    for package in ("numpy", "scipy", "scikit-learn", "pillow", "onnxruntime", "jpeglib", "conseal"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "libraries": versions}
+
+
+def fold_assignment(data: CorpusFeatures, folds: int, seed: int) -> np.ndarray:
+    """Fold number of every file: StratifiedGroupKFold by class, grouped by cover_id."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
+    groups = np.asarray([e.cover_id for e in data.entries])
+    assignment = np.full(len(labels), -1, dtype=int)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+        assignment[test] = fold
+    return assignment
+
+
+def _retrained_scores(detector: V4Detector, data: CorpusFeatures, train: np.ndarray, test: np.ndarray,
+                      seed: int, target_fpr: float) -> tuple[np.ndarray, np.ndarray, list[str], float]:
+    """Fit the card's model on ``train`` (threshold on a grouped validation part of it); score ``test``."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.model_selection import GroupShuffleSplit
+
+    params = {k: v for k, v in detector.card["hyperparameters"].items() if k != "estimator"}
+    columns = np.asarray([feature_names(STREAMS).index(n) for n in detector.card["feature_names"]])
+    features = data.features[:, columns].astype(np.float32)
+    labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
+    groups = np.asarray([e.cover_id for e in data.entries])
+    fit_idx, val_idx = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed).split(train, groups=groups[train]))
+    fit_idx, val_idx = train[fit_idx], train[val_idx]
+    model = GradientBoostingClassifier(**params).fit(features[fit_idx], labels[fit_idx])
+    classes = [str(c) for c in model.classes_]
+    clean = classes.index("clean")
+    val_proba = model.predict_proba(features[val_idx])
+    threshold = threshold_for_fpr(1 - val_proba[labels[val_idx] == "clean", clean], target_fpr)
+    proba = model.predict_proba(features[test])
+    methods = [c for c in classes if c != "clean"]
+    return 1 - proba[:, clean], proba[:, [classes.index(m) for m in methods]], methods, threshold
+
+
+def _fold_result(fold: int, entries, scores, flags, threshold) -> dict:
+    labels = np.asarray([e.label == "stego" for e in entries])
+    return {
+        "fold": fold, "n_files": len(entries), "cover_ids": len({e.cover_id for e in entries}), "threshold": threshold,
+        "false_positive_rate": rate_record(int(flags[~labels].sum()), int((~labels).sum())),
+        "detection_rate": rate_record(int(flags[labels].sum()), int(labels.sum())),
+        "roc_auc": roc_auc(labels, scores),
+    }
+
+
+def _summary(per_fold: list[dict]) -> tuple[dict, dict]:
+    keys = {"false_positive_rate": lambda r: r["false_positive_rate"]["rate"],
+            "detection_rate": lambda r: r["detection_rate"]["rate"], "roc_auc": lambda r: r["roc_auc"]}
+    mean, std = {}, {}
+    for key, get in keys.items():
+        values = [get(r) for r in per_fold if get(r) is not None]
+        mean[key] = float(np.mean(values)) if values else None
+        std[key] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return mean, std
+
+
+def measure_latency(detector, paths: list[str], *, warmup: int = 5, sample: int = 100, workers: int = 1) -> dict:
+    """Per-image latency of one-file ``detect`` calls (model loaded once, warm-up excluded) and batch throughput."""
+    chosen = paths[: warmup + sample]
+    for path in chosen[:warmup]:
+        detector.detect([path])
+    timings = []
+    for path in chosen[warmup:]:
+        started = time.perf_counter()
+        detector.detect([path])
+        timings.append(1000 * (time.perf_counter() - started))
+    started = time.perf_counter()
+    detector.detect(chosen[warmup:], workers=workers)
+    elapsed = time.perf_counter() - started
+    percentiles = np.percentile(timings, [50, 95, 99]) if timings else [0.0, 0.0, 0.0]
+    return {"n": len(timings), "warmup": min(warmup, len(chosen)),
+            "per_image_ms": {"p50": float(percentiles[0]), "p95": float(percentiles[1]), "p99": float(percentiles[2])},
+            "images_per_second": len(chosen[warmup:]) / elapsed if elapsed > 0 else 0.0,
+            "batch_files": len(chosen[warmup:]), "workers": workers}
+
+
+def evaluate(
+    model: str | Path,
+    corpus: str | Path,
+    *,
+    folds: int | None = None,
+    seed: int = 0,
+    target_fpr: float = DEFAULT_TARGET_FPR,
+    threshold: float | None = None,
+    workers: int = 1,
+    latency_sample: int = 100,
+    command: str = "",
+    progress=None,
+) -> dict:
+    """Evaluate ``model`` (v3, v4 or a file) on ``corpus``; returns schema-valid metrics (a dict)."""
+    corpus = Path(corpus)
+    path = model_path(model)
+    detector = load_detector(model, threshold)
+    data = load_corpus_features(corpus, workers=workers, progress=progress)
+    entries = data.entries
+    labels = np.asarray([e.label == "stego" for e in entries])
+    n = len(entries)
+    scores = np.zeros(n)
+    flags = np.zeros(n, dtype=bool)
+    predicted: list[str] = [""] * n
+    cross = None
+    used_threshold = detector.threshold
+    if folds:
+        assignment = fold_assignment(data, folds, seed)
+        trainable = isinstance(detector, V4Detector)
+        per_fold = []
+        for fold in range(folds):
+            test = np.flatnonzero(assignment == fold)
+            if trainable:
+                train = np.flatnonzero(assignment != fold)
+                s, ms, methods, t = _retrained_scores(detector, data, train, test, seed + fold, target_fpr)
+            else:
+                s, ms, methods = detector.score_features(data.features[test])
+                t = detector.threshold
+            scores[test], flags[test] = s, s >= t
+            for k, i in enumerate(test):
+                predicted[i] = methods[int(np.argmax(ms[k]))]
+            per_fold.append(_fold_result(fold, [entries[i] for i in test], s, s >= t, t))
+        mean, std = _summary(per_fold)
+        cross = {"folds": folds, "trained_per_fold": trainable, "splitter": "StratifiedGroupKFold(groups=cover_id)",
+                 "per_fold": per_fold, "mean": mean, "std": std,
+                 "fold_of_cover": {e.cover_id: int(assignment[i]) for i, e in enumerate(entries)}}
+        used_threshold = float(np.median([r["threshold"] for r in per_fold]))
+    elif n:
+        scores, method_scores, methods = detector.score_features(data.features)
+        flags = scores >= detector.threshold
+        predicted = [methods[int(np.argmax(row))] for row in method_scores]
+
+    clean, stego = ~labels, labels
+    fpr = rate_record(int(flags[clean].sum()), int(clean.sum()))
+    methods_true = [e.method or "" for e in entries]
+    detected = np.flatnonzero(stego & flags)
+    metrics = {
+        "run": {
+            "run_id": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": command,
+            "git_commit": _git_commit(),
+            "stegwatch_version": __version__,
+            "model": {"name": detector.name, "version": detector.version, "path": str(path),
+                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+            "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors)},
+            "machine": machine_info(),
+        },
+        "threshold": used_threshold,
+        "unreadable": len(data.errors),
+        "unreadable_files": data.errors,
+        "fpr_target": target_fpr,
+        "n_needed_for_target": n_needed_zero_failures(target_fpr),
+        "fpr_target_proven": fpr["upper_bound"] < target_fpr,
+        "false_positive_rate": fpr,
+        "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"]),
+        "false_positive_rate_by_format": grouped_rates(flags[clean], [e.format for e in entries if e.label == "clean"]),
+        "false_positive_rate_by_cover_source": grouped_rates(flags[clean], [e.cover_source or "unknown" for e in entries if e.label == "clean"]),
+        "detection_rate": rate_record(int(flags[stego].sum()), int(stego.sum())),
+        "detection_rate_by_method": grouped_rates(flags[stego], [e.method for e in entries if e.label == "stego"]),
+        "detection_rate_by_payload": grouped_rates(flags[stego], [payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp)
+                                                                  for e in entries if e.label == "stego"]),
+        "attribution": {
+            "accuracy": rate_record(sum(predicted[i] == methods_true[i] for i in detected), len(detected)),
+            "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),
+        },
+        "roc_auc": roc_auc(labels, scores),
+        "roc_auc_by_method": {m: roc_auc(labels[(np.asarray(methods_true) == m) | clean], scores[(np.asarray(methods_true) == m) | clean])
+                              for m in sorted({e.method for e in entries if e.method})},
+        "detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f) for f in FIXED_FPRS},
+        "p_e": p_e(labels, scores),
+        "md5": md5(labels, scores),
+        "cross_validation": cross,
+        "latency": None,
+    }
+    if latency_sample > 0 and n:
+        paths = [str(resolve_in_root(corpus, e.file_path)) for e in entries[:: max(1, n // (latency_sample + 5))]]
+        metrics["latency"] = measure_latency(detector, paths, sample=latency_sample, workers=workers)
+    return Metrics.model_validate(metrics).model_dump(mode="json")

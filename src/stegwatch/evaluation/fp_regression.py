@@ -1,0 +1,99 @@
+"""False-positive regression: every false positive on clean files, compared with a stored baseline.
+
+A false positive is identified by the file's SHA-256 (so a renamed file is
+the same file). The verdict fails on any new false positive, or when the
+one-sided upper bound of the false-positive rate exceeds the limit.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stegwatch.detectors import load_detector
+from stegwatch.detectors.train import load_corpus_features
+from stegwatch.evaluation.intervals import rate_record
+from stegwatch.format.files import write_text_atomic
+
+DEFAULT_LIMIT = 0.0005
+
+
+def false_positives(model: str | Path, corpus: str | Path, *, threshold: float | None = None, workers: int = 1) -> tuple[list[dict], dict, object]:
+    """(false positives sorted by category and score, FPR record, detector) on the corpus's clean files."""
+    detector = load_detector(model, threshold)
+    data = load_corpus_features(corpus, workers=workers)
+    clean = [i for i, e in enumerate(data.entries) if e.label == "clean"]
+    if not clean:
+        return [], rate_record(0, 0), detector
+    scores, _, _ = detector.score_features(data.features[clean])
+    flagged = scores >= detector.threshold
+    fps = [
+        {"file_path": data.entries[i].file_path, "sha256": data.entries[i].sha256, "category": data.entries[i].category,
+         "score": round(float(scores[k]), 6)}
+        for k, i in enumerate(clean) if flagged[k]
+    ]
+    fps.sort(key=lambda r: (r["category"], -r["score"], r["file_path"]))
+    return fps, rate_record(int(flagged.sum()), len(clean)), detector
+
+
+def compare(current: list[dict], baseline: list[dict]) -> dict[str, list[dict]]:
+    """New, fixed and unchanged false positives, matched by file hash."""
+    now = {r["sha256"]: r for r in current}
+    before = {r["sha256"]: r for r in baseline}
+    return {
+        "new": [now[k] for k in now.keys() - before.keys()],
+        "fixed": [before[k] for k in before.keys() - now.keys()],
+        "unchanged": [now[k] for k in now.keys() & before.keys()],
+    }
+
+
+def fp_regression(
+    model: str | Path,
+    corpus: str | Path,
+    *,
+    baseline: Path | None = None,
+    update_baseline: bool = False,
+    limit: float = DEFAULT_LIMIT,
+    threshold: float | None = None,
+    workers: int = 1,
+    command: str = "",
+) -> dict:
+    """Run the regression; returns the report (``failed`` says whether CI should fail)."""
+    current, fpr, detector = false_positives(model, corpus, threshold=threshold, workers=workers)
+    previous: list[dict] = []
+    if baseline is not None and baseline.exists():
+        previous = json.loads(baseline.read_text(encoding="utf-8")).get("false_positives", [])
+    changes = compare(current, previous)
+    for key in changes:
+        changes[key].sort(key=lambda r: (r["category"], -r.get("score", 0), r["file_path"]))
+    by_category: dict[str, int] = {}
+    for row in current:
+        by_category[row["category"]] = by_category.get(row["category"], 0) + 1
+    reasons = []
+    if previous or (baseline is not None and baseline.exists()):
+        if changes["new"]:
+            reasons.append(f"{len(changes['new'])} new false positive(s)")
+    if fpr["upper_bound"] > limit:
+        reasons.append(f"FPR upper bound {fpr['upper_bound']:.4%} exceeds the limit {limit:.4%}")
+    report = {
+        "model": {"name": detector.name, "version": detector.version, "threshold": detector.threshold},
+        "corpus": str(corpus),
+        "command": command,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "false_positive_rate": fpr,
+        "limit": limit,
+        "false_positives": current,
+        "by_category": dict(sorted(by_category.items())),
+        "baseline": str(baseline) if baseline else None,
+        "changes": changes,
+        "failed": bool(reasons),
+        "reasons": reasons,
+    }
+    if update_baseline and baseline is not None:
+        stored = {k: report[k] for k in ("model", "corpus", "command", "timestamp", "false_positive_rate", "false_positives")}
+        write_text_atomic(baseline, json.dumps(stored, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+__all__ = ["compare", "false_positives", "fp_regression"]

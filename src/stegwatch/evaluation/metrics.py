@@ -1,0 +1,88 @@
+"""Metrics as pure functions: arrays in, numbers out.
+
+Conventions: ``scores`` are probability-like (higher = more likely stego);
+a file is flagged when ``score >= threshold``; rates come as
+:func:`stegwatch.evaluation.intervals.rate_record` dictionaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from stegwatch.detectors.base import threshold_for_fpr
+from stegwatch.evaluation.intervals import rate_record
+
+
+def grouped_rates(flags: np.ndarray, keys: Iterable[str]) -> dict[str, dict]:
+    """Rate of ``flags`` within each key."""
+    keys = np.asarray(list(keys), dtype=object)
+    flags = np.asarray(flags, dtype=bool)
+    return {str(k): rate_record(int(flags[keys == k].sum()), int((keys == k).sum())) for k in sorted(set(keys.tolist()))}
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve; None when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any():
+        return None
+    return float(roc_auc_score(labels, scores))
+
+
+def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.asarray(labels, dtype=bool), scores)
+    return fpr, tpr
+
+
+def p_e(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Minimum over thresholds of the average of false-alarm and missed-detection rates."""
+    labels = np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any():
+        return None
+    fpr, tpr = _roc(labels, scores)
+    return float(np.min(0.5 * (fpr + 1 - tpr)))
+
+
+def md5(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Missed-detection rate at 5% false alarms (the best threshold with FPR <= 5%)."""
+    labels = np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any():
+        return None
+    fpr, tpr = _roc(labels, scores)
+    return float(1 - np.max(tpr[fpr <= 0.05]))
+
+
+def detection_at_fpr(clean_scores: np.ndarray, stego_scores: np.ndarray, fpr: float) -> dict:
+    """Detection rate at the threshold that gives at most ``fpr`` on these clean scores."""
+    threshold = threshold_for_fpr(clean_scores, fpr)
+    clean_flagged = int(np.sum(np.asarray(clean_scores) >= threshold))
+    return {
+        "target_fpr": fpr,
+        "threshold": threshold,
+        "false_positive_rate": rate_record(clean_flagged, len(clean_scores)),
+        "detection_rate": rate_record(int(np.sum(np.asarray(stego_scores) >= threshold)), len(stego_scores)),
+        "resolvable": len(clean_scores) * fpr >= 1,
+    }
+
+
+def confusion(true: list[str], predicted: list[str]) -> dict:
+    """Confusion matrix of method attribution: rows true method, columns predicted."""
+    labels = sorted(set(true) | set(predicted))
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(true, predicted, strict=True):
+        matrix[index[t], index[p]] += 1
+    return {"labels": labels, "matrix": matrix.tolist()}
+
+
+def payload_bin(method: str | None, payload_kind: str | None, bpnzac: float | None, bpp: float | None) -> str:
+    """``method@text`` or ``method@rate`` (bpnzac for JPEG methods, bpp otherwise), rate rounded to 2 places."""
+    if payload_kind == "text":
+        return f"{method}@text"
+    rate = bpnzac if bpnzac is not None else bpp
+    return f"{method}@{round(float(rate or 0.0), 2)}"

@@ -1,0 +1,105 @@
+"""The typed form of ``metrics.json``; its JSON Schema is exported by ``stegwatch schema metrics``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RateRecord(BaseModel):
+    count: int = Field(ge=0)
+    n: int = Field(ge=0)
+    rate: float | None = Field(description="count / n; null when n is 0")
+    ci_low: float = Field(ge=0, le=1, description="exact (Clopper-Pearson) two-sided interval, low end")
+    ci_high: float = Field(ge=0, le=1)
+    upper_bound: float = Field(ge=0, le=1, description="exact one-sided upper bound")
+    confidence: float
+
+
+class ModelIdentity(BaseModel):
+    name: str
+    version: str
+    path: str
+    sha256: str
+
+
+class RunIdentity(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    timestamp: str
+    command: str
+    git_commit: str | None
+    stegwatch_version: str
+    model: ModelIdentity
+    corpus: dict = Field(description="path, manifest_sha256, files")
+    machine: dict = Field(description="cpu_count, python, platform, library versions")
+
+
+class DetectionAtFpr(BaseModel):
+    target_fpr: float
+    threshold: float
+    false_positive_rate: RateRecord
+    detection_rate: RateRecord
+    resolvable: bool = Field(description="whether the clean files are enough to resolve the target rate")
+
+
+class Attribution(BaseModel):
+    accuracy: RateRecord
+    confusion: dict = Field(description="labels and matrix (rows: true method, columns: predicted)")
+
+
+class Latency(BaseModel):
+    n: int
+    warmup: int
+    per_image_ms: dict[str, float] = Field(description="p50, p95, p99 of one-file detect() calls, model loaded once")
+    images_per_second: float
+    batch_files: int
+    workers: int
+
+
+class FoldResult(BaseModel):
+    fold: int
+    n_files: int
+    cover_ids: int
+    threshold: float
+    false_positive_rate: RateRecord
+    detection_rate: RateRecord
+    roc_auc: float | None
+
+
+class CrossValidation(BaseModel):
+    folds: int
+    trained_per_fold: bool
+    splitter: str
+    per_fold: list[FoldResult]
+    mean: dict[str, float | None]
+    std: dict[str, float | None]
+    fold_of_cover: dict[str, int]
+
+
+class Metrics(BaseModel):
+    """Everything ``stegwatch evaluate`` measured in one run."""
+
+    schema_version: int = 1
+    run: RunIdentity
+    threshold: float
+    unreadable: int = Field(ge=0, description="files that could not be read: counted apart, never as clean or stego")
+    unreadable_files: list[dict]
+    fpr_target: float
+    n_needed_for_target: int = Field(description="clean files needed for zero false positives to prove the target")
+    fpr_target_proven: bool = Field(description="one-sided upper bound of the FPR below the target")
+    false_positive_rate: RateRecord
+    false_positive_rate_by_category: dict[str, RateRecord]
+    false_positive_rate_by_format: dict[str, RateRecord]
+    false_positive_rate_by_cover_source: dict[str, RateRecord]
+    detection_rate: RateRecord
+    detection_rate_by_method: dict[str, RateRecord]
+    detection_rate_by_payload: dict[str, RateRecord]
+    attribution: Attribution
+    roc_auc: float | None
+    roc_auc_by_method: dict[str, float | None]
+    detection_at_fpr: dict[str, DetectionAtFpr]
+    p_e: float | None
+    md5: float | None
+    cross_validation: CrossValidation | None = None
+    latency: Latency | None = None

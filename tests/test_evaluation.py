@@ -1,0 +1,125 @@
+"""Evaluation engine: exact intervals, metrics, grouped folds, evaluate, fp-regression."""
+
+import json
+
+import jsonschema
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from stegwatch.cli import app
+from stegwatch.detectors.train import load_corpus_features
+from stegwatch.evaluation.evaluate import evaluate, fold_assignment
+from stegwatch.evaluation.intervals import clopper_pearson, n_needed_zero_failures, rate_record, upper_bound
+from stegwatch.evaluation.metrics import confusion, detection_at_fpr, md5, p_e, roc_auc
+from stegwatch.evaluation.schema import Metrics
+from stegwatch.format.records import json_schema_of
+
+runner = CliRunner()
+
+
+def test_zero_of_5990_bounds_the_rate_just_under_five_in_ten_thousand():
+    bound = upper_bound(0, 5990)
+    assert 0.000499 < bound < 0.0005
+    assert upper_bound(0, 5989) > 0.0005
+    assert n_needed_zero_failures(0.0005) == 5990
+    assert 29_000 < n_needed_zero_failures(0.0001) < 31_000
+
+
+def test_clopper_pearson_known_values():
+    # Reference values of the exact interval (beta quantiles).
+    low, high = clopper_pearson(5, 10)
+    assert low == pytest.approx(0.187086, abs=1e-6) and high == pytest.approx(0.812914, abs=1e-6)
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(0.308497, abs=1e-6))
+    assert clopper_pearson(10, 10) == (pytest.approx(0.691503, abs=1e-6), 1.0)
+    assert clopper_pearson(0, 0) == (0.0, 1.0)
+    record = rate_record(3, 3172)
+    assert record["ci_low"] < record["rate"] < record["ci_high"] and record["upper_bound"] < record["ci_high"]
+
+
+def test_metric_functions_on_constructed_scores():
+    clean = np.linspace(0.0, 0.5, 100)
+    stego = np.linspace(0.4, 1.0, 100)
+    labels = np.r_[np.zeros(100, bool), np.ones(100, bool)]
+    scores = np.r_[clean, stego]
+    assert roc_auc(labels, scores) > 0.95
+    assert 0 < p_e(labels, scores) < 0.1
+    assert md5(labels, scores) < 0.2
+    perfect = np.r_[np.zeros(100), np.ones(100)]
+    assert roc_auc(labels, perfect) == 1.0 and p_e(labels, perfect) == 0.0 and md5(labels, perfect) == 0.0
+    at = detection_at_fpr(clean, stego, 0.05)
+    assert at["false_positive_rate"]["rate"] <= 0.05 and at["resolvable"]
+    assert not detection_at_fpr(clean, stego, 0.0005)["resolvable"]
+    matrix = confusion(["a", "a", "b"], ["a", "b", "b"])
+    assert matrix == {"labels": ["a", "b"], "matrix": [[1, 1], [0, 1]]}
+
+
+def test_fold_assignment_never_splits_a_cover(smoke_corpus):
+    data = load_corpus_features(smoke_corpus)
+    for folds in (2, 3, 5):
+        assignment = fold_assignment(data, folds, seed=1)
+        assert set(assignment.tolist()) == set(range(folds))
+        fold_of = {}
+        for entry, fold in zip(data.entries, assignment, strict=True):
+            assert fold_of.setdefault(entry.cover_id, fold) == fold
+
+
+@pytest.mark.parametrize("model", ["v3", "v4"])
+def test_evaluate_writes_schema_valid_metrics(smoke_corpus, model):
+    metrics = evaluate(model, smoke_corpus, folds=2, latency_sample=10, command="test")
+    jsonschema.validate(metrics, json_schema_of(Metrics))
+    assert metrics["cross_validation"]["trained_per_fold"] is (model == "v4")
+    assert len(metrics["cross_validation"]["per_fold"]) == 2
+    assert metrics["run"]["corpus"]["manifest_sha256"] and metrics["run"]["model"]["sha256"]
+    fpr = metrics["false_positive_rate"]
+    assert fpr["n"] == sum(r["n"] for r in metrics["false_positive_rate_by_category"].values())
+    assert metrics["detection_rate"]["n"] == sum(r["n"] for r in metrics["detection_rate_by_method"].values())
+    assert metrics["latency"]["n"] == 10 and metrics["latency"]["per_image_ms"]["p50"] > 0
+
+
+def test_unreadable_files_are_counted_apart(corpus_copy):
+    from stegwatch.format.manifest import read_manifest
+
+    entries = read_manifest(corpus_copy).entries
+    (corpus_copy / entries[0].file_path).write_bytes(b"")
+    metrics = evaluate("v3", corpus_copy, latency_sample=0)
+    assert metrics["unreadable"] == 1 and entries[0].file_path in metrics["unreadable_files"][0]["path"]
+    assert metrics["false_positive_rate"]["n"] + metrics["detection_rate"]["n"] == len(entries) - 1
+
+
+def test_evaluate_cli_writes_metrics_json(smoke_corpus, tmp_path):
+    result = runner.invoke(app, ["evaluate", "--model", "v3", "--corpus", str(smoke_corpus), "--out", str(tmp_path),
+                                 "--latency-sample", "5", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["run"]["command"].startswith("stegwatch")
+    schema = json.loads(runner.invoke(app, ["schema", "metrics"]).stdout)
+    jsonschema.validate(metrics, schema)
+
+
+def test_fp_regression_fails_on_a_new_false_positive(smoke_corpus, tmp_path):
+    baseline = tmp_path / "fp-baseline.json"
+    first = runner.invoke(app, ["fp-regression", "--model", "v4", "--corpus", str(smoke_corpus), "--baseline", str(baseline),
+                                "--update-baseline", "--limit", "1", "--json", "--workers", "1"])
+    assert first.exit_code == 0, first.output
+    stored = json.loads(baseline.read_text())
+    # The same model again: nothing new.
+    again = runner.invoke(app, ["fp-regression", "--model", "v4", "--corpus", str(smoke_corpus), "--baseline", str(baseline),
+                                "--limit", "1", "--json", "--workers", "1"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["changes"]["new"] == []
+    # A lower threshold is a real regression: clean files that were below it are flagged now.
+    worse = runner.invoke(app, ["fp-regression", "--model", "v4", "--corpus", str(smoke_corpus), "--baseline", str(baseline),
+                                "--threshold", "0.01", "--limit", "1", "--json", "--workers", "1"])
+    assert worse.exit_code == 1
+    report = json.loads(worse.stdout)
+    assert report["changes"]["new"] and "new false positive" in report["reasons"][0]
+    assert len(report["false_positives"]) > len(stored["false_positives"])
+    assert all(r["category"] and "score" in r for r in report["false_positives"])
+
+
+def test_fp_regression_fails_when_the_upper_bound_is_over_the_limit(smoke_corpus):
+    result = runner.invoke(app, ["fp-regression", "--model", "v3", "--corpus", str(smoke_corpus), "--json", "--workers", "1"])
+    report = json.loads(result.stdout)
+    # 152 clean files cannot bound the FPR under 0.05%, whatever the detector does.
+    assert report["false_positive_rate"]["upper_bound"] > 0.0005
+    assert result.exit_code == 1 and "upper bound" in report["reasons"][-1]
