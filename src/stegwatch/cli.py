@@ -443,6 +443,86 @@ def fp_regression_command(
     raise typer.Exit(1 if report["failed"] else 0)
 
 
+@app.command("dataset-metrics")
+def dataset_metrics_command(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder holding manifest.jsonl.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip proving labels (validate-streams).")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes to use (default: all cores).")] = None,
+) -> None:
+    """Dataset quality: counts, balance, entropy, near-duplicates, cover sources, label validity."""
+    from stegwatch.evaluation.dataset import dataset_metrics
+    from stegwatch.format.manifest import ManifestError
+
+    try:
+        metrics = dataset_metrics(corpus, workers=_workers(workers), validate=not no_validate)
+    except ManifestError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+        return
+    for name, counts in metrics["counts"].items():
+        if name in ("label", "method", "format", "mode"):
+            out.print(_counts_table(f"Files per {name}", name, counts))
+    table = Table(title="Balance and diversity")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("flag")
+    for name, row in metrics["balance"].items():
+        table.add_row(f"largest deviation from an even {name} split", f"{row['max_deviation']:.3f}", "over 0.10" if row["flagged"] else "")
+    for name, value in metrics["entropy"].items():
+        table.add_row(f"normalized entropy of {name}", f"{value:.3f}", "")
+    near = metrics["near_duplicates"]
+    table.add_row("near-duplicates within a cover_id", f"{near['within_cover_rate']:.3%}", "")
+    table.add_row("near-duplicates across cover_ids", f"{near['across_cover_rate']:.3%} ({near['across_cover_files']} files)", "")
+    table.add_row("distinct cover sources / cover_ids", f"{metrics['distinct_cover_sources']} / {metrics['distinct_cover_ids']}", "")
+    if "label_validity" in metrics:
+        v = metrics["label_validity"]
+        table.add_row("stego labels proven", f"{v['stego_passed']} / {v['stego_checked']}", "" if v["stego_passed"] == v["stego_checked"] else "check")
+    out.print(table)
+
+
+@app.command("logs")
+def logs_command(
+    paths: Annotated[list[Path], typer.Argument(help="Training logs (files, or TensorBoard run folders).")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="stegwatch, csv, keras-history, tensorboard or starlight (default: detect).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write loss curves to this PNG.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tidy table, summary and problems as JSON.")] = False,
+) -> None:
+    """Parse training logs into one tidy table (run, step, metric, value) and summarize convergence."""
+    from stegwatch.evaluation.logs import FORMATS, convergence, parse_logs, plot_losses
+
+    if fmt and fmt not in FORMATS:
+        err.print(f"[red]unknown format {fmt!r}; choose from {', '.join(FORMATS)}[/red]")
+        raise typer.Exit(2)
+    parsed = parse_logs(paths, fmt)
+    summary = convergence(parsed.table)
+    if plot and not parsed.table.empty:
+        plot_losses(parsed.table, plot)
+    if as_json:
+        print(json.dumps({"formats": parsed.formats, "rows": parsed.table.to_dict(orient="records"), "convergence": summary,
+                          "problems": parsed.problems}, indent=2, sort_keys=True))
+        return
+    table = Table(title="Convergence")
+    for column in ("run", "format", "steps", "best step", "final train loss", "final val loss", "gap", "stalled since"):
+        table.add_column(column)
+
+    def fmt_number(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    for run, row in summary.items():
+        table.add_row(run, parsed.formats.get(run, "?"), str(row["steps"]), str(row.get("best_step")),
+                      fmt_number(row.get("final_train_loss")), fmt_number(row.get("final_val_loss")),
+                      fmt_number(row.get("train_val_gap")), str(row.get("stopped_improving_since") or "-"))
+    out.print(table)
+    for problem in parsed.problems:
+        where = f"line {problem['line']}" if problem.get("line") else "file"
+        err.print(f"[yellow]{problem['run']} {where}[/yellow]: {problem['reason']} (skipped)")
+    if plot:
+        out.print(f"wrote {plot}")
+
+
 def _command_line() -> str:
     return "stegwatch " + " ".join(sys.argv[1:])
 

@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from stegwatch.cli import app
+from stegwatch.evaluation.dataset import balance, dataset_metrics, near_duplicates, normalized_entropy
+
+runner = CliRunner()
+
+
+def test_balance_and_entropy():
+    even = balance({"a": 50, "b": 50})
+    assert even["max_deviation"] == 0 and not even["flagged"]
+    skewed = balance({"a": 70, "b": 30})
+    assert skewed["max_deviation"] == pytest.approx(0.2) and skewed["flagged"]
+    assert normalized_entropy({"a": 10, "b": 10, "c": 10}) == pytest.approx(1.0)
+    assert normalized_entropy({"a": 10}) == 0.0
+    assert 0 < normalized_entropy({"a": 90, "b": 5, "c": 5}) < 1
+
+
+def test_near_duplicates_within_and_across_groups():
+    hashes = np.asarray([0b0, 0b1, 0xFFFF, 0xFFFF ^ 0b11, 0xF0F0F0F0], dtype=np.uint64)
+    groups = np.asarray(["x", "x", "y", "z", "w"])
+    result = near_duplicates(hashes, groups, max_distance=2)
+    assert result["within_cover_rate"] == pytest.approx(2 / 5)
+    assert result["across_cover_rate"] == pytest.approx(2 / 5) and result["across_cover_files"] == 2
+
+
+def test_dataset_metrics_on_the_smoke_corpus(smoke_corpus):
+    result = runner.invoke(app, ["dataset-metrics", str(smoke_corpus), "--json", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["files"] == sum(metrics["counts"]["label"].values())
+    assert 0 < metrics["entropy"]["method"] <= 1 and 0 < metrics["entropy"]["category"] <= 1
+    assert metrics["label_validity"]["stego_passed"] == metrics["label_validity"]["stego_checked"] > 0
+    # A stego file is a near-duplicate of its cover, which shares its cover_id.
+    assert metrics["near_duplicates"]["within_cover_rate"] > 0.3
+    assert metrics["distinct_cover_sources"] >= 3
+    human = runner.invoke(app, ["dataset-metrics", str(smoke_corpus), "--no-validate", "--workers", "1"])
+    assert human.exit_code == 0 and "normalized entropy" in human.stdout
+
+
+def test_dataset_metrics_counts_a_bad_manifest_line(corpus_copy):
+    manifest = corpus_copy / "manifest.jsonl"
+    manifest.write_text(manifest.read_text() + "{not json\n")
+    metrics = dataset_metrics(corpus_copy, validate=False)
+    assert metrics["manifest_errors"] == 1
