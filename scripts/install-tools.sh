@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install the external steganography programs stegwatch drives (outguess, steghide).
-# As root with apt-get it installs them (and fails loudly if that fails); otherwise it
-# says what is missing: the corpus then skips those methods and their tests are skipped.
+# Install the external programs stegwatch drives: outguess and steghide (JPEG methods) and
+# chromium (the dashboard's end-to-end test). As root with apt-get it installs them (and fails
+# loudly if that fails); otherwise it says what is missing: the corpus then skips those methods
+# and the tests that need a program are skipped with the reason.
 set -euo pipefail
 missing=()
-for tool in outguess steghide; do
+for tool in outguess steghide chromium; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -33,6 +33,10 @@ corpus_app = typer.Typer(help="Build labelled benchmark corpora in the Starlight
 app.add_typer(corpus_app, name="corpus")
 card_app = typer.Typer(help="Documents rendered from model cards.", no_args_is_help=True)
 app.add_typer(card_app, name="model-card")
+history_app = typer.Typer(help="The monitor run history.", no_args_is_help=True)
+app.add_typer(history_app, name="history")
+baseline_app = typer.Typer(help="Baselines that monitor runs are compared with.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
 
 out = Console()
 err = Console(stderr=True)
@@ -521,6 +525,73 @@ def logs_command(
         err.print(f"[yellow]{problem['run']} {where}[/yellow]: {problem['reason']} (skipped)")
     if plot:
         out.print(f"wrote {plot}")
+
+
+@app.command("monitor")
+def monitor_command(
+    model_version: Annotated[str, typer.Option("--model-version", help="v3, v4, or a model file.")],
+    dataset_path: Annotated[Path, typer.Option("--dataset-path", help="Corpus folder holding manifest.jsonl.")],
+    baseline: Annotated[Optional[str], typer.Option(help="Baseline run id or metrics file (default: the accepted baseline).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file of rules, alert sinks and the dashboard path.")] = None,
+    db: Annotated[Path, typer.Option(help="History database.")] = Path(".stegwatch/history.db"),
+    dashboard: Annotated[Optional[Path], typer.Option(help="Markdown dashboard to write (default: the config's, else docs/grok/performance_dashboard.md).")] = None,
+    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 on warning or critical.")] = None,
+    latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency.")] = 50,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's metrics, status and alerts as JSON.")] = False,
+) -> None:
+    """Evaluate, record the run in the history, check the rules, send alerts, regenerate the dashboard."""
+    from stegwatch.monitoring.monitor import MonitorConfig, monitor
+
+    if fail_on not in (None, "warning", "critical"):
+        err.print("[red]--fail-on must be warning or critical[/red]")
+        raise typer.Exit(2)
+    try:
+        loaded = MonitorConfig.load(config)
+        if dashboard is not None:
+            loaded.dashboard = dashboard
+        result = monitor(model_version, dataset_path, baseline=baseline, config=loaded, db=db, fail_on=fail_on,
+                         workers=_workers(workers), latency_sample=latency_sample, command=_command_line(),
+                         console=(lambda line: err.print(line, markup=False, highlight=False)))
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps({"run_id": result.metrics["run"]["run_id"], "status": result.status,
+                          "alerts": [a.to_json_dict() for a in result.alerts],
+                          "sinks": [vars(s) for s in result.sinks], "files": [str(f) for f in result.files]}, indent=2))
+    else:
+        out.print(f"run {result.metrics['run']['run_id']}: status {result.status.upper()}, {len(result.alerts)} alert(s), "
+                  f"{len(result.sent)} sent")
+        for sink in result.sinks:
+            if sink.error:
+                err.print(f"[yellow]alert sink {sink.sink} failed after {sink.attempts} attempts: {sink.error}[/yellow]")
+        out.print(f"dashboard: {result.files[0]} and {result.files[1]}")
+    raise typer.Exit(result.exit_code)
+
+
+@history_app.command("export")
+def history_export(db: Annotated[Path, typer.Option(help="History database.")] = Path(".stegwatch/history.db")) -> None:
+    """Print every run of the history as JSON Lines (oldest first)."""
+    from stegwatch.monitoring.history import export_jsonl
+
+    sys.stdout.write(export_jsonl(db))
+
+
+@baseline_app.command("accept")
+def baseline_accept(
+    run_id: Annotated[str, typer.Argument(help="The run to accept as its model's baseline.")],
+    db: Annotated[Path, typer.Option(help="History database.")] = Path(".stegwatch/history.db"),
+) -> None:
+    """Accept a monitor run as the baseline of its model."""
+    from stegwatch.monitoring.history import accept_baseline
+
+    try:
+        accept_baseline(run_id, db)
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(2) from None
+    out.print(f"baseline accepted: {run_id}")
 
 
 def _command_line() -> str:

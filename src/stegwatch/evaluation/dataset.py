@@ -81,8 +81,8 @@ def near_duplicates(hashes: np.ndarray, groups: np.ndarray, max_distance: int = 
             "across_cover_files": int(across.sum())}
 
 
-def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = True) -> dict:
-    """Everything above, for the corpus at ``corpus``."""
+def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = True, duplicates: bool = True) -> dict:
+    """Everything above, for the corpus at ``corpus`` (``duplicates=False`` skips the perceptual hashes)."""
     root = Path(corpus)
     read = read_manifest(root)
     entries = read.entries
@@ -90,7 +90,8 @@ def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = Tr
     methods = Counter(e.method for e in entries if e.method)
     categories = Counter(e.category for e in entries if e.label == "clean" and e.category != "photo")
     hashes: dict[str, int] = {}
-    for chunk in map_unordered(functools.partial(_phash, root), [e.file_path for e in entries], workers=workers, chunk_size=64):
+    for chunk in map_unordered(functools.partial(_phash, root), [e.file_path for e in entries] if duplicates else [],
+                               workers=workers, chunk_size=64):
         hashes.update({path: value for path, value in chunk if value is not None})
     hashed = [e for e in entries if e.file_path in hashes]
     near = near_duplicates(np.asarray([hashes[e.file_path] for e in hashed], dtype=np.uint64),
@@ -109,7 +110,7 @@ def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = Tr
         },
         "balance": {"label": balance(dict(labels)), "method": balance(dict(methods)), "negatives_category": balance(dict(categories))},
         "entropy": {"method": normalized_entropy(dict(methods)), "category": normalized_entropy(dict(Counter(e.category for e in entries)))},
-        "near_duplicates": near | {"unhashed": len(entries) - len(hashed)},
+        "near_duplicates": (near | {"unhashed": len(entries) - len(hashed)}) if duplicates else None,
         "cover_sources": dict(sorted(Counter(e.cover_source or "unknown" for e in entries).items())),
         "distinct_cover_sources": len({e.cover_source for e in entries}),
         "distinct_cover_ids": len({e.cover_id for e in entries}),

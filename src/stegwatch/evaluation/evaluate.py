@@ -138,6 +138,17 @@ def measure_latency(detector, paths: list[str], *, warmup: int = 5, sample: int 
             "batch_files": len(chosen[warmup:]), "workers": workers}
 
 
+def decisions_of(entries, flags: np.ndarray) -> dict:
+    """Which files were evaluated and which were flagged, by short content hash, per clean set and method."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for entry, flagged in zip(entries, flags, strict=True):
+        group = groups.setdefault("clean" if entry.label == "clean" else f"method:{entry.method}", {"evaluated": [], "flagged": []})
+        group["evaluated"].append(entry.sha256[:16])
+        if flagged:
+            group["flagged"].append(entry.sha256[:16])
+    return {key: {k: sorted(v) for k, v in value.items()} for key, value in sorted(groups.items())}
+
+
 def evaluate(
     model: str | Path,
     corpus: str | Path,
@@ -232,6 +243,7 @@ def evaluate(
         "md5": md5(labels, scores),
         "cross_validation": cross,
         "latency": None,
+        "decisions": decisions_of(entries, flags),
     }
     if latency_sample > 0 and n:
         paths = [str(resolve_in_root(corpus, e.file_path)) for e in entries[:: max(1, n // (latency_sample + 5))]]

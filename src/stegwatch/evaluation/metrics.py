@@ -86,3 +86,20 @@ def payload_bin(method: str | None, payload_kind: str | None, bpnzac: float | No
         return f"{method}@text"
     rate = bpnzac if bpnzac is not None else bpp
     return f"{method}@{round(float(rate or 0.0), 2)}"
+
+
+def mcnemar_exact(before: dict, after: dict) -> dict:
+    """Exact McNemar test on paired decisions (files evaluated in both runs).
+
+    ``before`` and ``after`` hold ``evaluated`` and ``flagged`` lists of file
+    hashes. Returns the discordant counts (flagged only before, only after) and
+    the two-sided exact binomial p-value.
+    """
+    from scipy.stats import binomtest
+
+    common = set(before["evaluated"]) & set(after["evaluated"])
+    was, now = set(before["flagged"]) & common, set(after["flagged"]) & common
+    only_before, only_after = len(was - now), len(now - was)
+    discordant = only_before + only_after
+    p = float(binomtest(only_before, discordant, 0.5).pvalue) if discordant else 1.0
+    return {"paired_files": len(common), "only_before": only_before, "only_after": only_after, "p_value": p}

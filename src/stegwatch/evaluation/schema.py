@@ -103,3 +103,10 @@ class Metrics(BaseModel):
     md5: float | None
     cross_validation: CrossValidation | None = None
     latency: Latency | None = None
+    dataset: dict | None = Field(default=None, description="dataset metrics of the corpus (monitor runs)")
+    decisions: dict | None = Field(
+        default=None,
+        description="paired-test material: per clean set and per method, the sha256[:16] of every evaluated file and "
+        "of the flagged ones",
+    )
+    training: dict | None = Field(default=None, description="convergence summary of the model's training log (monitor runs)")

@@ -1,0 +1,1 @@
+"""Monitoring over time: run history, threshold rules, alerts, dashboards."""

@@ -1,0 +1,148 @@
+"""The performance dashboard: Markdown and self-contained HTML, rendered from run metrics by templates.
+
+Everything shown comes from the metrics JSON of the runs in the history (and
+the model's training log); nothing is typed in. Plots are PNG files beside the
+Markdown and embedded (base64) in the HTML, so the page renders offline. All
+files are written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import jinja2
+
+from stegwatch.format.files import write_bytes_atomic, write_text_atomic
+
+TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_DASHBOARD = Path("docs") / "grok" / "performance_dashboard.md"
+TARGET_FPR = 0.0005
+TARGET_DETECTION = 0.99
+
+
+def _figure_png(draw) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7.5, 3.6), dpi=100)
+    draw(axis)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def trend_plots(history: list[dict]) -> dict[str, bytes]:
+    """FPR with its interval band, detection per method, latency, over the runs (oldest first)."""
+    x = list(range(1, len(history) + 1))
+    metrics = [run["metrics"] for run in history]
+
+    def fpr(axis):
+        rates = [100 * (m["false_positive_rate"]["rate"] or 0) for m in metrics]
+        low = [100 * m["false_positive_rate"]["ci_low"] for m in metrics]
+        high = [100 * m["false_positive_rate"]["ci_high"] for m in metrics]
+        axis.fill_between(x, low, high, alpha=0.25, label="95% interval")
+        axis.plot(x, rates, "o-", label="false-positive rate")
+        axis.axhline(100 * TARGET_FPR, color="red", linestyle="--", label="target 0.05%")
+        axis.set_xlabel("run")
+        axis.set_ylabel("%")
+        axis.legend(fontsize=8)
+
+    def detection(axis):
+        methods = sorted({k for m in metrics for k in m["detection_rate_by_method"]})
+        for method in methods:
+            axis.plot(x, [100 * (m["detection_rate_by_method"].get(method, {}).get("rate") or 0) for m in metrics], "o-", label=method)
+        axis.set_xlabel("run")
+        axis.set_ylabel("detection %")
+        axis.legend(fontsize=7, ncol=3)
+
+    def latency(axis):
+        for key in ("p50", "p95"):
+            axis.plot(x, [(m.get("latency") or {}).get("per_image_ms", {}).get(key, 0) for m in metrics], "o-", label=key)
+        axis.set_xlabel("run")
+        axis.set_ylabel("ms per image")
+        axis.legend(fontsize=8)
+
+    return {"trend_fpr.png": _figure_png(fpr), "trend_detection.png": _figure_png(detection),
+            "trend_latency.png": _figure_png(latency)}
+
+
+def training_plot(training_log: Path | None) -> bytes | None:
+    if training_log is None or not training_log.exists():
+        return None
+    from stegwatch.evaluation.logs import _loss_names, parse_logs
+
+    table = parse_logs([training_log]).table
+    if table.empty:
+        return None
+
+    def draw(axis):
+        train_name, val_name = _loss_names(set(table["metric"]))
+        for name, style in ((train_name, "-"), (val_name, "--")):
+            if name:
+                curve = table[table["metric"] == name].groupby("step")["value"].last()
+                axis.plot(curve.index, curve.values, style, label=name)
+        axis.set_xlabel("boosting iteration")
+        axis.set_ylabel("log loss")
+        axis.legend(fontsize=8)
+
+    return _figure_png(draw)
+
+
+def metric_rows(metrics: dict) -> list[dict]:
+    """The "Current metrics" table: metric, value with interval and n, target, status."""
+    def rate_row(name: str, record: dict, target: str, ok: bool | None) -> dict:
+        value = "-" if record["rate"] is None else (
+            f"{100 * record['rate']:.3f}% ({100 * record['ci_low']:.3f}-{100 * record['ci_high']:.3f}%, n={record['n']})")
+        return {"metric": name, "value": value, "target": target, "status": "-" if ok is None else ("ok" if ok else "missed")}
+
+    fpr = metrics["false_positive_rate"]
+    rows = [rate_row("False-positive rate (all clean)", fpr, "< 0.05% (upper bound)", fpr["upper_bound"] < TARGET_FPR)]
+    for category, record in metrics["false_positive_rate_by_category"].items():
+        rows.append(rate_row(f"FPR: {category}", record, "-", None))
+    for method, record in metrics["detection_rate_by_method"].items():
+        rows.append(rate_row(f"Detection: {method}", record, ">= 99%", (record["rate"] or 0) >= TARGET_DETECTION))
+    if metrics.get("roc_auc") is not None:
+        rows.append({"metric": "ROC AUC", "value": f"{metrics['roc_auc']:.4f}", "target": "-", "status": "-"})
+    latency = metrics.get("latency")
+    if latency:
+        rows.append({"metric": "Latency p50 / p95", "value": f"{latency['per_image_ms']['p50']:.1f} / {latency['per_image_ms']['p95']:.1f} ms",
+                     "target": "-", "status": "-"})
+        rows.append({"metric": "Throughput", "value": f"{latency['images_per_second']:.1f} images/s", "target": "-", "status": "-"})
+    dataset = metrics.get("dataset")
+    if dataset:
+        deviation = dataset["balance"]["label"]["max_deviation"]
+        rows.append({"metric": "Dataset balance (clean/stego deviation)", "value": f"{deviation:.3f}", "target": "<= 0.10",
+                     "status": "ok" if deviation <= 0.10 else "missed"})
+    return rows
+
+
+def render_dashboard(history: list[dict], current: dict, status: str, alerts: list[dict], dashboard: Path,
+                     training_log: Path | None = None) -> list[Path]:
+    """Write the Markdown dashboard, its PNG plots and the HTML twin; returns the paths written."""
+    folder = dashboard.parent
+    plots = trend_plots(history)
+    training = training_plot(training_log)
+    if training is not None:
+        plots["training_loss.png"] = training
+    written = []
+    for name, data in plots.items():
+        write_bytes_atomic(folder / name, data)
+        written.append(folder / name)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    context = {
+        "run": current["run"], "status": status, "rows": metric_rows(current), "alerts": alerts, "history": history,
+        "plots": sorted(plots), "training": current.get("training"),
+        "images": {name: base64.b64encode(data).decode() for name, data in plots.items()},
+    }
+    write_text_atomic(dashboard, environment.get_template("dashboard.md.j2").render(**context))
+    html = dashboard.with_suffix(".html")
+    write_text_atomic(html, environment.get_template("dashboard.html.j2").render(**context))
+    return [dashboard, html, *written]

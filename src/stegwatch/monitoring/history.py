@@ -1,0 +1,131 @@
+"""The run history: one row per monitor run, in an embedded SQLite database.
+
+SQLite in WAL mode with a busy timeout and one short write transaction per
+run, so concurrent monitor runs (separate processes) all land and none
+corrupts the file. ``export_jsonl`` gives the same rows as JSON Lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+DEFAULT_DB = Path(".stegwatch") / "history.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    corpus_manifest_sha256 TEXT NOT NULL,
+    status TEXT NOT NULL,
+    metrics TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model_name, timestamp);
+CREATE TABLE IF NOT EXISTS baselines (
+    model_name TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    accepted_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts_sent (
+    fingerprint TEXT PRIMARY KEY,
+    first_run_id TEXT NOT NULL,
+    last_run_id TEXT NOT NULL
+);
+"""
+
+
+@contextmanager
+def connect(db: str | Path = DEFAULT_DB):
+    """A connection with WAL, a 30 s busy timeout and foreign keys; the schema is created if missing."""
+    path = Path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=30.0, isolation_level=None)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.executescript(_SCHEMA)
+        yield connection
+
+
+def append_run(metrics: dict, status: str, db: str | Path = DEFAULT_DB) -> str:
+    """Store one run (its whole metrics JSON) in one transaction; returns its run id."""
+    run = metrics["run"]
+    with connect(db) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run["run_id"], run["timestamp"], run["model"]["name"], run["model"]["version"], run["model"]["sha256"],
+                 run["corpus"]["manifest_sha256"], status, json.dumps(metrics, sort_keys=True)),
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return run["run_id"]
+
+
+def runs(db: str | Path = DEFAULT_DB, model_name: str | None = None) -> list[dict]:
+    """Every stored run (oldest first) with its metrics, optionally for one model."""
+    with connect(db) as connection:
+        query = "SELECT run_id, timestamp, model_name, model_version, status, metrics FROM runs"
+        args: tuple = ()
+        if model_name:
+            query += " WHERE model_name = ?"
+            args = (model_name,)
+        rows = connection.execute(query + " ORDER BY timestamp, run_id", args).fetchall()
+    return [{"run_id": r[0], "timestamp": r[1], "model_name": r[2], "model_version": r[3], "status": r[4],
+             "metrics": json.loads(r[5])} for r in rows]
+
+
+def get_run(run_id: str, db: str | Path = DEFAULT_DB) -> dict | None:
+    return next((r for r in runs(db) if r["run_id"] == run_id), None)
+
+
+def accept_baseline(run_id: str, db: str | Path = DEFAULT_DB) -> None:
+    """Make ``run_id`` the baseline of its model (``stegwatch baseline accept RUN``)."""
+    from datetime import UTC, datetime
+
+    run = get_run(run_id, db)
+    if run is None:
+        raise KeyError(f"no run {run_id!r} in {db}")
+    with connect(db) as connection:
+        connection.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?, ?)",
+                           (run["model_name"], run_id, datetime.now(UTC).isoformat(timespec="seconds")))
+
+
+def baseline_for(model_name: str, db: str | Path = DEFAULT_DB) -> dict | None:
+    """The accepted baseline run of ``model_name``, or None."""
+    with connect(db) as connection:
+        row = connection.execute("SELECT run_id FROM baselines WHERE model_name = ?", (model_name,)).fetchone()
+    return get_run(row[0], db) if row else None
+
+
+def mark_alert_sent(fingerprint: str, run_id: str, db: str | Path = DEFAULT_DB) -> bool:
+    """Record that an alert was sent; False when the same alert was already sent (condition persists)."""
+    with connect(db) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        known = connection.execute("SELECT 1 FROM alerts_sent WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        if known:
+            connection.execute("UPDATE alerts_sent SET last_run_id = ? WHERE fingerprint = ?", (run_id, fingerprint))
+        else:
+            connection.execute("INSERT INTO alerts_sent VALUES (?, ?, ?)", (fingerprint, run_id, run_id))
+        connection.execute("COMMIT")
+    return not known
+
+
+def clear_resolved_alerts(active: set[str], db: str | Path = DEFAULT_DB) -> None:
+    """Forget alerts whose condition no longer holds, so they are sent again if it returns."""
+    with connect(db) as connection:
+        for (fingerprint,) in connection.execute("SELECT fingerprint FROM alerts_sent").fetchall():
+            if fingerprint not in active:
+                connection.execute("DELETE FROM alerts_sent WHERE fingerprint = ?", (fingerprint,))
+
+
+def export_jsonl(db: str | Path = DEFAULT_DB) -> str:
+    """The history as JSON Lines: one run per line, oldest first."""
+    return "".join(json.dumps(run, sort_keys=True) + "\n" for run in runs(db))

@@ -1,0 +1,95 @@
+"""One monitor run: evaluate, record in the history, check rules, alert, regenerate the dashboard.
+
+The history row is written before any alert is sent, so a failing sink never
+loses the run.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stegwatch.evaluation.dataset import dataset_metrics
+from stegwatch.evaluation.evaluate import evaluate, model_path
+from stegwatch.evaluation.logs import convergence, parse_logs
+from stegwatch.monitoring import history
+from stegwatch.monitoring.dashboard import DEFAULT_DASHBOARD, render_dashboard
+from stegwatch.monitoring.rules import Alert, Rule, check, load_rules, status_of
+from stegwatch.monitoring.sinks import AlertConfig, SinkResult, dispatch
+
+
+@dataclass
+class MonitorConfig:
+    """Rules, alert sinks and the dashboard path, from one TOML file (defaults when absent)."""
+
+    rules: list[Rule]
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    dashboard: Path = DEFAULT_DASHBOARD
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> MonitorConfig:
+        if path is None:
+            return cls(rules=load_rules())
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        rules = load_rules(path) if data.get("rule") else load_rules()
+        return cls(rules=rules, alerts=AlertConfig.from_dict(data.get("alerts", {})),
+                   dashboard=Path(data.get("dashboard", {}).get("path", DEFAULT_DASHBOARD)))
+
+
+@dataclass
+class MonitorResult:
+    metrics: dict
+    status: str
+    alerts: list[Alert]
+    sent: list[Alert]
+    sinks: list[SinkResult]
+    files: list[Path]
+    exit_code: int
+
+
+def _baseline(spec: str | None, model_name: str, db: Path) -> dict | None:
+    if spec is None:
+        run = history.baseline_for(model_name, db)
+        return run["metrics"] if run else None
+    if Path(spec).is_file():
+        return json.loads(Path(spec).read_text(encoding="utf-8"))
+    run = history.get_run(spec, db)
+    if run is None:
+        raise KeyError(f"baseline {spec!r} is neither a file nor a run in {db}")
+    return run["metrics"]
+
+
+def monitor(
+    model: str | Path,
+    corpus: str | Path,
+    *,
+    baseline: str | None = None,
+    config: MonitorConfig | None = None,
+    db: Path = history.DEFAULT_DB,
+    fail_on: str | None = None,
+    workers: int = 1,
+    latency_sample: int = 50,
+    command: str = "",
+    console=print,
+) -> MonitorResult:
+    config = config or MonitorConfig.load()
+    metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command)
+    metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False)
+    training_log = model_path(model).parent / "training_log.jsonl"
+    if training_log.exists():
+        metrics["training"] = next(iter(convergence(parse_logs([training_log]).table).values()), None)
+    base = _baseline(baseline, metrics["run"]["model"]["name"], db)
+    alerts = check(metrics, config.rules, base)
+    status = status_of(alerts)
+    history.append_run(metrics, status, db)
+    run_id = metrics["run"]["run_id"]
+    sent = [a for a in alerts if config.alerts.resend or history.mark_alert_sent(a.fingerprint, run_id, db)]
+    history.clear_resolved_alerts({a.fingerprint for a in alerts}, db)
+    sinks = dispatch(sent, config.alerts, console=console)
+    runs = history.runs(db, metrics["run"]["model"]["name"])
+    files = render_dashboard(runs, metrics, status, [a.to_json_dict() for a in alerts], config.dashboard,
+                             training_log if training_log.exists() else None)
+    failing = {"critical": ("critical",), "warning": ("warning", "critical")}.get(fail_on or "", ())
+    return MonitorResult(metrics, status, alerts, sent, sinks, files, 1 if status in failing else 0)

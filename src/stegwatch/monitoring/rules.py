@@ -1,0 +1,171 @@
+"""Threshold rules as configuration, and the alerts they raise.
+
+A rule is data (TOML): a metric (dotted path into the metrics JSON, ``*``
+matching every key at that level), a condition (``gt``, ``gte``, ``lt``,
+``lte``), a threshold and a severity. ``kind = "change"`` compares the
+metric with the same metric of the baseline run (``relative = true`` for a
+fraction of the baseline value). ``unless`` names a rule that, when it fires
+on the same metric family, silences this one (the FPR warning stays quiet
+when the critical point-estimate rule fires).
+"""
+
+from __future__ import annotations
+
+import operator
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_RULES = Path(__file__).parent / "default_rules.toml"
+CONDITIONS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+SEVERITIES = ("warning", "critical")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    metric: str
+    condition: str
+    threshold: float
+    severity: str
+    kind: str = "value"
+    relative: bool = False
+    description: str = ""
+    unless: str | None = None
+    #: For change rules on a method's detection rate: run an exact McNemar test on the
+    #: paired per-file decisions of the two runs and report whether the change is significant.
+    paired_test: bool = False
+
+
+@dataclass
+class Alert:
+    """One rule firing on one metric of one run."""
+
+    rule: str
+    severity: str
+    metric: str
+    value: float
+    threshold: float
+    condition: str
+    kind: str
+    run_id: str
+    model: str
+    description: str
+    baseline_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    paired_test: dict | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Same rule, same metric, same model: the same alert while the condition persists."""
+        return f"{self.model}|{self.rule}|{self.metric}"
+
+    def message(self) -> str:
+        interval = f" (95% CI {self.ci_low:.4%} to {self.ci_high:.4%}, n={self.n})" if self.ci_low is not None else ""
+        against = f" against baseline {self.baseline_value:.6g}" if self.baseline_value is not None else ""
+        if self.paired_test:
+            t = self.paired_test
+            verdict = "significant" if t["p_value"] < 0.05 else "not significant"
+            against += (f" (exact McNemar on {t['paired_files']} paired files: {t['only_before']} lost, "
+                        f"{t['only_after']} gained, p={t['p_value']:.3g}, {verdict})")
+        return (f"[{self.severity.upper()}] {self.rule}: {self.metric} = {self.value:.6g}{interval}{against}; "
+                f"rule: {self.kind} {self.condition} {self.threshold:g} ({self.description}); run {self.run_id}, model {self.model}")
+
+    def to_json_dict(self) -> dict:
+        return asdict(self) | {"fingerprint": self.fingerprint, "message": self.message()}
+
+
+def load_rules(path: str | Path | None = None) -> list[Rule]:
+    """Rules from a TOML file (``[[rule]]`` tables); the shipped defaults when ``path`` is None."""
+    data = tomllib.loads(Path(path or DEFAULT_RULES).read_text(encoding="utf-8"))
+    rules = []
+    for raw in data.get("rule", []):
+        rule = Rule(**raw)
+        if rule.condition not in CONDITIONS:
+            raise ValueError(f"rule {rule.name}: condition must be one of {', '.join(CONDITIONS)}")
+        if rule.severity not in SEVERITIES:
+            raise ValueError(f"rule {rule.name}: severity must be warning or critical")
+        if rule.kind not in ("value", "change"):
+            raise ValueError(f"rule {rule.name}: kind must be value or change")
+        rules.append(rule)
+    return rules
+
+
+def resolve(document: dict, path: str) -> dict[tuple[str, ...], object]:
+    """Key paths matching the dotted ``path`` (``*`` = every key at that level) and their values.
+
+    Keys are returned as tuples, since a key may itself contain a dot (``lsb.rgb``).
+    """
+    found: dict[tuple[str, ...], object] = {(): document}
+    for part in path.split("."):
+        nxt: dict[tuple[str, ...], object] = {}
+        for keys, node in found.items():
+            if not isinstance(node, dict):
+                continue
+            for key in (list(node) if part == "*" else ([part] if part in node else [])):
+                nxt[(*keys, key)] = node[key]
+        found = nxt
+    return found
+
+
+def lookup(document: dict, keys: tuple[str, ...]) -> object:
+    node: object = document
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def check(metrics: dict, rules: list[Rule], baseline: dict | None = None) -> list[Alert]:
+    """Every alert the rules raise on ``metrics`` (and, for change rules, against ``baseline``)."""
+    run = metrics["run"]
+    model = f"{run['model']['name']} {run['model']['version']}"
+    alerts: list[Alert] = []
+    for rule in rules:
+        compare = CONDITIONS[rule.condition]
+        for keys, value in resolve(metrics, rule.metric).items():
+            concrete = ".".join(keys)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            baseline_value = None
+            measured = float(value)
+            if rule.kind == "change":
+                if baseline is None:
+                    continue
+                before = lookup(baseline, keys)
+                if not isinstance(before, int | float):
+                    continue
+                baseline_value = float(before)
+                measured = (measured - baseline_value) / baseline_value if rule.relative and baseline_value else measured - baseline_value
+            if not compare(measured, rule.threshold):
+                continue
+            parent = lookup(metrics, keys[:-1])
+            parent = parent if isinstance(parent, dict) else {}
+            paired = None
+            if rule.paired_test and baseline is not None and keys[0] == "detection_rate_by_method":
+                group = f"method:{keys[1]}"
+                before_d = (baseline.get("decisions") or {}).get(group)
+                after_d = (metrics.get("decisions") or {}).get(group)
+                if before_d and after_d:
+                    from stegwatch.evaluation.metrics import mcnemar_exact
+
+                    paired = mcnemar_exact(before_d, after_d)
+            alerts.append(Alert(
+                rule=rule.name, severity=rule.severity, metric=concrete, value=measured, threshold=rule.threshold,
+                condition=rule.condition, kind=rule.kind, run_id=run["run_id"], model=model, description=rule.description,
+                baseline_value=baseline_value, ci_low=parent.get("ci_low"), ci_high=parent.get("ci_high"), n=parent.get("n"),
+                paired_test=paired,
+            ))
+    fired = {a.rule for a in alerts}
+    silenced = {r.name for r in rules if r.unless and r.unless in fired}
+    return [a for a in alerts if a.rule not in silenced]
+
+
+def status_of(alerts: list[Alert]) -> str:
+    """Overall status of a run: ``critical``, ``warning`` or ``ok``."""
+    if any(a.severity == "critical" for a in alerts):
+        return "critical"
+    return "warning" if alerts else "ok"

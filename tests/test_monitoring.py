@@ -1,0 +1,221 @@
+"""Monitoring: history, rules, alert sinks (real SMTP and HTTP on 127.0.0.1), dashboard, CLI."""
+
+import json
+import multiprocessing
+import shutil
+import socket
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stegwatch.cli import app
+from stegwatch.detectors import MODELS_DIR
+from stegwatch.monitoring import history
+from stegwatch.monitoring.monitor import MonitorConfig, monitor
+from stegwatch.monitoring.rules import Rule, check, load_rules, resolve
+
+runner = CliRunner()
+
+
+def _config(tmp_path: Path, **alerts) -> MonitorConfig:
+    config = MonitorConfig.load()
+    config.dashboard = tmp_path / "dash" / "performance_dashboard.md"
+    config.alerts.log_file = str(tmp_path / "alerts.log")
+    for key, value in alerts.items():
+        setattr(config.alerts, key, value)
+    return config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _lowered_model(tmp_path: Path, threshold: float) -> Path:
+    """A copy of the shipped V4 whose card sets a lower threshold: a real regression, not a typed number."""
+    folder = tmp_path / "v4-lowered"
+    shutil.copytree(MODELS_DIR / "v4", folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    card["threshold"]["value"] = threshold
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder / "model.onnx"
+
+
+def test_rules_resolve_keys_with_dots_and_wildcards():
+    document = {"a": {"lsb.rgb": {"rate": 0.5}, "alpha": {"rate": 1.0}}}
+    assert resolve(document, "a.*.rate") == {("a", "lsb.rgb", "rate"): 0.5, ("a", "alpha", "rate"): 1.0}
+    rule = Rule(name="r", metric="a.*.rate", condition="lt", threshold=0.9, severity="warning")
+    metrics = {"run": {"run_id": "x", "model": {"name": "m", "version": "1"}}, **document}
+    alerts = check(metrics, [rule])
+    assert [a.metric for a in alerts] == ["a.lsb.rgb.rate"]
+    assert {r.name for r in load_rules()} >= {"fpr-point-estimate", "fpr-upper-bound", "method-detection-drop", "latency-p95"}
+
+
+def _append_from_process(db: str, run_id: str) -> None:
+    metrics = {"run": {"run_id": run_id, "timestamp": run_id, "model": {"name": "m", "version": "1", "sha256": "s"},
+                       "corpus": {"manifest_sha256": "c"}}}
+    history.append_run(metrics, "ok", db)
+
+
+def test_concurrent_runs_both_land(tmp_path):
+    db = str(tmp_path / "history.db")
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_append_from_process, args=(db, f"run-{i}")) for i in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    assert sorted(r["run_id"] for r in history.runs(db)) == [f"run-{i}" for i in range(4)]
+    assert len(history.export_jsonl(db).splitlines()) == 4
+
+
+def test_failing_sink_is_retried_reported_and_loses_nothing(smoke_corpus, tmp_path):
+    closed_port = _free_port()
+    config = _config(tmp_path, email={"host": "127.0.0.1", "port": closed_port, "sender": "a@b.c", "recipients": ["d@e.f"],
+                                      "timeout": 2})
+    result = monitor(_lowered_model(tmp_path, 0.05), smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5,
+                     console=lambda line: None)
+    email = next(s for s in result.sinks if s.sink == "email")
+    assert email.error and email.attempts == 2 and email.sent == 0
+    assert history.get_run(result.metrics["run"]["run_id"], tmp_path / "h.db") is not None
+    assert (tmp_path / "alerts.log").read_text().count("\n") == len(result.sent) > 0
+
+
+class _Collector(BaseHTTPRequestHandler):
+    bodies: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        length = int(self.headers["Content-Length"])
+        type(self).bodies.append((self.path, json.loads(self.rfile.read(length))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.slow
+def test_a_real_regression_fires_the_fpr_alert_by_smtp_and_webhook(smoke_corpus, tmp_path, monkeypatch):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received = []
+
+    class Inbox(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    smtp_port = _free_port()
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    server = HTTPServer(("127.0.0.1", 0), _Collector)
+    _Collector.bodies = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("TEST_SLACK_URL", f"http://127.0.0.1:{server.server_port}/slack")
+    monkeypatch.setenv("TEST_AM_URL", f"http://127.0.0.1:{server.server_port}/alertmanager")
+    config_file = tmp_path / "monitor.toml"
+    config_file.write_text(f"""
+[dashboard]
+path = "{tmp_path / 'dash' / 'performance_dashboard.md'}"
+[alerts]
+log_file = "{tmp_path / 'alerts.log'}"
+[alerts.email]
+host = "127.0.0.1"
+port = {smtp_port}
+sender = "stegwatch@example.org"
+recipients = ["oncall@example.org"]
+starttls = "auto"
+[[alerts.webhook]]
+url_env = "TEST_SLACK_URL"
+format = "slack"
+[[alerts.webhook]]
+url_env = "TEST_AM_URL"
+format = "alertmanager"
+""")
+    db = tmp_path / "h.db"
+    try:
+        good = runner.invoke(app, ["monitor", "--model-version", "v4", "--dataset-path", str(smoke_corpus), "--config", str(config_file),
+                                   "--db", str(db), "--fail-on", "critical", "--latency-sample", "5", "--workers", "1", "--json"])
+        assert good.exit_code == 0, good.output
+        good_run = json.loads(good.stdout)
+        assert not [a for a in good_run["alerts"] if a["rule"] == "fpr-point-estimate"]
+        assert runner.invoke(app, ["baseline", "accept", good_run["run_id"], "--db", str(db)]).exit_code == 0
+        received.clear()
+        _Collector.bodies.clear()
+        bad = runner.invoke(app, ["monitor", "--model-version", str(_lowered_model(tmp_path, 0.02)), "--dataset-path", str(smoke_corpus),
+                                  "--config", str(config_file), "--db", str(db), "--fail-on", "critical", "--latency-sample", "5",
+                                  "--workers", "1", "--json"])
+    finally:
+        controller.stop()
+        server.shutdown()
+    assert bad.exit_code == 1, bad.output
+    report = json.loads(bad.stdout)
+    fpr_alerts = [a for a in report["alerts"] if a["rule"] == "fpr-point-estimate"]
+    assert fpr_alerts and fpr_alerts[0]["value"] > 0.0005 and fpr_alerts[0]["n"] > 0
+    assert received and "fpr-point-estimate" in received[0].get_payload()
+    assert received[0]["To"] == "oncall@example.org"
+    paths = {path for path, _ in _Collector.bodies}
+    assert paths == {"/slack", "/alertmanager"}
+    slack = next(body for path, body in _Collector.bodies if path == "/slack")
+    assert "fpr-point-estimate" in slack["text"]
+    alertmanager = next(body for path, body in _Collector.bodies if path == "/alertmanager")
+    assert {a["labels"]["alertname"] for a in alertmanager} >= {"fpr-point-estimate"}
+    assert len(history.runs(db)) == 2
+    exported = runner.invoke(app, ["history", "export", "--db", str(db)])
+    assert len(exported.stdout.splitlines()) == 2
+    assert "secret" not in (tmp_path / "alerts.log").read_text()
+
+
+def test_second_run_adds_a_trend_point_and_dashboards_are_written(smoke_corpus, tmp_path):
+    config = _config(tmp_path)
+    first = monitor("v3", smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5, console=lambda line: None)
+    trend_before = (tmp_path / "dash" / "trend_fpr.png").read_bytes()
+    second = monitor("v3", smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5, console=lambda line: None)
+    markdown = config.dashboard.read_text()
+    assert "2 run(s) of this model" in markdown and second.metrics["run"]["run_id"] in markdown
+    assert (tmp_path / "dash" / "trend_fpr.png").read_bytes() != trend_before
+    html = config.dashboard.with_suffix(".html").read_text()
+    assert 'id="metrics"' in html and "data:image/png;base64," in html and "http" not in html.split("<body>")[1].split("data:image")[0]
+    assert first.sent and not second.sent  # the same alerts are not re-sent while the condition persists
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)")
+def test_dashboard_renders_in_headless_chromium(smoke_corpus, tmp_path):
+    config = _config(tmp_path)
+    monitor("v4", smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5, console=lambda line: None)
+    html = config.dashboard.with_suffix(".html")
+    profile = tmp_path / "chromium-profile"
+    args = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]
+    dom = subprocess.run([*args, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert '<table id="metrics">' in dom.stdout and "False-positive rate (all clean)" in dom.stdout
+    assert dom.stdout.count('class="plot"') >= 3
+    shot = subprocess.run([*args, f"--screenshot={tmp_path / 'shot.png'}", "--window-size=1200,2400", html.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.returncode == 0 and (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_detection_drop_reports_an_exact_paired_test():
+    from stegwatch.evaluation.metrics import mcnemar_exact
+
+    files = [f"{i:016x}" for i in range(100)]
+    before = {"evaluated": files, "flagged": files[:90]}
+    after = {"evaluated": files, "flagged": files[:60]}
+    test = mcnemar_exact(before, after)
+    assert (test["only_before"], test["only_after"], test["paired_files"]) == (30, 0, 100) and test["p_value"] < 1e-6
+    run = {"run_id": "r", "model": {"name": "m", "version": "1"}}
+    metrics = {"run": run, "detection_rate_by_method": {"lsb.rgb": {"rate": 0.6}}, "decisions": {"method:lsb.rgb": after}}
+    baseline = {"run": run, "detection_rate_by_method": {"lsb.rgb": {"rate": 0.9}}, "decisions": {"method:lsb.rgb": before}}
+    rules = [r for r in load_rules() if r.name == "method-detection-drop"]
+    alert = check(metrics, rules, baseline)[0]
+    assert alert.paired_test["p_value"] < 0.05 and "significant" in alert.message()
+    assert mcnemar_exact(before, before)["p_value"] == 1.0
