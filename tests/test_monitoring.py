@@ -219,3 +219,15 @@ def test_detection_drop_reports_an_exact_paired_test():
     alert = check(metrics, rules, baseline)[0]
     assert alert.paired_test["p_value"] < 0.05 and "significant" in alert.message()
     assert mcnemar_exact(before, before)["p_value"] == 1.0
+
+
+def test_starlight_script_takes_starlight_flags(smoke_corpus, tmp_path):
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "monitor_performance.py"
+    result = subprocess.run([sys.executable, str(script), "--model_version", "v3", "--dataset_path", str(smoke_corpus),
+                             "--db", str(tmp_path / "h.db"), "--dashboard", str(tmp_path / "d" / "dash.md"),
+                             "--latency-sample", "3", "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "d" / "dash.md").exists() and (tmp_path / "d" / "dash.html").exists()
+    assert len(history.runs(tmp_path / "h.db")) == 1

@@ -28,8 +28,11 @@ def _figure_png(draw) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator
+
     figure, axis = plt.subplots(figsize=(7.5, 3.6), dpi=100)
     draw(axis)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # runs and iterations are whole numbers
     axis.grid(alpha=0.3)
     figure.tight_layout()
     buffer = io.BytesIO()
