@@ -56,23 +56,24 @@ def test_rules_resolve_keys_with_dots_and_wildcards():
     assert {r.name for r in load_rules()} >= {"fpr-point-estimate", "fpr-upper-bound", "method-detection-drop", "latency-p95"}
 
 
-def _append_from_process(db: str, run_id: str) -> None:
-    metrics = {"run": {"run_id": run_id, "timestamp": run_id, "model": {"name": "m", "version": "1", "sha256": "s"},
-                       "corpus": {"manifest_sha256": "c"}}}
-    history.append_run(metrics, "ok", db)
+def _monitor_in_process(corpus: str, folder: str, name: str) -> None:
+    config = _config(Path(folder) / name)
+    monitor("v3", corpus, config=config, db=Path(folder) / "history.db", latency_sample=3, console=lambda line: None)
 
 
-def test_concurrent_runs_both_land(tmp_path):
-    db = str(tmp_path / "history.db")
+def test_two_concurrent_monitor_runs_both_land(smoke_corpus, tmp_path):
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_append_from_process, args=(db, f"run-{i}")) for i in range(4)]
+    processes = [context.Process(target=_monitor_in_process, args=(str(smoke_corpus), str(tmp_path), f"m{i}")) for i in range(2)]
     for process in processes:
         process.start()
     for process in processes:
-        process.join(60)
+        process.join(300)
         assert process.exitcode == 0
-    assert sorted(r["run_id"] for r in history.runs(db)) == [f"run-{i}" for i in range(4)]
-    assert len(history.export_jsonl(db).splitlines()) == 4
+    runs = history.runs(tmp_path / "history.db")
+    assert len(runs) == 2 and len({r["run_id"] for r in runs}) == 2
+    assert len(history.export_jsonl(tmp_path / "history.db").splitlines()) == 2
+    for run in runs:
+        assert json.loads((tmp_path / "runs" / f"{run['run_id']}.json").read_text())["run"]["run_id"] == run["run_id"]
 
 
 def test_failing_sink_is_retried_reported_and_loses_nothing(smoke_corpus, tmp_path):
@@ -184,6 +185,7 @@ def test_second_run_adds_a_trend_point_and_dashboards_are_written(smoke_corpus, 
     html = config.dashboard.with_suffix(".html").read_text()
     assert 'id="metrics"' in html and "data:image/png;base64," in html and "http" not in html.split("<body>")[1].split("data:image")[0]
     assert first.sent and not second.sent  # the same alerts are not re-sent while the condition persists
+    assert "Alerts log (most recent first)" in markdown and first.sent[0].rule in markdown
 
 
 @pytest.mark.slow

@@ -127,7 +127,7 @@ def metric_rows(metrics: dict) -> list[dict]:
 
 
 def render_dashboard(history: list[dict], current: dict, status: str, alerts: list[dict], dashboard: Path,
-                     training_log: Path | None = None) -> list[Path]:
+                     training_log: Path | None = None, recent: list[dict] | None = None) -> list[Path]:
     """Write the Markdown dashboard, its PNG plots and the HTML twin; returns the paths written."""
     folder = dashboard.parent
     plots = trend_plots(history)
@@ -142,6 +142,7 @@ def render_dashboard(history: list[dict], current: dict, status: str, alerts: li
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     context = {
         "run": current["run"], "status": status, "rows": metric_rows(current), "alerts": alerts, "history": history,
+        "recent": recent or [],
         "plots": sorted(plots), "training": current.get("training"),
         "images": {name: base64.b64encode(data).decode() for name, data in plots.items()},
     }

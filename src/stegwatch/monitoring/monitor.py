@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stegwatch.evaluation.dataset import dataset_metrics
+from stegwatch.format.files import write_text_atomic
 from stegwatch.evaluation.evaluate import evaluate, model_path
 from stegwatch.evaluation.logs import convergence, parse_logs
 from stegwatch.monitoring import history
@@ -83,13 +84,28 @@ def monitor(
     base = _baseline(baseline, metrics["run"]["model"]["name"], db)
     alerts = check(metrics, config.rules, base)
     status = status_of(alerts)
-    history.append_run(metrics, status, db)
     run_id = metrics["run"]["run_id"]
+    metrics_file = Path(db).parent / "runs" / f"{run_id}.json"
+    write_text_atomic(metrics_file, json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    history.append_run(metrics, status, db)
     sent = [a for a in alerts if config.alerts.resend or history.mark_alert_sent(a.fingerprint, run_id, db)]
     history.clear_resolved_alerts({a.fingerprint for a in alerts}, db)
     sinks = dispatch(sent, config.alerts, console=console)
     runs = history.runs(db, metrics["run"]["model"]["name"])
     files = render_dashboard(runs, metrics, status, [a.to_json_dict() for a in alerts], config.dashboard,
-                             training_log if training_log.exists() else None)
+                             training_log if training_log.exists() else None, recent_alerts(config.alerts.log_file))
     failing = {"critical": ("critical",), "warning": ("warning", "critical")}.get(fail_on or "", ())
-    return MonitorResult(metrics, status, alerts, sent, sinks, files, 1 if status in failing else 0)
+    return MonitorResult(metrics, status, alerts, sent, sinks, [*files, metrics_file], 1 if status in failing else 0)
+
+
+def recent_alerts(log_file: str | None, limit: int = 20) -> list[dict]:
+    """The last ``limit`` alerts of the alerts log (newest first); unreadable lines are skipped."""
+    if not log_file or not Path(log_file).exists():
+        return []
+    found = []
+    for line in Path(log_file).read_text(encoding="utf-8").splitlines()[-limit:]:
+        try:
+            found.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return found[::-1]
