@@ -185,6 +185,10 @@ def test_second_run_adds_a_trend_point_and_dashboards_are_written(smoke_corpus, 
     html = config.dashboard.with_suffix(".html").read_text()
     assert 'id="metrics"' in html and "data:image/png;base64," in html and "http" not in html.split("<body>")[1].split("data:image")[0]
     assert first.sent and not second.sent  # the same alerts are not re-sent while the condition persists
+    # Another model's run must not make this model's persisting alerts look new.
+    monitor("v4", smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=3, console=lambda line: None)
+    third = monitor("v3", smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=3, console=lambda line: None)
+    assert not third.sent
     assert "Alerts log (most recent first)" in markdown and first.sent[0].rule in markdown
 
 

@@ -118,11 +118,14 @@ def mark_alert_sent(fingerprint: str, run_id: str, db: str | Path = DEFAULT_DB) 
     return not known
 
 
-def clear_resolved_alerts(active: set[str], db: str | Path = DEFAULT_DB) -> None:
-    """Forget alerts whose condition no longer holds, so they are sent again if it returns."""
+def clear_resolved_alerts(model: str, active: set[str], db: str | Path = DEFAULT_DB) -> None:
+    """Forget ``model``'s alerts whose condition no longer holds, so they are sent again if it returns.
+
+    Other models' alerts are left alone: their conditions were not checked in this run.
+    """
     with connect(db) as connection:
         for (fingerprint,) in connection.execute("SELECT fingerprint FROM alerts_sent").fetchall():
-            if fingerprint not in active:
+            if fingerprint.startswith(f"{model}|") and fingerprint not in active:
                 connection.execute("DELETE FROM alerts_sent WHERE fingerprint = ?", (fingerprint,))
 
 

@@ -89,7 +89,8 @@ def monitor(
     write_text_atomic(metrics_file, json.dumps(metrics, indent=1, sort_keys=True) + "\n")
     history.append_run(metrics, status, db)
     sent = [a for a in alerts if config.alerts.resend or history.mark_alert_sent(a.fingerprint, run_id, db)]
-    history.clear_resolved_alerts({a.fingerprint for a in alerts}, db)
+    model_label = f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"
+    history.clear_resolved_alerts(model_label, {a.fingerprint for a in alerts}, db)
     sinks = dispatch(sent, config.alerts, console=console)
     runs = history.runs(db, metrics["run"]["model"]["name"])
     files = render_dashboard(runs, metrics, status, [a.to_json_dict() for a in alerts], config.dashboard,
