@@ -236,4 +236,6 @@ def test_starlight_script_takes_starlight_flags(smoke_corpus, tmp_path):
                              "--latency-sample", "3", "--workers", "1"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "d" / "dash.md").exists() and (tmp_path / "d" / "dash.html").exists()
-    assert len(history.runs(tmp_path / "h.db")) == 1
+    runs = history.runs(tmp_path / "h.db")
+    assert len(runs) == 1
+    assert runs[0]["metrics"]["run"]["command"].startswith("scripts/monitor_performance.py --model_version v3")

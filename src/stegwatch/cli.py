@@ -282,7 +282,7 @@ def train_command(
             build_corpus(corpus, preset=preset, seed=0, workers=_workers(workers), progress=progress)
     config = TrainConfig(model=model, seed=seed, target_fpr=target_fpr, exclude_categories=tuple(exclude_category or ()),
                          drop_streams=tuple(drop_stream or ()), workers=_workers(workers))
-    command = "stegwatch " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("stegwatch") else f"stegwatch train --model {model}"
+    command = _command_line() or f"stegwatch train --model {model}"
     with _progress("features", not as_json) as progress:
         card = train(corpus, out_dir, config, command=command, progress=progress)
     if as_json:
@@ -595,7 +595,13 @@ def baseline_accept(
 
 
 def _command_line() -> str:
-    return "stegwatch " + " ".join(sys.argv[1:])
+    """The command as typed, for run records; empty when stegwatch was not started from its own command."""
+    program = Path(sys.argv[0]).name if sys.argv else ""
+    if program == "stegwatch":
+        return "stegwatch " + " ".join(sys.argv[1:])
+    if program == "monitor_performance.py":
+        return "scripts/monitor_performance.py " + " ".join(sys.argv[1:])
+    return ""
 
 
 @card_app.command("render")

@@ -32,7 +32,7 @@ from stegwatch.corpus._parallel import map_unordered
 from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_length, text_payload
 from stegwatch.corpus.sources import PhotoSource, UserCover, builtin_sources, photo_crop, scan_user_covers
 from stegwatch.format.files import DEFAULT_LIMITS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
-from stegwatch.format.manifest import MANIFEST_NAME, read_manifest, sidecar_text, write_manifest
+from stegwatch.format.manifest import MANIFEST_NAME, sidecar_text, write_manifest
 from stegwatch.format.records import FileError, ManifestEntry, Sidecar
 from stegwatch.stego import METHODS, EmbedError, EmbedOptions, StegoFile, StegoMethod
 from stegwatch.stego._base import BIT_ORDERS, encode_image
@@ -562,4 +562,4 @@ def _write_manifest_if_changed(out: Path, entries: list[ManifestEntry]) -> None:
     write_manifest(out, entries)
 
 
-__all__ = ["PRESETS", "BuildConflict", "BuildReport", "Preset", "build_corpus", "read_manifest"]
+__all__ = ["PRESETS", "BuildConflict", "BuildReport", "Preset", "build_corpus"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -285,10 +284,3 @@ def _onnx_parity(onnx_bytes: bytes, model, features: np.ndarray) -> float:
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     onnx_proba = session.run(None, {"features": features.astype(np.float32)})[1]
     return float(np.max(np.abs(onnx_proba - model.predict_proba(features))))
-
-
-def copy_model(src: Path, dst: Path) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in ("model.onnx", "model_card.json", "training_log.jsonl", "v3_calibration.json"):
-        if (src / name).exists():
-            shutil.copy2(src / name, dst / name)

@@ -26,7 +26,7 @@ from stegwatch.features.statistics import (
 )
 from stegwatch.format.files import CarrierFile
 from stegwatch.stego import get_method
-from stegwatch.stego._base import AI42, BIT_ORDERS, from_bits, looks_printable
+from stegwatch.stego._base import AI42, BIT_ORDERS, from_bits
 from stegwatch.stego.eoi import end_of_image, split_trailer
 from stegwatch.stego.exif import decode_user_comment, read_user_comment
 
@@ -257,4 +257,4 @@ def feature_vector(streams: dict[str, np.ndarray], keep: tuple[str, ...] = STREA
     return np.concatenate([streams[name] for name in keep])
 
 
-__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "STREAMS", "extract_streams", "feature_names", "feature_vector", "looks_printable"]
+__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "STREAMS", "extract_streams", "feature_names", "feature_vector"]
