@@ -30,6 +30,7 @@ demo: $(STAMP) tools
 	$(STEGWATCH) monitor --model-version v4 --dataset-path $(DEMO_CORPUS) --dashboard docs/grok/performance_dashboard.md
 	@echo "dashboards: docs/grok/performance_dashboard.md (V4), docs/grok/v3/performance_dashboard.md (V3), with .html twins"
 	@echo "detector quality: docs/detectors.md; run history: .stegwatch/history.db (stegwatch history export)"
+	@echo "baseline report: docs/grok/baseline_report.md (stegwatch baseline --models v3 v4 --corpus $(DEMO_CORPUS)); roadmap: docs/grok/research_roadmap.md"
 
 test: $(STAMP) tools
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -22,10 +22,11 @@ from .conftest import png_bytes, random_rgb
 
 
 def _tree_digest(root):
-    """sha256 of every file under root except the build journal (whose line order is completion order)."""
+    """sha256 of every corpus file under root: not the build journal (whose line order is completion
+    order) and not caches other commands leave in the corpus (.stegwatch-features-*.npz)."""
     digests = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and STATE_DIR not in path.parts:
+        if path.is_file() and STATE_DIR not in path.parts and not path.name.startswith(".stegwatch-"):
             digests[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return digests
 
@@ -66,6 +67,7 @@ def test_another_seed_gives_another_corpus(smoke_corpus, tmp_path):
 
 def test_rerun_changes_nothing(corpus_copy):
     before = {p: p.stat().st_mtime_ns for p in corpus_copy.rglob("*") if p.is_file() and STATE_DIR not in p.parts}
+    assert before
     report = build_corpus(corpus_copy, preset="smoke", seed=7)
     assert report.jobs_run == 0 and report.jobs_reused == report.jobs_total
     after = {p: p.stat().st_mtime_ns for p in corpus_copy.rglob("*") if p.is_file() and STATE_DIR not in p.parts}

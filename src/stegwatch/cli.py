@@ -35,7 +35,11 @@ card_app = typer.Typer(help="Documents rendered from model cards.", no_args_is_h
 app.add_typer(card_app, name="model-card")
 history_app = typer.Typer(help="The monitor run history.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
-baseline_app = typer.Typer(help="Baselines that monitor runs are compared with.", no_args_is_help=True)
+baseline_app = typer.Typer(
+    help="The V3-vs-V4 baseline report (stegwatch baseline --models v3 v4 --corpus DIR), "
+    "and monitor baselines (stegwatch baseline accept RUN).",
+    invoke_without_command=True,
+)
 app.add_typer(baseline_app, name="baseline")
 
 out = Console()
@@ -578,6 +582,69 @@ def history_export(db: Annotated[Path, typer.Option(help="History database.")] =
     sys.stdout.write(export_jsonl(db))
 
 
+@baseline_app.callback()
+def baseline_report_command(
+    ctx: typer.Context,
+    models: Annotated[Optional[list[str]], typer.Option("--models", help="Models to compare, in order (v3 v4 or files).")] = None,
+    corpus: Annotated[Optional[Path], typer.Option(help="Corpus folder holding manifest.jsonl.")] = None,
+    folds: Annotated[int, typer.Option(help="Grouped folds (V4 retrained per fold).")] = 5,
+    out_file: Annotated[Path, typer.Option("--out", help="Markdown report (HTML and JSON twins beside it).")] = Path("docs/grok/baseline_report.md"),
+    ablations: Annotated[Optional[list[Path]], typer.Option("--ablations", help="Ablation JSON from stegwatch ablate (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = 0,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+) -> None:
+    """Write the baseline report: overall numbers, significance, breakdowns, cover-source mismatch, ablations."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not models or corpus is None:
+        err.print("[red]give --models M [M ...] and --corpus DIR (or use `stegwatch baseline accept RUN`)[/red]")
+        raise typer.Exit(2)
+    from stegwatch.reports.baseline import baseline_report
+
+    try:
+        report = baseline_report(models, corpus, folds=folds, seed=seed, out=out_file, ablations=ablations,
+                                 workers=_workers(workers), command=_command_line())
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    for pair in report["comparisons"]:
+        for sentence in pair["verdicts"]:
+            out.print(sentence)
+    out.print(f"wrote {out_file} (and .html, .json); report run {report['identity']['run_id']}")
+
+
+@app.command("ablate")
+def ablate_command(
+    corpus: Annotated[Path, typer.Option(help="Corpus folder holding manifest.jsonl.")],
+    by: Annotated[str, typer.Option(help="category (negatives) or stream (features).")],
+    model: Annotated[str, typer.Option(help="The V4 model whose settings are retrained.")] = "v4",
+    folds: Annotated[int, typer.Option(help="Grouped folds, the same for every variant.")] = 3,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Ablate only these categories or streams (repeatable).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the ablation JSON here.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+) -> None:
+    """Retrain V4 without each negatives category (or each stream) on the same grouped folds; report the changes."""
+    from stegwatch.evaluation.ablation import ablate
+    from stegwatch.format.files import write_text_atomic
+
+    try:
+        result = ablate(model, corpus, by=by, folds=folds, seed=seed, only=only, workers=_workers(workers), command=_command_line())
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if out_file:
+        write_text_atomic(out_file, json.dumps(result, indent=1, sort_keys=True) + "\n")
+    table = Table(title=f"Ablation by {by} ({folds} folds); full model FPR {result['full']['false_positive_rate']['count']}/"
+                        f"{result['full']['false_positive_rate']['n']}, AUC {result['full']['roc_auc']:.4f}")
+    for column in ("without", "FPR", "change in FPR (points)", "change in AUC"):
+        table.add_column(column)
+    for item, row in result["variants"].items():
+        fpr = row["false_positive_rate"]
+        table.add_row(item, f"{fpr['count']}/{fpr['n']}", f"{100 * row['change']['false_positive_rate']:+.3f}", f"{row['change']['roc_auc']:+.4f}")
+    out.print(table)
+
+
 @baseline_app.command("accept")
 def baseline_accept(
     run_id: Annotated[str, typer.Argument(help="The run to accept as its model's baseline.")],
@@ -665,5 +732,30 @@ def methods(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     out.print(table)
 
 
+def expand_models(argv: list[str]) -> list[str]:
+    """``--models v3 v4`` (several values after one flag) -> ``--models v3 --models v4``, as typer needs."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] == "--models":
+            i += 1
+            first = True
+            while i < len(argv) and not argv[i].startswith("-"):
+                if not first:
+                    out.append("--models")
+                out.append(argv[i])
+                first = False
+                i += 1
+            continue
+        i += 1
+    return out
+
+
+def run() -> None:
+    """The console script: the CLI, with ``--models`` taking several values."""
+    app(expand_models(sys.argv[1:]), prog_name="stegwatch")
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    run()

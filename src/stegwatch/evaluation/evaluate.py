@@ -74,19 +74,30 @@ def fold_assignment(data: CorpusFeatures, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def _retrained_scores(detector: V4Detector, data: CorpusFeatures, train: np.ndarray, test: np.ndarray,
-                      seed: int, target_fpr: float) -> tuple[np.ndarray, np.ndarray, list[str], float]:
-    """Fit the card's model on ``train`` (threshold on a grouped validation part of it); score ``test``."""
+def retrain_and_score(card: dict, data: CorpusFeatures, train: np.ndarray, test: np.ndarray, seed: int,
+                      target_fpr: float, *, exclude_categories: tuple[str, ...] = (),
+                      drop_streams: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, list[str], float]:
+    """Fit the card's model on ``train`` and score ``test``.
+
+    The threshold is chosen on a grouped validation part of ``train`` (25% of
+    its cover groups). ``exclude_categories`` leaves those clean categories out
+    of fitting (never out of testing); ``drop_streams`` leaves those feature
+    streams out.
+    """
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.model_selection import GroupShuffleSplit
 
-    params = {k: v for k, v in detector.card["hyperparameters"].items() if k != "estimator"}
-    columns = np.asarray([feature_names(STREAMS).index(n) for n in detector.card["feature_names"]])
+    params = {k: v for k, v in card["hyperparameters"].items() if k != "estimator"}
+    names = [n for n in card["feature_names"] if n.split(".", 1)[0] not in set(drop_streams)]
+    columns = np.asarray([feature_names(STREAMS).index(n) for n in names])
     features = data.features[:, columns].astype(np.float32)
     labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
     groups = np.asarray([e.cover_id for e in data.entries])
     fit_idx, val_idx = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed).split(train, groups=groups[train]))
     fit_idx, val_idx = train[fit_idx], train[val_idx]
+    if exclude_categories:
+        excluded = set(exclude_categories)
+        fit_idx = np.asarray([i for i in fit_idx if data.entries[i].category not in excluded], dtype=int)
     model = GradientBoostingClassifier(**params).fit(features[fit_idx], labels[fit_idx])
     classes = [str(c) for c in model.classes_]
     clean = classes.index("clean")
@@ -138,6 +149,19 @@ def measure_latency(detector, paths: list[str], *, warmup: int = 5, sample: int 
             "batch_files": len(chosen[warmup:]), "workers": workers}
 
 
+def roc_curves(labels: np.ndarray, scores: np.ndarray, methods: np.ndarray, points: int = 60) -> dict:
+    """ROC curve per method (clean files against that method's files), thinned to about ``points`` points."""
+    from sklearn.metrics import roc_curve
+
+    curves = {}
+    for method in sorted(set(methods[labels].tolist())):
+        keep = ~labels | (methods == method)
+        fpr, tpr, _ = roc_curve(labels[keep], scores[keep])
+        index = np.unique(np.linspace(0, fpr.size - 1, min(points, fpr.size)).astype(int))
+        curves[method] = {"fpr": fpr[index].round(6).tolist(), "tpr": tpr[index].round(6).tolist()}
+    return curves
+
+
 def decisions_of(entries, flags: np.ndarray) -> dict:
     """Which files were evaluated and which were flagged, by short content hash, per clean set and method."""
     groups: dict[str, dict[str, list[str]]] = {}
@@ -183,7 +207,7 @@ def evaluate(
             test = np.flatnonzero(assignment == fold)
             if trainable:
                 train = np.flatnonzero(assignment != fold)
-                s, ms, methods, t = _retrained_scores(detector, data, train, test, seed + fold, target_fpr)
+                s, ms, methods, t = retrain_and_score(detector.card, data, train, test, seed + fold, target_fpr)
             else:
                 s, ms, methods = detector.score_features(data.features[test])
                 t = detector.threshold
@@ -239,6 +263,7 @@ def evaluate(
         "roc_auc_by_method": {m: roc_auc(labels[(np.asarray(methods_true) == m) | clean], scores[(np.asarray(methods_true) == m) | clean])
                               for m in sorted({e.method for e in entries if e.method})},
         "detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f) for f in FIXED_FPRS},
+        "roc_curves": roc_curves(labels, scores, np.asarray(methods_true)),
         "p_e": p_e(labels, scores),
         "md5": md5(labels, scores),
         "cross_validation": cross,

@@ -99,6 +99,7 @@ class Metrics(BaseModel):
     roc_auc: float | None
     roc_auc_by_method: dict[str, float | None]
     detection_at_fpr: dict[str, DetectionAtFpr]
+    roc_curves: dict[str, dict[str, list[float]]] = Field(default_factory=dict, description="per method: fpr and tpr points")
     p_e: float | None
     md5: float | None
     cross_validation: CrossValidation | None = None

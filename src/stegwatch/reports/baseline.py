@@ -1,0 +1,213 @@
+"""The V3-vs-V4 baseline report: one command, one run, every table regenerated from measurements.
+
+For each model, ``evaluate`` with grouped folds (V4 retrained per fold). For
+each pair of consecutive models: an exact McNemar test on the paired
+decisions (same files) per method and overall, and a paired bootstrap
+interval for the difference in detection rate and in false-positive rate.
+Cover-source mismatch: leave-one-source-out retraining of each trainable
+model. Ablations (``stegwatch ablate``) are included when their JSON is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from stegwatch.detectors import load_detector
+from stegwatch.detectors.train import load_corpus_features
+from stegwatch.detectors.v4 import V4Detector
+from stegwatch.evaluation.evaluate import DEFAULT_TARGET_FPR, evaluate, retrain_and_score
+from stegwatch.evaluation.intervals import rate_record
+from stegwatch.evaluation.metrics import mcnemar_exact, roc_auc
+from stegwatch.format.files import write_bytes_atomic, write_text_atomic
+
+TEMPLATES = Path(__file__).parent / "templates"
+MAIN_SOURCES = ("skimage", "sklearn", "matplotlib")
+BOOTSTRAP = 2000
+
+
+def paired_bootstrap(before: dict, after: dict, seed: int, reps: int = BOOTSTRAP) -> dict:
+    """95% percentile interval of rate(after) - rate(before) over files resampled in pairs."""
+    files = sorted(set(before["evaluated"]) & set(after["evaluated"]))
+    if not files:
+        return {"difference": None, "ci_low": None, "ci_high": None, "paired_files": 0}
+    b = np.asarray([f in set(before["flagged"]) for f in files], dtype=float)
+    a = np.asarray([f in set(after["flagged"]) for f in files], dtype=float)
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(files), size=(reps, len(files)))
+    differences = a[index].mean(axis=1) - b[index].mean(axis=1)
+    return {"difference": float(a.mean() - b.mean()), "ci_low": float(np.percentile(differences, 2.5)),
+            "ci_high": float(np.percentile(differences, 97.5)), "paired_files": len(files)}
+
+
+def _overall(decisions: dict, prefix: str) -> dict:
+    groups = [v for k, v in decisions.items() if k.startswith(prefix)]
+    return {"evaluated": [f for g in groups for f in g["evaluated"]], "flagged": [f for g in groups for f in g["flagged"]]}
+
+
+def compare_pair(a: dict, b: dict, seed: int) -> dict:
+    """Significance of b against a: per method and overall (detection), and for the false-positive rate."""
+    da, db = a["decisions"], b["decisions"]
+    rows = {}
+    for key in sorted(k for k in db if k.startswith("method:")):
+        if key in da:
+            rows[key.split(":", 1)[1]] = {"mcnemar": mcnemar_exact(da[key], db[key]), "bootstrap": paired_bootstrap(da[key], db[key], seed)}
+    stego_a, stego_b = _overall(da, "method:"), _overall(db, "method:")
+    rows["all methods"] = {"mcnemar": mcnemar_exact(stego_a, stego_b), "bootstrap": paired_bootstrap(stego_a, stego_b, seed)}
+    fpr = {"mcnemar": mcnemar_exact(da["clean"], db["clean"]), "bootstrap": paired_bootstrap(da["clean"], db["clean"], seed)}
+    for row in [*rows.values(), fpr]:
+        row["significant"] = row["mcnemar"]["p_value"] < 0.05
+    return {"detection": rows, "false_positive_rate": fpr}
+
+
+def verdicts(name_a: str, name_b: str, comparison: dict) -> list[str]:
+    """Plain sentences: which differences are significant, and where the newer model is not better."""
+    sentences = []
+    for method, row in comparison["detection"].items():
+        diff, p = row["bootstrap"]["difference"], row["mcnemar"]["p_value"]
+        if diff is None:
+            continue
+        if row["significant"] and diff > 0:
+            sentences.append(f"{name_b} detects more {method} than {name_a}: +{100 * diff:.1f} points "
+                             f"(95% CI {100 * row['bootstrap']['ci_low']:.1f} to {100 * row['bootstrap']['ci_high']:.1f}; McNemar p={p:.3g}).")
+        elif row["significant"]:
+            sentences.append(f"{name_b} is worse than {name_a} on {method}: {100 * diff:.1f} points (McNemar p={p:.3g}).")
+        else:
+            sentences.append(f"{name_b} is not better than {name_a} on {method}: the difference ({100 * diff:+.1f} points) "
+                             f"is not significant (McNemar p={p:.3g}).")
+    fpr = comparison["false_positive_rate"]
+    diff = fpr["bootstrap"]["difference"]
+    if diff is not None:
+        kind = "significantly" if fpr["significant"] else "not significantly"
+        direction = "higher" if diff > 0 else "lower" if diff < 0 else "equal"
+        sentences.append(f"{name_b}'s false-positive rate is {kind} {direction} than {name_a}'s ({100 * diff:+.3f} points; "
+                         f"McNemar p={fpr['mcnemar']['p_value']:.3g}).")
+    return sentences
+
+
+def leave_one_source_out(model: str, corpus, *, seed: int, target_fpr: float, workers: int) -> dict:
+    """Train on every cover source but one, test on the one left out (trainable models only)."""
+    detector = load_detector(model)
+    if not isinstance(detector, V4Detector):
+        return {}
+    data = load_corpus_features(corpus, workers=workers)
+    sources = np.asarray([e.cover_source or "unknown" for e in data.entries])
+    labels = np.asarray([e.label == "stego" for e in data.entries])
+    results = {}
+    for source in MAIN_SOURCES:
+        test = np.flatnonzero(sources == source)
+        train = np.flatnonzero(sources != source)
+        if test.size == 0 or not labels[test].any() or labels[test].all():
+            continue
+        scores, _, _, threshold = retrain_and_score(detector.card, data, train, test, seed, target_fpr)
+        flags = scores >= threshold
+        results[source] = {
+            "test_files": int(test.size),
+            "false_positive_rate": rate_record(int(flags[~labels[test]].sum()), int((~labels[test]).sum())),
+            "detection_rate": rate_record(int(flags[labels[test]].sum()), int(labels[test].sum())),
+            "roc_auc": roc_auc(labels[test], scores),
+        }
+    return results
+
+
+def _png(draw) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7.5, 3.8), dpi=100)
+    draw(axis)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def charts(results: dict[str, dict]) -> dict[str, bytes]:
+    """Detection against payload rate per method (one curve per model), and ROC curves per method."""
+    out = {}
+    methods = sorted({k.split("@")[0] for m in results.values() for k in m["detection_rate_by_payload"]})
+    for method in methods:
+        def rates(axis, method=method):
+            for name, metrics in results.items():
+                points = sorted((float(k.split("@")[1]), v["rate"]) for k, v in metrics["detection_rate_by_payload"].items()
+                                if k.split("@")[0] == method and k.split("@")[1] != "text")
+                if points:
+                    axis.plot([p[0] for p in points], [100 * (p[1] or 0) for p in points], "o-", label=name)
+            axis.set_xlabel("payload rate (bpp, or bits per non-zero AC coefficient for JPEG methods)")
+            axis.set_ylabel("detection %")
+            axis.set_title(method)
+            axis.legend(fontsize=8)
+        if any(k.startswith(f"{method}@") and not k.endswith("@text") for m in results.values() for k in m["detection_rate_by_payload"]):
+            out[f"rate_{method}.png"] = _png(rates)
+
+        def roc(axis, method=method):
+            for name, metrics in results.items():
+                curve = metrics["roc_curves"].get(method)
+                if curve:
+                    axis.plot(curve["fpr"], curve["tpr"], label=name)
+            axis.plot([0, 1], [0, 1], ":", color="grey")
+            axis.set_xlabel("false-positive rate")
+            axis.set_ylabel("detection rate")
+            axis.set_title(f"ROC: {method}")
+            axis.legend(fontsize=8)
+        out[f"roc_{method}.png"] = _png(roc)
+    return out
+
+
+def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
+                    out: Path = Path("docs/grok/baseline_report.md"), ablations: list[Path] | None = None,
+                    workers: int = 1, command: str = "", latency_sample: int = 50) -> dict:
+    """Run everything and write the Markdown report, its HTML twin, its charts and ``baseline_report.json``."""
+    results = {}
+    for model in models:
+        metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
+                           latency_sample=latency_sample, command=command)
+        results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
+    names = list(results)
+    comparisons = []
+    for a, b in zip(names, names[1:], strict=False):
+        comparison = compare_pair(results[a], results[b], seed)
+        comparisons.append({"from": a, "to": b, "comparison": comparison, "verdicts": verdicts(a, b, comparison)})
+    loso = {name: leave_one_source_out(model, corpus, seed=seed, target_fpr=target_fpr, workers=workers)
+            for name, model in zip(names, models, strict=True)}
+    ablation_results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in ablations or []]
+    identity = {
+        "run_id": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-" + hashlib.sha256("".join(r["run"]["run_id"] for r in results.values()).encode()).hexdigest()[:8],
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "corpus": next(iter(results.values()))["run"]["corpus"],
+        "git_commit": next(iter(results.values()))["run"]["git_commit"],
+        "models": {name: r["run"]["model"] for name, r in results.items()},
+        "evaluation_runs": {name: r["run"]["run_id"] for name, r in results.items()},
+        "folds": folds, "seed": seed,
+    }
+    report = {"identity": identity, "results": results, "comparisons": comparisons, "leave_one_source_out": loso,
+              "ablations": ablation_results}
+    images = charts(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name, data in images.items():
+        write_bytes_atomic(out.parent / name, data)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.filters["pct"] = lambda r: "-" if r is None else f"{100 * r:.2f}%"
+    environment.filters["rate"] = lambda r: "-" if not r or r.get("rate") is None else (
+        f"{100 * r['rate']:.2f}% ({100 * r['ci_low']:.2f}-{100 * r['ci_high']:.2f}%, {r['count']}/{r['n']})")
+    environment.filters["num"] = lambda x: "-" if x is None else f"{x:.4f}"
+    context = report | {"names": names, "charts": sorted(images),
+                        "images": {k: base64.b64encode(v).decode() for k, v in images.items()}}
+    write_text_atomic(out, environment.get_template("baseline_report.md.j2").render(**context))
+    write_text_atomic(out.with_suffix(".html"), environment.get_template("baseline_report.html.j2").render(**context))
+    slim = report | {"results": {n: {k: v for k, v in r.items() if k != "decisions"} for n, r in results.items()}}
+    write_text_atomic(out.with_suffix(".json"), json.dumps(slim, indent=1, sort_keys=True) + "\n")
+    return report
