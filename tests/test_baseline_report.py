@@ -16,8 +16,9 @@ SECTIONS = ("## Overall", "## Significance", "## Method-specific breakdowns", "#
 
 
 def test_models_take_several_values():
-    assert expand_models(["baseline", "--models", "v3", "v4", "x.onnx", "--corpus", "c"]) == [
-        "baseline", "--models", "v3", "--models", "v4", "--models", "x.onnx", "--corpus", "c"]
+    assert expand_models(["baseline", "--models", "v3", "v4", "x.onnx", "--corpus", "c", "--ablations", "a.json", "b.json"]) == [
+        "baseline", "--models", "v3", "--models", "v4", "--models", "x.onnx", "--corpus", "c",
+        "--ablations", "a.json", "--ablations", "b.json"]
 
 
 def test_paired_bootstrap_interval_contains_the_difference():

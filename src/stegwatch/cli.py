@@ -732,18 +732,23 @@ def methods(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     out.print(table)
 
 
+#: Options that take several values after one flag (``--models v3 v4``).
+MULTI_VALUE_OPTIONS = ("--models", "--ablations")
+
+
 def expand_models(argv: list[str]) -> list[str]:
     """``--models v3 v4`` (several values after one flag) -> ``--models v3 --models v4``, as typer needs."""
     out: list[str] = []
     i = 0
     while i < len(argv):
         out.append(argv[i])
-        if argv[i] == "--models":
+        if argv[i] in MULTI_VALUE_OPTIONS:
+            flag = argv[i]
             i += 1
             first = True
             while i < len(argv) and not argv[i].startswith("-"):
                 if not first:
-                    out.append("--models")
+                    out.append(flag)
                 out.append(argv[i])
                 first = False
                 i += 1

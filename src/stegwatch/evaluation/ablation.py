@@ -70,6 +70,9 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
             "roc_auc": (result["roc_auc"] or 0) - (full["roc_auc"] or 0),
         }
         variants[item] = result
-    return {"by": by, "folds": folds, "seed": seed, "target_fpr": target_fpr, "model": {"name": detector.name, "version": detector.version},
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    return {"run_id": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid4().hex[:8]}", "by": by, "folds": folds, "seed": seed, "target_fpr": target_fpr, "model": {"name": detector.name, "version": detector.version},
             "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": len(data.entries)},
             "command": command, "full": full, "variants": variants}

@@ -269,27 +269,19 @@ def convergence(table: pd.DataFrame, *, patience: int | None = None, min_delta: 
 
 def plot_losses(table: pd.DataFrame, path: Path) -> Path:
     """Loss curves (train solid, validation dashed) for every run, as a PNG (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for run, group in table.groupby("run", sort=True):
-        train_name, val_name = _loss_names(set(group["metric"]))
-        for name, style in ((train_name, "-"), (val_name, "--")):
-            if name:
-                curve = group[group["metric"] == name].groupby("step")["value"].last().sort_index()
-                axis.plot(curve.index, curve.values, style, label=f"{run}: {name}")
-    axis.set_xlabel("step / epoch")
-    axis.set_ylabel("loss")
-    axis.legend(fontsize=8)
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
+    from stegwatch.evaluation.plots import figure_png
     from stegwatch.format.files import write_bytes_atomic
 
-    write_bytes_atomic(path, buffer.getvalue())
+    def draw(axis):
+        for run, group in table.groupby("run", sort=True):
+            train_name, val_name = _loss_names(set(group["metric"]))
+            for name, style in ((train_name, "-"), (val_name, "--")):
+                if name:
+                    curve = group[group["metric"] == name].groupby("step")["value"].last().sort_index()
+                    axis.plot(curve.index, curve.values, style, label=f"{run}: {name}")
+        axis.set_xlabel("step / epoch")
+        axis.set_ylabel("loss")
+        axis.legend(fontsize=8)
+
+    write_bytes_atomic(path, figure_png(draw, size=(8, 4.5)))
     return path

@@ -9,11 +9,11 @@ files are written atomically.
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 
 import jinja2
 
+from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -23,22 +23,8 @@ TARGET_DETECTION = 0.99
 
 
 def _figure_png(draw) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from matplotlib.ticker import MaxNLocator
-
-    figure, axis = plt.subplots(figsize=(7.5, 3.6), dpi=100)
-    draw(axis)
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # runs and iterations are whole numbers
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    # Runs and boosting iterations are whole numbers.
+    return figure_png(draw, size=(7.5, 3.6), integer_x=True)
 
 
 def trend_plots(history: list[dict]) -> dict[str, bytes]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from stegwatch.detectors.v4 import V4Detector
 from stegwatch.evaluation.evaluate import DEFAULT_TARGET_FPR, evaluate, retrain_and_score
 from stegwatch.evaluation.intervals import rate_record
 from stegwatch.evaluation.metrics import mcnemar_exact, roc_auc
+from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -117,22 +117,6 @@ def leave_one_source_out(model: str, corpus, *, seed: int, target_fpr: float, wo
     return results
 
 
-def _png(draw) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7.5, 3.8), dpi=100)
-    draw(axis)
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
-
-
 def charts(results: dict[str, dict]) -> dict[str, bytes]:
     """Detection against payload rate per method (one curve per model), and ROC curves per method."""
     out = {}
@@ -149,7 +133,7 @@ def charts(results: dict[str, dict]) -> dict[str, bytes]:
             axis.set_title(method)
             axis.legend(fontsize=8)
         if any(k.startswith(f"{method}@") and not k.endswith("@text") for m in results.values() for k in m["detection_rate_by_payload"]):
-            out[f"rate_{method}.png"] = _png(rates)
+            out[f"rate_{method}.png"] = figure_png(rates)
 
         def roc(axis, method=method):
             for name, metrics in results.items():
@@ -161,7 +145,7 @@ def charts(results: dict[str, dict]) -> dict[str, bytes]:
             axis.set_ylabel("detection rate")
             axis.set_title(f"ROC: {method}")
             axis.legend(fontsize=8)
-        out[f"roc_{method}.png"] = _png(roc)
+        out[f"roc_{method}.png"] = figure_png(roc)
     return out
 
 
