@@ -59,6 +59,25 @@ def main(
     """stegwatch: corpora, detectors, evaluation and monitoring for steganalysis."""
 
 
+ExecutorOption = Annotated[str, typer.Option("--executor", help="local (process pool) or dask (a Dask distributed cluster).")]
+SchedulerOption = Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address (default with --executor dask: a LocalCluster here).")]
+
+
+def _scheduler(executor: str, scheduler: str | None) -> str | None:
+    """None for the local process pool; a Dask scheduler address (or a LocalCluster) for ``dask``."""
+    from stegwatch.corpus._parallel import LOCAL_CLUSTER
+
+    if executor not in ("local", "dask"):
+        err.print("[red]--executor must be local or dask[/red]")
+        raise typer.Exit(2)
+    if executor == "local":
+        if scheduler:
+            err.print("[red]--scheduler needs --executor dask[/red]")
+            raise typer.Exit(2)
+        return None
+    return scheduler or LOCAL_CLUSTER
+
+
 def _workers(value: int | None) -> int:
     return value if value and value > 0 else (os.cpu_count() or 1)
 
@@ -317,6 +336,8 @@ def scan_command(
     threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on the score (default: the model's).")] = None,
     extract: Annotated[bool, typer.Option("--extract", help="Preview the payload where the detected method can be extracted.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
+    executor: ExecutorOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Scan images with a detector: one record per file. Exit 0 when the scan completed, whatever it found."""
     from stegwatch.detectors import load_detector
@@ -327,7 +348,7 @@ def scan_command(
     except (FileNotFoundError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    records = scan(paths, detector, workers=_workers(workers), extract=extract)
+    records = scan(paths, detector, workers=_workers(workers), extract=extract, scheduler=_scheduler(executor, scheduler))
     if jsonl:
         for record in records:
             print(json.dumps(record, sort_keys=True, ensure_ascii=False))
@@ -370,6 +391,8 @@ def evaluate_command(
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
     latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency (0: skip).")] = 100,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
+    executor: ExecutorOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Evaluate a detector: FPR with exact intervals, detection per method, ROC/AUC, P_E, MD5, folds, latency."""
     from stegwatch.evaluation.evaluate import evaluate
@@ -378,7 +401,8 @@ def evaluate_command(
     try:
         with _progress("features", not as_json) as progress:
             metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, threshold=threshold,
-                               workers=_workers(workers), latency_sample=latency_sample, command=_command_line(), progress=progress)
+                               workers=_workers(workers), latency_sample=latency_sample, command=_command_line(), progress=progress,
+                               scheduler=_scheduler(executor, scheduler))
     except (FileNotFoundError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -543,6 +567,8 @@ def monitor_command(
     latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency.")] = 50,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's metrics, status and alerts as JSON.")] = False,
+    executor: ExecutorOption = "local",
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Evaluate, record the run in the history, check the rules, send alerts, regenerate the dashboard."""
     from stegwatch.monitoring.monitor import MonitorConfig, monitor
@@ -556,7 +582,8 @@ def monitor_command(
             loaded.dashboard = dashboard
         result = monitor(model_version, dataset_path, baseline=baseline, config=loaded, db=db, fail_on=fail_on,
                          workers=_workers(workers), latency_sample=latency_sample, command=_command_line(),
-                         console=(lambda line: err.print(line, markup=False, highlight=False)))
+                         console=(lambda line: err.print(line, markup=False, highlight=False)),
+                         scheduler=_scheduler(executor, scheduler))
     except (FileNotFoundError, ValueError, KeyError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

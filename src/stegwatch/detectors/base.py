@@ -42,8 +42,8 @@ class Detector(Protocol):
     version: str
     threshold: float
 
-    def detect(self, paths: list[str], *, workers: int = 1) -> list[Detection]:
-        """One :class:`Detection` per path, in order."""
+    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None) -> list[Detection]:
+        """One :class:`Detection` per path, in order (``scheduler``: run feature extraction on Dask)."""
         ...
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -59,7 +59,8 @@ def add_extractions(detections: list[Detection]) -> list[dict]:
     return records
 
 
-def scan(arguments: list[str], detector: Detector, *, workers: int = 1, extract: bool = False) -> list[dict]:
+def scan(arguments: list[str], detector: Detector, *, workers: int = 1, extract: bool = False,
+         scheduler: str | None = None) -> list[dict]:
     """One record per file found under ``arguments``."""
-    detections = detector.detect(expand_paths(arguments), workers=workers)
+    detections = detector.detect(expand_paths(arguments), workers=workers, scheduler=scheduler)
     return add_extractions(detections) if extract else [d.to_json_dict() for d in detections]

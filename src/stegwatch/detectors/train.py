@@ -56,12 +56,12 @@ class CorpusFeatures:
     manifest_sha256: str = ""
 
 
-def load_corpus_features(corpus: str | Path, *, workers: int = 1, progress=None) -> CorpusFeatures:
+def load_corpus_features(corpus: str | Path, *, workers: int = 1, progress=None, scheduler: str | None = None) -> CorpusFeatures:
     """Feature rows for every readable file of a corpus (cached beside the manifest)."""
     root = Path(corpus)
     read = read_manifest(root)
     paths = [str(resolve_in_root(root, e.file_path)) for e in read.entries]
-    rows = features_for_paths(paths, workers=workers, cache_file=root / CACHE_NAME, progress=progress)
+    rows = features_for_paths(paths, workers=workers, cache_file=root / CACHE_NAME, progress=progress, scheduler=scheduler)
     keep = [i for i, r in enumerate(rows) if r.vector is not None]
     errors = [{"path": rows[i].path, "reason": rows[i].error} for i in range(len(rows)) if rows[i].vector is None]
     errors += [{"path": e.where, "reason": e.reason} for e in read.errors]

@@ -147,6 +147,6 @@ class V3Detector:
         scores = method_scores(v3_statistics(features), self.calibration.quantiles)
         return scores.max(axis=1), scores, list(METHODS)
 
-    def detect(self, paths: list[str], *, workers: int = 1) -> list[Detection]:
-        rows = features_for_paths([str(p) for p in paths], workers=workers)
+    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None) -> list[Detection]:
+        rows = features_for_paths([str(p) for p in paths], workers=workers, scheduler=scheduler)
         return detections_from_scores(self, [str(p) for p in paths], rows)

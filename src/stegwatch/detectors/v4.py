@@ -60,6 +60,6 @@ class V4Detector:
         method_columns = [self.classes.index(m) for m in methods]
         return 1.0 - proba[:, clean], proba[:, method_columns], methods
 
-    def detect(self, paths: list[str], *, workers: int = 1) -> list[Detection]:
-        rows = features_for_paths([str(p) for p in paths], workers=workers)
+    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None) -> list[Detection]:
+        rows = features_for_paths([str(p) for p in paths], workers=workers, scheduler=scheduler)
         return detections_from_scores(self, [str(p) for p in paths], rows)

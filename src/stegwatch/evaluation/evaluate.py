@@ -185,12 +185,16 @@ def evaluate(
     latency_sample: int = 100,
     command: str = "",
     progress=None,
+    scheduler: str | None = None,
 ) -> dict:
-    """Evaluate ``model`` (v3, v4 or a file) on ``corpus``; returns schema-valid metrics (a dict)."""
+    """Evaluate ``model`` (v3, v4 or a file) on ``corpus``; returns schema-valid metrics (a dict).
+
+    ``scheduler`` runs feature extraction on a Dask cluster (address, or ``local-cluster``).
+    """
     corpus = Path(corpus)
     path = model_path(model)
     detector = load_detector(model, threshold)
-    data = load_corpus_features(corpus, workers=workers, progress=progress)
+    data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler)
     entries = data.entries
     labels = np.asarray([e.label == "stego" for e in entries])
     n = len(entries)

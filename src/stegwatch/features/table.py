@@ -70,6 +70,7 @@ def features_for_paths(
     cache_file: Path | None = None,
     limits: ReadLimits = DEFAULT_LIMITS,
     progress=None,
+    scheduler: str | None = None,
 ) -> list[FileFeatures]:
     """Feature rows for ``paths`` (same order).
 
@@ -98,7 +99,7 @@ def features_for_paths(
     index_of: dict[str, list[int]] = {}
     for i in todo:
         index_of.setdefault(paths[i], []).append(i)
-    for chunk in map_unordered(func, list(index_of), workers=workers, chunk_size=16):
+    for chunk in map_unordered(func, list(index_of), workers=workers, chunk_size=16, scheduler=scheduler):
         for row in chunk:
             for i in index_of[row.path]:
                 results[i] = row

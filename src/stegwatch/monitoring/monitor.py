@@ -74,9 +74,10 @@ def monitor(
     latency_sample: int = 50,
     command: str = "",
     console=print,
+    scheduler: str | None = None,
 ) -> MonitorResult:
     config = config or MonitorConfig.load()
-    metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command)
+    metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, scheduler=scheduler)
     metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False)
     training_log = model_path(model).parent / "training_log.jsonl"
     if training_log.exists():
