@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_CORPUS ?= build/default-corpus
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv tools clean
+.PHONY: demo test bench venv tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(STAMP) tools
 
 test: $(STAMP) tools
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks on the default corpus (built if missing); results in docs/benchmarks.md.
+bench: $(STAMP) tools
+	$(STEGWATCH) corpus build --out $(DEMO_CORPUS) --preset default
+	$(PY) benchmarks/run.py --corpus $(DEMO_CORPUS) --out docs/benchmarks.md
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
