@@ -141,8 +141,6 @@ def test_train_flags_drop_a_stream_and_exclude_a_category(smoke_corpus, tmp_path
     card = json.loads(result.stdout)
     assert "dct" not in card["streams"] and not any(n.startswith("dct.") for n in card["feature_names"])
     assert card["config"]["exclude_categories"] == ["noise_lsb"]
-    # The held-out part still measures the excluded category.
-    assert "noise_lsb" in card["held_out"]["false_positive_rate_by_category"] or card["split"]["test"]["files"] > 0
     detector = load_detector(tmp_path / "m" / "model.onnx")
     entry = read_manifest(smoke_corpus).entries[0]
     assert detector.detect([str(smoke_corpus / entry.file_path)])[0].error is None

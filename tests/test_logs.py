@@ -87,8 +87,18 @@ def test_cli_plots_and_reports(tmp_path):
                                  "--plot", str(plot), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["convergence"]["keras_log"]["stopped_improving"] in (True, False)
+    # Best validation loss at epoch 2, two epochs after it: fewer than the patience of 3, so not stalled yet.
+    assert report["convergence"]["keras_log"]["stopped_improving"] is False
     assert any(p["run"] == "empty" for p in report["problems"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert runner.invoke(app, ["logs", str(bad), "--format", "nope"]).exit_code == 2
     shutil.rmtree(tmp_path)
+
+
+def test_stalled_validation_loss_is_reported_with_its_step(tmp_path):
+    history = tmp_path / "stalled.json"
+    history.write_text(json.dumps({"loss": [0.9, 0.7, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1],
+                                   "val_loss": [0.95, 0.8, 0.7, 0.72, 0.75, 0.74, 0.8, 0.85]}))
+    summary = convergence(parse_logs([history]).table)["stalled"]
+    assert summary["stopped_improving"] is True and summary["stopped_improving_since"] == 3
+    assert summary["train_val_gap"] == pytest.approx(0.85 - 0.1)

@@ -186,15 +186,18 @@ def evaluate(
     command: str = "",
     progress=None,
     scheduler: str | None = None,
+    data: CorpusFeatures | None = None,
 ) -> dict:
     """Evaluate ``model`` (v3, v4 or a file) on ``corpus``; returns schema-valid metrics (a dict).
 
-    ``scheduler`` runs feature extraction on a Dask cluster (address, or ``local-cluster``).
+    ``scheduler`` runs feature extraction on a Dask cluster (address, or ``local-cluster``);
+    ``data`` reuses feature rows a caller already loaded for this corpus.
     """
     corpus = Path(corpus)
     path = model_path(model)
     detector = load_detector(model, threshold)
-    data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler)
+    if data is None:
+        data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler)
     entries = data.entries
     labels = np.asarray([e.label == "stego" for e in entries])
     n = len(entries)

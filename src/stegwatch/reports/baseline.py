@@ -92,12 +92,11 @@ def verdicts(name_a: str, name_b: str, comparison: dict) -> list[str]:
     return sentences
 
 
-def leave_one_source_out(model: str, corpus, *, seed: int, target_fpr: float, workers: int) -> dict:
+def leave_one_source_out(model: str, data, *, seed: int, target_fpr: float) -> dict:
     """Train on every cover source but one, test on the one left out (trainable models only)."""
     detector = load_detector(model)
     if not isinstance(detector, V4Detector):
         return {}
-    data = load_corpus_features(corpus, workers=workers)
     sources = np.asarray([e.cover_source or "unknown" for e in data.entries])
     labels = np.asarray([e.label == "stego" for e in data.entries])
     results = {}
@@ -153,17 +152,18 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
                     out: Path = Path("docs/grok/baseline_report.md"), ablations: list[Path] | None = None,
                     workers: int = 1, command: str = "", latency_sample: int = 50) -> dict:
     """Run everything and write the Markdown report, its HTML twin, its charts and ``baseline_report.json``."""
+    data = load_corpus_features(corpus, workers=workers)  # read and hashed once, for every model and experiment
     results = {}
     for model in models:
         metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
-                           latency_sample=latency_sample, command=command)
+                           latency_sample=latency_sample, command=command, data=data)
         results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
     names = list(results)
     comparisons = []
     for a, b in zip(names, names[1:], strict=False):
         comparison = compare_pair(results[a], results[b], seed)
         comparisons.append({"from": a, "to": b, "comparison": comparison, "verdicts": verdicts(a, b, comparison)})
-    loso = {name: leave_one_source_out(model, corpus, seed=seed, target_fpr=target_fpr, workers=workers)
+    loso = {name: leave_one_source_out(model, data, seed=seed, target_fpr=target_fpr)
             for name, model in zip(names, models, strict=True)}
     ablation_results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in ablations or []]
     identity = {
