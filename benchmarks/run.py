@@ -25,7 +25,7 @@ from PIL import Image
 
 from stegwatch.detectors import load_detector
 from stegwatch.features import streams as streams_module
-from stegwatch.features.table import features_for_paths
+from stegwatch.features.cache import ENV_VAR
 from stegwatch.format.files import load_carrier, write_text_atomic
 from stegwatch.format.manifest import read_manifest
 
@@ -52,13 +52,6 @@ def scan_cold(model: str, paths: list[str], workers: int) -> float:
     """Seconds for ``detect`` with no feature cache (model loaded first, not timed)."""
     detector = load_detector(model)
     return _timed(lambda: detector.detect(paths, workers=workers))[0]
-
-
-def _scan_with_cache(detector, paths, workers, cache):
-    from stegwatch.detectors.base import detections_from_scores
-
-    rows = features_for_paths(paths, workers=workers, cache_file=cache)
-    return detections_from_scores(detector, paths, rows)
 
 
 def stream_costs(paths: list[str]) -> dict[str, float]:
@@ -114,11 +107,12 @@ def main() -> None:
                              "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}}
     results["decode_only_s"] = decode_only(sample)
     with tempfile.TemporaryDirectory() as folder:
-        cache = Path(folder) / "cache.npz"
+        cache = Path(folder) / "features.sqlite"
         for model in ("v3", "v4"):
             cold = scan_cold(model, sample, args.workers)
-            _scan_with_cache(load_detector(model), sample, args.workers, cache)  # fill the cache
-            warm = _timed(lambda model=model: _scan_with_cache(load_detector(model), sample, args.workers, cache))[0]
+            detector = load_detector(model)
+            detector.detect(sample, workers=args.workers, cache=cache)  # fill the cache
+            warm = _timed(lambda detector=detector: detector.detect(sample, workers=args.workers, cache=cache))[0]
             results[f"{model}_cold_images_per_s"] = len(sample) / cold
             results[f"{model}_warm_images_per_s"] = len(sample) / warm
     results["decode_only_images_per_s"] = len(sample) / results["decode_only_s"]
@@ -129,18 +123,11 @@ def main() -> None:
         code = (f"import shutil,pathlib; from stegwatch.monitoring.monitor import monitor, MonitorConfig\n"
                 f"c=MonitorConfig.load(); c.dashboard=pathlib.Path('{folder}/d/dash.md'); c.alerts.log_file='{folder}/a.log'\n"
                 f"monitor('v4', '{corpus}', config=c, db=pathlib.Path('{folder}/h.db'), workers={args.workers}, latency_sample=20, console=lambda s: None)")
-        from stegwatch.features.table import CACHE_NAME
-
-        cached = corpus / CACHE_NAME
-        moved = Path(folder) / "moved-cache.npz"
-        if cached.exists():
-            cached.rename(moved)
-        try:
-            results["monitor_cold_s"], results["monitor_cold_peak_mib"] = child_peak(code)
-        finally:
-            if moved.exists() and not cached.exists():
-                moved.rename(cached)
+        # A fresh feature cache (empty: cold), then the same one again (warm).
+        os.environ[ENV_VAR] = f"{folder}/features.sqlite"
+        results["monitor_cold_s"], results["monitor_cold_peak_mib"] = child_peak(code)
         results["monitor_warm_s"], results["monitor_warm_peak_mib"] = child_peak(code)
+        os.environ.pop(ENV_VAR, None)
     # Scaling: feature extraction + V4 scoring for 1k, 4k and every file, cold, each in a fresh process.
     scaling = {}
     for size in sorted({min(n, len(all_paths)) for n in (1000, 4000, len(all_paths))}):
@@ -156,6 +143,24 @@ def main() -> None:
     write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(results, indent=1) + "\n")
     write_text_atomic(Path(args.out), render(results))
     print(f"wrote {args.out}")
+
+
+def _scan_gap(r: dict) -> list[str]:
+    """Why the scan ratio is what it is, from this run's own numbers."""
+    decode_ms = 1000 / r["decode_only_images_per_s"]
+    features_ms = sum(r["stream_ms_per_file"].values())
+    workers = r["run"]["workers"]
+    budget_ms = workers * 1000 / (TARGET_SCAN_RATIO * r["decode_only_images_per_s"])
+    return [
+        f"Per file, one process: decoding costs {decode_ms:.2f} ms and the stream features {features_ms:.2f} ms "
+        f"({features_ms / decode_ms:.1f}x the decode). A scan on {workers} workers reaches {TARGET_SCAN_RATIO}x the one-process "
+        f"decode floor only if decode plus features plus hashing and transfer stay under {budget_ms:.2f} ms per file "
+        f"of CPU time; the features alone would have to fall by {max(0.0, features_ms - (budget_ms - decode_ms)):.2f} ms per file. "
+        "The statistics are already vectorized and give the same values as their textbook forms bit for bit "
+        "(tests/test_statistics.py), so the shipped models stay valid; going further means cheaper features "
+        "(a new feature version and retrained models) or more cores.",
+        "",
+    ]
 
 
 def render(r: dict) -> str:
@@ -180,8 +185,9 @@ def render(r: dict) -> str:
         "",
         f"V4 cold scan / decode-only: **{r['v4_scan_vs_decode_ratio']:.2f}x** (target >= {TARGET_SCAN_RATIO}x: "
         + ("met" if r["v4_scan_vs_decode_ratio"] >= TARGET_SCAN_RATIO else
-           f"missed by {TARGET_SCAN_RATIO - r['v4_scan_vs_decode_ratio']:.2f}x; feature extraction, not decoding, is the cost (see stream costs)") + ").",
+           f"missed by {TARGET_SCAN_RATIO - r['v4_scan_vs_decode_ratio']:.2f}x") + ").",
         "",
+        *_scan_gap(r),
         "## Monitor wall time on the whole corpus",
         "",
         "| run | seconds | peak memory (MiB) | target |",

@@ -11,6 +11,22 @@ from stegwatch.corpus.build import build_corpus
 from stegwatch.corpus.sources import builtin_sources, load_source
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_feature_cache(tmp_path_factory):
+    """Every test session gets its own feature cache, never the working folder's .stegwatch/."""
+    import os
+
+    from stegwatch.features.cache import ENV_VAR
+
+    previous = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(tmp_path_factory.mktemp("cache") / "features.sqlite")
+    yield Path(os.environ[ENV_VAR])
+    if previous is None:
+        os.environ.pop(ENV_VAR, None)
+    else:
+        os.environ[ENV_VAR] = previous
+
+
 @pytest.fixture(scope="session")
 def smoke_corpus(tmp_path_factory) -> Path:
     """A smoke corpus built once per test session (read-only for tests)."""

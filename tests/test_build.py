@@ -22,11 +22,10 @@ from .conftest import png_bytes, random_rgb
 
 
 def _tree_digest(root):
-    """sha256 of every corpus file under root: not the build journal (whose line order is completion
-    order) and not caches other commands leave in the corpus (.stegwatch-features-*.npz)."""
+    """sha256 of every corpus file under root but the build journal (whose line order is completion order)."""
     digests = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and STATE_DIR not in path.parts and not path.name.startswith(".stegwatch-"):
+        if path.is_file() and STATE_DIR not in path.parts:
             digests[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return digests
 

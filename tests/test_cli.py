@@ -93,3 +93,19 @@ def test_console_script_end_to_end(tmp_path):
                            capture_output=True, text=True, timeout=300, env=env)
     assert check.returncode == 0, check.stderr
     assert "every stego label proven" in check.stdout
+
+
+def test_scan_fills_the_feature_cache_and_no_cache_leaves_none(smoke_corpus, tmp_path):
+    from stegwatch.features.cache import FeatureCache
+
+    images = sorted(str(p) for p in (smoke_corpus / "clean").rglob("*.png"))[:3]
+    cache = tmp_path / "cache" / "features.sqlite"
+    first = invoke("scan", *images, "--model", "v3", "--jsonl", "--workers", "1", "--cache", cache)
+    assert first.exit_code == 0
+    with FeatureCache(cache) as store:
+        assert len(store) == 3
+    again = invoke("scan", *images, "--model", "v3", "--jsonl", "--workers", "1", "--cache", cache)
+    assert again.stdout == first.stdout
+    other = tmp_path / "none.sqlite"
+    invoke("scan", *images, "--model", "v3", "--jsonl", "--workers", "1", "--cache", other, "--no-cache")
+    assert not other.exists()

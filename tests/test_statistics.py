@@ -88,3 +88,79 @@ def test_dct_chi_square_and_calibration_separate_jsteg_and_f5_from_clean():
     f5 = dct_features(get_method("f5").embed(carrier_from_bytes(cover), b"f" * int(0.4 * nzac / 8), EmbedOptions(key="1")).data)
     assert clean["jsteg_chi2"] < 0.05 < 0.5 < jsteg["jsteg_chi2"]
     assert f5["f5_calibration_beta"] > clean["f5_calibration_beta"] + 0.02
+
+
+# Textbook forms of the vectorized statistics: the fast versions must give the same numbers bit for bit,
+# so the shipped models (trained on FEATURE_VERSION 3 values) stay valid.
+def _textbook_chi_square(values):
+    from scipy import stats
+
+    values = np.asarray(values).reshape(-1)
+    if values.size == 0:
+        return 0.0
+    offset = int(values.min())
+    offset -= offset % 2
+    hist = np.bincount((values - offset).astype(np.int64))
+    if hist.size % 2:
+        hist = np.append(hist, 0)
+    even, odd = hist[0::2].astype(float), hist[1::2].astype(float)
+    expected = (even + odd) / 2
+    keep = expected >= 5.0
+    if keep.sum() < 2:
+        return 0.0
+    statistic = float(np.sum((even[keep] - expected[keep]) ** 2 / expected[keep]))
+    return float(stats.chi2.sf(statistic, df=int(keep.sum()) - 1))
+
+
+def _textbook_spa(channel):
+    x = channel.astype(np.int64)
+    u, v = x[:, :-1].reshape(-1), x[:, 1:].reshape(-1)
+    n = u.size
+    v_even = (v % 2) == 0
+    big_x = np.count_nonzero((v_even & (u < v)) | (~v_even & (u > v)))
+    big_y = np.count_nonzero((v_even & (u > v)) | (~v_even & (u < v)))
+    big_k = np.count_nonzero((u // 2) == (v // 2))
+    a, b, c = 2.0 * big_k, 2.0 * (2 * big_x - n), float(big_y - big_x)
+    if a == 0:
+        return 0.0
+    disc = b * b - 4 * a * c
+    beta = -b / (2 * a) if disc < 0 else min(((-b + np.sqrt(disc)) / (2 * a), (-b - np.sqrt(disc)) / (2 * a)), key=abs)
+    return float(np.clip(2 * beta, 0.0, 1.0))
+
+
+def _textbook_ws(channel):
+    x = channel.astype(np.float64)
+    if x.shape[0] < 3 or x.shape[1] < 3:
+        return 0.0
+    centre = x[1:-1, 1:-1]
+    neighbours = np.stack([x[:-2, 1:-1], x[2:, 1:-1], x[1:-1, :-2], x[1:-1, 2:]])
+    weights = 1.0 / (5.0 + neighbours.var(axis=0))
+    weights /= weights.sum()
+    flipped = centre + 1 - 2 * (centre % 2)
+    return float(np.clip(2.0 * np.sum(weights * (centre - flipped) * (centre - neighbours.mean(axis=0))), 0.0, 1.0))
+
+
+def _channels(luma):
+    rng = np.random.default_rng(7)
+    yield luma
+    yield _replace(luma, 0.4, seed=3)
+    yield _replace(luma, 1.0, seed=4)
+    yield rng.integers(0, 256, (37, 91), dtype=np.uint8)
+    yield np.full((20, 20), 128, dtype=np.uint8)
+    yield np.zeros((2, 2), dtype=np.uint8)
+    yield np.tile(np.arange(256, dtype=np.uint8), (3, 1))
+
+
+def test_vectorized_statistics_equal_their_textbook_forms_exactly(luma):
+    for channel in _channels(luma):
+        assert sample_pair_analysis(channel) == _textbook_spa(channel)
+        assert weighted_stego(channel) == _textbook_ws(channel)
+        assert chi_square_attack(channel) == _textbook_chi_square(channel)
+        flat = channel.reshape(-1)
+        ps, fraction = sequential_chi_square(flat, steps=10)
+        ends = [max(2, int(flat.size * (i + 1) / 10)) for i in range(10)]
+        assert ps.tolist() == [_textbook_chi_square(flat[:end]) for end in ends]
+        expected_run = next((i for i, p in enumerate(ps) if p <= 0.5), 10)
+        assert fraction == expected_run / 10
+    signed = np.random.default_rng(1).integers(-40, 40, 5000)
+    assert chi_square_attack(signed) == _textbook_chi_square(signed)

@@ -338,6 +338,8 @@ def scan_command(
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
     executor: ExecutorOption = "local",
     scheduler: SchedulerOption = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Feature cache file (default: $STEGWATCH_FEATURE_CACHE or .stegwatch/features.sqlite).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Compute every file's features; read and write no cache.")] = False,
 ) -> None:
     """Scan images with a detector: one record per file. Exit 0 when the scan completed, whatever it found."""
     from stegwatch.detectors import load_detector
@@ -348,7 +350,11 @@ def scan_command(
     except (FileNotFoundError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    records = scan(paths, detector, workers=_workers(workers), extract=extract, scheduler=_scheduler(executor, scheduler))
+    from stegwatch.features.cache import default_cache_path
+
+    with _progress("scanning") as progress:
+        records = scan(paths, detector, workers=_workers(workers), extract=extract, scheduler=_scheduler(executor, scheduler),
+                       cache=None if no_cache else (cache or default_cache_path()), progress=progress)
     if jsonl:
         for record in records:
             print(json.dumps(record, sort_keys=True, ensure_ascii=False))

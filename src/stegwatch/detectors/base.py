@@ -42,13 +42,36 @@ class Detector(Protocol):
     version: str
     threshold: float
 
-    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None) -> list[Detection]:
-        """One :class:`Detection` per path, in order (``scheduler``: run feature extraction on Dask)."""
+    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None, cache=None, progress=None) -> list[Detection]:
+        """One :class:`Detection` per path, in order.
+
+        ``scheduler``: run feature extraction on Dask; ``cache``: a feature
+        cache (or its path) to serve unchanged files from; ``progress``: a
+        ``(done, total)`` callback.
+        """
         ...
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Scores (n,), per-method scores (n, m) and the method keys, from feature rows."""
         ...
+
+
+class StreamFeatureDetector:
+    """``detect`` for detectors that score stream feature rows (subclasses give ``score_features``)."""
+
+    name: str
+    version: str
+    threshold: float
+
+    def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        raise NotImplementedError
+
+    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None, cache=None, progress=None) -> list[Detection]:
+        from stegwatch.features.table import features_for_paths
+
+        paths = [str(p) for p in paths]
+        rows = features_for_paths(paths, workers=workers, scheduler=scheduler, cache=cache, progress=progress)
+        return detections_from_scores(self, paths, rows)
 
 
 def detections_from_scores(

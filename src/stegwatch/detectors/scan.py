@@ -60,7 +60,7 @@ def add_extractions(detections: list[Detection]) -> list[dict]:
 
 
 def scan(arguments: list[str], detector: Detector, *, workers: int = 1, extract: bool = False,
-         scheduler: str | None = None) -> list[dict]:
-    """One record per file found under ``arguments``."""
-    detections = detector.detect(expand_paths(arguments), workers=workers, scheduler=scheduler)
+         scheduler: str | None = None, cache=None, progress=None) -> list[dict]:
+    """One record per file found under ``arguments`` (``cache``: a feature cache or its path, or None)."""
+    detections = detector.detect(expand_paths(arguments), workers=workers, scheduler=scheduler, cache=cache, progress=progress)
     return add_extractions(detections) if extract else [d.to_json_dict() for d in detections]

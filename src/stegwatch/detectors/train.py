@@ -22,7 +22,8 @@ import numpy as np
 from stegwatch import __version__
 from stegwatch.detectors.base import threshold_for_fpr
 from stegwatch.features.streams import FEATURE_VERSION, STREAMS, feature_names
-from stegwatch.features.table import CACHE_NAME, features_for_paths
+from stegwatch.features.cache import FeatureCache, default_cache_path
+from stegwatch.features.table import features_for_paths
 from stegwatch.format.files import write_text_atomic
 from stegwatch.format.manifest import MANIFEST_NAME, read_manifest, resolve_in_root
 from stegwatch.format.records import ManifestEntry
@@ -56,12 +57,15 @@ class CorpusFeatures:
     manifest_sha256: str = ""
 
 
-def load_corpus_features(corpus: str | Path, *, workers: int = 1, progress=None, scheduler: str | None = None) -> CorpusFeatures:
-    """Feature rows for every readable file of a corpus (cached beside the manifest)."""
+def load_corpus_features(
+    corpus: str | Path, *, workers: int = 1, progress=None, scheduler: str | None = None,
+    cache: FeatureCache | str | Path | None = None,
+) -> CorpusFeatures:
+    """Feature rows for every readable file of a corpus, through the feature cache (default: ``.stegwatch/features.sqlite``)."""
     root = Path(corpus)
     read = read_manifest(root)
     paths = [str(resolve_in_root(root, e.file_path)) for e in read.entries]
-    rows = features_for_paths(paths, workers=workers, cache_file=root / CACHE_NAME, progress=progress, scheduler=scheduler)
+    rows = features_for_paths(paths, workers=workers, cache=cache if cache is not None else default_cache_path(), progress=progress, scheduler=scheduler)
     keep = [i for i, r in enumerate(rows) if r.vector is not None]
     errors = [{"path": rows[i].path, "reason": rows[i].error} for i in range(len(rows)) if rows[i].vector is None]
     errors += [{"path": e.where, "reason": e.reason} for e in read.errors]

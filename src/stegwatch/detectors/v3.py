@@ -39,9 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stegwatch.detectors.base import Detection, detections_from_scores, threshold_for_fpr
+from stegwatch.detectors.base import StreamFeatureDetector, threshold_for_fpr
 from stegwatch.features.streams import STREAMS, feature_names
-from stegwatch.features.table import features_for_paths
 
 NAME = "stegwatch-v3"
 METHODS = ("alpha", "palette", "lsb.rgb", "lsbm", "exif", "eoi", "jsteg", "f5")
@@ -127,7 +126,7 @@ def calibrate(clean_features: np.ndarray, threshold_features: np.ndarray, target
                          n_clean=int(clean_features.shape[0]), provenance=provenance)
 
 
-class V3Detector:
+class V3Detector(StreamFeatureDetector):
     """Classical statistics combined by clean-file calibration (see the module docstring)."""
 
     name = NAME
@@ -146,7 +145,3 @@ class V3Detector:
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         scores = method_scores(v3_statistics(features), self.calibration.quantiles)
         return scores.max(axis=1), scores, list(METHODS)
-
-    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None) -> list[Detection]:
-        rows = features_for_paths([str(p) for p in paths], workers=workers, scheduler=scheduler)
-        return detections_from_scores(self, [str(p) for p in paths], rows)

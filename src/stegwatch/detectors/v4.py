@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stegwatch.detectors.base import Detection, detections_from_scores
+from stegwatch.detectors.base import StreamFeatureDetector
 from stegwatch.features.streams import STREAMS, feature_names
-from stegwatch.features.table import features_for_paths
 
 NAME = "stegwatch-v4"
 
 
-class V4Detector:
+class V4Detector(StreamFeatureDetector):
     """An ONNX model plus its model card (``model_card.json`` beside it)."""
 
     def __init__(self, onnx_path: str | Path, card: dict, threshold: float | None = None) -> None:
@@ -59,7 +58,3 @@ class V4Detector:
         methods = [c for c in self.classes if c != "clean"]
         method_columns = [self.classes.index(m) for m in methods]
         return 1.0 - proba[:, clean], proba[:, method_columns], methods
-
-    def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None) -> list[Detection]:
-        rows = features_for_paths([str(p) for p in paths], workers=workers, scheduler=scheduler)
-        return detections_from_scores(self, [str(p) for p in paths], rows)

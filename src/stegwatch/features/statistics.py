@@ -16,7 +16,26 @@ Units and answers:
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
+
+
+def chi_square_from_histogram(hist: np.ndarray, *, min_expected: float = 5.0) -> float:
+    """The chi-square attack's probability from a histogram whose index 0 is an even value.
+
+    Pairs (2k, 2k+1); pairs whose expected count is below ``min_expected`` are
+    dropped, so leading or trailing empty bins change nothing.
+    """
+    hist = np.asarray(hist)
+    if hist.size % 2:
+        hist = np.append(hist, 0)
+    even, odd = hist[0::2].astype(float), hist[1::2].astype(float)
+    expected = (even + odd) / 2
+    keep = expected >= min_expected
+    kept = int(np.count_nonzero(keep))
+    if kept < 2:
+        return 0.0
+    statistic = float(np.sum((even[keep] - expected[keep]) ** 2 / expected[keep]))
+    return float(special.chdtrc(kept - 1, statistic))  # the chi-square survival function
 
 
 def chi_square_attack(values: np.ndarray, *, min_expected: float = 5.0, exclude: tuple[int, ...] = ()) -> float:
@@ -28,21 +47,22 @@ def chi_square_attack(values: np.ndarray, *, min_expected: float = 5.0, exclude:
     """
     values = np.asarray(values).reshape(-1)
     if exclude:
-        values = values[~np.isin(values, exclude)]
+        keep = np.ones(values.shape, dtype=bool)
+        for value in exclude:
+            keep &= values != value
+        values = values[keep]
     if values.size == 0:
         return 0.0
+    if values.dtype == np.uint8:
+        return chi_square_from_histogram(np.bincount(values, minlength=256), min_expected=min_expected)
     offset = int(values.min())
     offset -= offset % 2  # keep pairs aligned on even values
-    hist = np.bincount((values - offset).astype(np.int64))
-    if hist.size % 2:
-        hist = np.append(hist, 0)
-    even, odd = hist[0::2].astype(float), hist[1::2].astype(float)
-    expected = (even + odd) / 2
-    keep = expected >= min_expected
-    if keep.sum() < 2:
-        return 0.0
-    statistic = float(np.sum((even[keep] - expected[keep]) ** 2 / expected[keep]))
-    return float(stats.chi2.sf(statistic, df=int(keep.sum()) - 1))
+    return chi_square_from_histogram(np.bincount((values - offset).astype(np.int64)), min_expected=min_expected)
+
+
+def prefix_bounds(size: int, steps: int) -> list[int]:
+    """Ends of the prefixes 1/steps, 2/steps, ... of a sequence of ``size`` values."""
+    return [max(2, int(size * (i + 1) / steps)) for i in range(steps)]
 
 
 def sequential_chi_square(values: np.ndarray, *, steps: int = 20) -> tuple[np.ndarray, float]:
@@ -50,17 +70,38 @@ def sequential_chi_square(values: np.ndarray, *, steps: int = 20) -> tuple[np.nd
 
     Returns the p-values and the estimated embedded fraction: the longest
     prefix whose p stays above 0.5 (sequential embedding from the start).
+    Each value is counted once: the prefixes' histograms are running sums of
+    the histograms of the slices between their ends.
     """
     values = np.asarray(values).reshape(-1)
-    ps = np.array([chi_square_attack(values[: max(2, int(values.size * (i + 1) / steps))]) for i in range(steps)])
-    above = np.flatnonzero(ps > 0.5)
-    fraction = 0.0
-    if above.size and above[0] == 0:
-        run = 1
-        while run < steps and ps[run] > 0.5:
-            run += 1
-        fraction = run / steps
-    return ps, fraction
+    if values.dtype == np.uint8:
+        ps = np.asarray([chi_square_from_histogram(hist) for hist in prefix_histograms(values, prefix_bounds(values.size, steps))])
+    else:
+        ps = np.array([chi_square_attack(values[:end]) for end in prefix_bounds(values.size, steps)])
+    return ps, embedded_fraction(ps)
+
+
+def prefix_histograms(values: np.ndarray, ends: list[int]) -> np.ndarray:
+    """256-bin histograms of ``values[:end]`` for each (non-decreasing) end, as rows."""
+    hists = np.zeros((len(ends), 256), dtype=np.int64)
+    start, running = 0, np.zeros(256, dtype=np.int64)
+    for row, end in enumerate(ends):
+        if end > start:
+            running = running + np.bincount(values[start:end], minlength=256)
+            start = end
+        hists[row] = running
+    return hists
+
+
+def embedded_fraction(ps: np.ndarray) -> float:
+    """The fraction of prefixes, from the first, whose chi-square p stays above 0.5 (0 if the first does not)."""
+    steps = len(ps)
+    if not steps or ps[0] <= 0.5:
+        return 0.0
+    run = 1
+    while run < steps and ps[run] > 0.5:
+        run += 1
+    return run / steps
 
 
 def sample_pair_analysis(channel: np.ndarray) -> float:
@@ -73,15 +114,18 @@ def sample_pair_analysis(channel: np.ndarray) -> float:
     ``a = 2K``, ``b = 2(2X - n)``, ``c = Y - X``; the smaller root ``beta``
     is half the replacement rate. Returned clipped to [0, 1].
     """
-    x = channel.astype(np.int64)
-    u, v = x[:, :-1].reshape(-1), x[:, 1:].reshape(-1)
+    x = np.asarray(channel)
+    x = x.astype(np.int16 if x.dtype == np.uint8 else np.int64)
+    u, v = x[:, :-1], x[:, 1:]
     n = u.size
     if n == 0:
         return 0.0
-    v_even = (v % 2) == 0
-    big_x = np.count_nonzero((v_even & (u < v)) | (~v_even & (u > v)))
-    big_y = np.count_nonzero((v_even & (u > v)) | (~v_even & (u < v)))
-    big_k = np.count_nonzero((u // 2) == (v // 2))
+    difference = u - v
+    # X: v even and u < v, or v odd and u > v: the difference signed by v's parity is negative.
+    # Y is the mirror, so X + Y counts the pairs with u != v. K: u and v differ only in the LSB.
+    big_x = np.count_nonzero(difference * (1 - 2 * (v & 1)) < 0)
+    big_y = np.count_nonzero(difference) - big_x
+    big_k = np.count_nonzero(((u ^ v) >> 1) == 0)
     a = 2.0 * big_k
     if a == 0:
         return 0.0
@@ -101,19 +145,32 @@ def weighted_stego(channel: np.ndarray) -> float:
 
     Predictor: mean of the four neighbours; weights 1 / (5 + local variance),
     normalized. Border pixels are left out.
+
+    Computed in integers where it can be: with neighbour sum ``s`` and sum of
+    squares ``q``, the prediction error is ``(4 * centre - s) / 4`` and the
+    variance ``(4 * q - s * s) / 16``, both exact in floating point, so the
+    result equals the textbook float computation bit for bit.
     """
-    x = channel.astype(np.float64)
-    if x.shape[0] < 3 or x.shape[1] < 3:
+    x = np.asarray(channel)
+    height, width = x.shape
+    if height < 3 or width < 3:
         return 0.0
-    centre = x[1:-1, 1:-1]
-    neighbours = np.stack([x[:-2, 1:-1], x[2:, 1:-1], x[1:-1, :-2], x[1:-1, 2:]])
-    predicted = neighbours.mean(axis=0)
-    variance = neighbours.var(axis=0)
-    weights = 1.0 / (5.0 + variance)
+    weights, signed_error = np.empty((height - 2, width - 2)), np.empty((height - 2, width - 2))
+    for row in range(0, height - 2, _WS_BLOCK_ROWS):  # blocks of rows keep the temporaries in cache
+        block = x[row: row + _WS_BLOCK_ROWS + 2].astype(np.int32)
+        up, down, left, right = block[:-2, 1:-1], block[2:, 1:-1], block[1:-1, :-2], block[1:-1, 2:]
+        centre = block[1:-1, 1:-1]
+        total = up + down + left + right
+        squares = up * up + down * down + left * left + right * right
+        np.divide(1.0, 5.0 + (4 * squares - total * total) / 16.0, out=weights[row: row + _WS_BLOCK_ROWS])
+        # (centre - flipped LSB) is +1 for odd centres and -1 for even ones.
+        np.divide((2 * (centre & 1) - 1) * (4 * centre - total), 4.0, out=signed_error[row: row + _WS_BLOCK_ROWS])
     weights /= weights.sum()
-    flipped = centre + 1 - 2 * (centre % 2)  # LSB flipped
-    estimate = 2.0 * np.sum(weights * (centre - flipped) * (centre - predicted))
+    estimate = 2.0 * np.sum(weights * signed_error)
     return float(np.clip(estimate, 0.0, 1.0))
+
+
+_WS_BLOCK_ROWS = 32
 
 
 def lsb_flat_inconsistency(plane: np.ndarray) -> float:

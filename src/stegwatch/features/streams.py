@@ -19,7 +19,11 @@ from PIL import Image
 from stegwatch.features.statistics import (
     byte_entropy,
     chi_square_attack,
+    chi_square_from_histogram,
+    embedded_fraction,
     lsb_flat_inconsistency,
+    prefix_bounds,
+    prefix_histograms,
     sample_pair_analysis,
     sequential_chi_square,
     weighted_stego,
@@ -72,7 +76,7 @@ def _samples(image: Image.Image) -> np.ndarray:
 
 
 def _pixel(luma: np.ndarray) -> np.ndarray:
-    x = luma.astype(np.int32)
+    x = luma.astype(np.int16)  # residuals of 8-bit values fit; the statistics are computed in float64 as before
     out = []
     for residual in (x[:, 1:] - x[:, :-1], x[1:, :] - x[:-1, :]):
         clipped = np.clip(residual, -_T, _T) + _T
@@ -80,7 +84,7 @@ def _pixel(luma: np.ndarray) -> np.ndarray:
         out.extend(hist / max(1.0, hist.sum()))
     second = x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2] if x.shape[1] > 2 else np.zeros(1)
     out.append(math.log1p(float(np.var(second))))
-    out.append(float(np.mean(x % 2)))
+    out.append(float(np.mean(luma & 1)))
     return np.asarray(out)
 
 
@@ -115,18 +119,23 @@ def _alpha(carrier: CarrierFile) -> np.ndarray:
                        float(np.mean(plane == 255))])
 
 
+def _fraction_true(mask: np.ndarray) -> float:
+    return np.count_nonzero(mask) / mask.size
+
+
 def _lsb(samples: np.ndarray) -> np.ndarray:
     flat = samples.reshape(-1)
     lsb = samples & 1
     channels = [samples[..., c] for c in range(samples.shape[2])]
-    agreement = float(np.mean(lsb[:, 1:] == lsb[:, :-1])) if samples.shape[1] > 1 else 1.0
-    bit1 = float(np.mean(lsb == ((samples >> 1) & 1)))
-    _, fraction = sequential_chi_square(flat, steps=10)
+    agreement = _fraction_true(lsb[:, 1:] == lsb[:, :-1]) if samples.shape[1] > 1 else 1.0
+    bit1 = _fraction_true(lsb == ((samples >> 1) & 1))
+    # One pass over the samples for all ten prefixes; the last prefix is the whole sequence.
+    ps = np.asarray([chi_square_from_histogram(h) for h in prefix_histograms(flat, prefix_bounds(flat.size, 10))])
     prefix = flat[: max(64, flat.size // 20)]
-    return np.asarray([chi_square_attack(flat), chi_square_attack(prefix), fraction,
+    return np.asarray([ps[-1], chi_square_attack(prefix), embedded_fraction(ps),
                        float(np.mean([sample_pair_analysis(c) for c in channels])),
                        float(np.mean([weighted_stego(c) for c in channels])),
-                       agreement, bit1, float(np.mean(lsb))])
+                       agreement, bit1, _fraction_true(lsb)])
 
 
 def _palette(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
@@ -163,17 +172,23 @@ def _format(carrier: CarrierFile) -> np.ndarray:
                                                        len(carrier.data) / pixels])
 
 
+def _printable_head(head: bytes) -> tuple[float, int]:
+    """Fraction of printable ASCII (or tab/newline/return) bytes, and the longest run of printable ASCII."""
+    values = np.frombuffer(head, dtype=np.uint8)
+    ascii_text = (values >= 32) & (values < 127)
+    printable = np.count_nonzero(ascii_text | (values == 9) | (values == 10) | (values == 13)) / max(1, values.size)
+    if not ascii_text.any():
+        return printable, 0
+    edges = np.diff(np.concatenate(([0], ascii_text.view(np.int8), [0])))
+    return printable, int(np.max(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)))
+
+
 def _content(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
     bits = (samples.reshape(-1)[: 8 * 4096] & 1).astype(np.uint8)
     best_printable, best_run, nul_early, entropy = 0.0, 0.0, 0.0, 0.0
     for order in BIT_ORDERS:
         data = from_bits(bits, order)
-        head = data[:512]
-        printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head) / max(1, len(head))
-        run = longest = 0
-        for b in head:
-            run = run + 1 if 32 <= b < 127 else 0
-            longest = max(longest, run)
+        printable, longest = _printable_head(data[:512])
         best_printable = max(best_printable, printable)
         best_run = max(best_run, math.log1p(longest))
         nul_early = max(nul_early, float(b"\x00" in data))
