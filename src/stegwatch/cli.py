@@ -561,6 +561,36 @@ def logs_command(
         out.print(f"wrote {plot}")
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    db: Annotated[Path, typer.Option(help="History database (monitor runs; production events are stored beside them).")] = Path(".stegwatch/history.db"),
+    config: Annotated[Optional[Path], typer.Option(help="TOML file of rules, alert sinks and a [serve] table.")] = None,
+) -> None:
+    """Serve the live dashboard, the history API, production event ingestion and Prometheus metrics.
+
+    Writes need a bearer token: set STEGWATCH_TOKEN (or the [serve] token_env variable) before starting;
+    without one, writes are refused.
+    """
+    import uvicorn
+
+    from stegwatch.serving.app import create_app
+    from stegwatch.serving.config import ServeConfig
+
+    try:
+        settings = ServeConfig.load(config, db=db)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]listening on {host}: reachable from other machines; put it behind TLS[/yellow]")
+    if not os.environ.get(settings.token_env):
+        err.print(f"[yellow]{settings.token_env} is not set: event and feedback writes will be refused[/yellow]")
+    err.print(f"stegwatch serve on http://{host}:{port}/ (history {settings.db})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
 @app.command("monitor")
 def monitor_command(
     model_version: Annotated[str, typer.Option("--model-version", help="v3, v4, or a model file.")],

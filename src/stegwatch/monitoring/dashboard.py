@@ -112,26 +112,43 @@ def metric_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def render_dashboard(history: list[dict], current: dict, status: str, alerts: list[dict], dashboard: Path,
-                     training_log: Path | None = None, recent: list[dict] | None = None) -> list[Path]:
-    """Write the Markdown dashboard, its PNG plots and the HTML twin; returns the paths written."""
-    folder = dashboard.parent
+def html_template(name: str | None) -> bool:
+    """Autoescape HTML templates (``*.html.j2``), never Markdown ones."""
+    return bool(name) and ".html" in name
+
+
+def template_environment(*extra: Path) -> jinja2.Environment:
+    """The dashboard templates (and ``extra`` folders searched first), HTML autoescaped, strict."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader([*extra, TEMPLATES]), autoescape=html_template,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def dashboard_context(history: list[dict], current: dict, status: str, alerts: list[dict],
+                      training_log: Path | None = None, recent: list[dict] | None = None) -> tuple[dict, dict[str, bytes]]:
+    """What the dashboard templates show, and the PNG plots by file name."""
     plots = trend_plots(history)
     training = training_plot(training_log)
     if training is not None:
         plots["training_loss.png"] = training
-    written = []
-    for name, data in plots.items():
-        write_bytes_atomic(folder / name, data)
-        written.append(folder / name)
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
-                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     context = {
         "run": current["run"], "status": status, "rows": metric_rows(current), "alerts": alerts, "history": history,
         "recent": recent or [],
         "plots": sorted(plots), "training": current.get("training"),
         "images": {name: base64.b64encode(data).decode() for name, data in plots.items()},
     }
+    return context, plots
+
+
+def render_dashboard(history: list[dict], current: dict, status: str, alerts: list[dict], dashboard: Path,
+                     training_log: Path | None = None, recent: list[dict] | None = None) -> list[Path]:
+    """Write the Markdown dashboard, its PNG plots and the HTML twin; returns the paths written."""
+    folder = dashboard.parent
+    context, plots = dashboard_context(history, current, status, alerts, training_log, recent)
+    written = []
+    for name, data in plots.items():
+        write_bytes_atomic(folder / name, data)
+        written.append(folder / name)
+    environment = template_environment()
     write_text_atomic(dashboard, environment.get_template("dashboard.md.j2").render(**context))
     html = dashboard.with_suffix(".html")
     write_text_atomic(html, environment.get_template("dashboard.html.j2").render(**context))

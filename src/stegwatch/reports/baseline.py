@@ -22,6 +22,7 @@ import numpy as np
 from stegwatch.detectors import load_detector
 from stegwatch.detectors.train import load_corpus_features
 from stegwatch.detectors.v4 import V4Detector
+from stegwatch.monitoring.dashboard import html_template
 from stegwatch.evaluation.evaluate import DEFAULT_TARGET_FPR, evaluate, retrain_and_score
 from stegwatch.evaluation.intervals import rate_record
 from stegwatch.evaluation.metrics import mcnemar_exact, roc_auc
@@ -182,7 +183,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, data in images.items():
         write_bytes_atomic(out.parent / name, data)
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html_template,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     environment.filters["pct"] = lambda r: "-" if r is None else f"{100 * r:.2f}%"
     environment.filters["rate"] = lambda r: "-" if not r or r.get("rate") is None else (

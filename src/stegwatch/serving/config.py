@@ -1,0 +1,55 @@
+"""``stegwatch serve`` settings: the monitor's TOML file plus an optional ``[serve]`` table."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stegwatch.monitoring import history
+from stegwatch.monitoring.monitor import MonitorConfig
+from stegwatch.serving.aggregates import DEFAULT_WINDOWS
+
+DEFAULT_TOKEN_ENV = "STEGWATCH_TOKEN"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window(text: str) -> float:
+    """``"5m"`` -> 300.0; units s, m, h, d."""
+    text = text.strip()
+    if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].replace(".", "", 1).isdigit() or float(text[:-1]) <= 0:
+        raise ValueError(f"window {text!r}: write a positive number and a unit (s, m, h or d), e.g. 5m")
+    return float(text[:-1]) * _UNITS[text[-1]]
+
+
+@dataclass
+class ServeConfig:
+    """Where the store is, which rules and sinks apply, and the server's limits."""
+
+    db: Path = history.DEFAULT_DB
+    monitor: MonitorConfig = field(default_factory=MonitorConfig.load)
+    windows: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WINDOWS))
+    token_env: str = DEFAULT_TOKEN_ENV
+    max_body_bytes: int = 1_000_000
+    alert_interval_s: float = 10.0
+    poll_ms: int = 2000
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, db: Path | None = None) -> ServeConfig:
+        monitor = MonitorConfig.load(path)
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("serve", {}) if path else {}
+        unknown = set(raw) - {"windows", "token_env", "max_body_bytes", "alert_interval_s", "poll_ms"}
+        if unknown:
+            raise ValueError(f"[serve]: unknown setting(s) {', '.join(sorted(unknown))}")
+        windows = {name: parse_window(name) for name in raw.get("windows", list(DEFAULT_WINDOWS))}
+        if len(windows) < 2:
+            raise ValueError("[serve] windows: give at least two (the current window and the trailing baseline)")
+        config = cls(db=db or history.DEFAULT_DB, monitor=monitor, windows=dict(sorted(windows.items(), key=lambda kv: kv[1])),
+                     token_env=str(raw.get("token_env", DEFAULT_TOKEN_ENV)), max_body_bytes=int(raw.get("max_body_bytes", 1_000_000)),
+                     alert_interval_s=float(raw.get("alert_interval_s", 10.0)), poll_ms=int(raw.get("poll_ms", 2000)))
+        if config.max_body_bytes < 1024:
+            raise ValueError("[serve] max_body_bytes must be at least 1024")
+        return config
+
+
+__all__ = ["DEFAULT_TOKEN_ENV", "ServeConfig", "parse_window"]
