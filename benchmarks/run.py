@@ -140,9 +140,37 @@ def main() -> None:
         listing.unlink()
         scaling[str(size)] = {"seconds": seconds, "peak_mib": peak, "ms_per_file": 1000 * seconds / size}
     results["scaling"] = scaling
+    # Ingestion by `stegwatch serve` under concurrent clients (bounded count; fails unless every event is stored once).
+    from ingest_load import ingest_load
+
+    results["ingestion"] = ingest_load(clients=4, events=500, batch=50)
     write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(results, indent=1) + "\n")
     write_text_atomic(Path(args.out), render(results))
     print(f"wrote {args.out}")
+
+
+def _ingestion(r: dict) -> list[str]:
+    if "ingestion" not in r:
+        return []
+    load = r["ingestion"]
+    rows = []
+    for name, phase in (("one event per request", load["single"]), (f"batches of {load['batched']['batch']}", load["batched"])):
+        ms = phase["request_ms"]
+        rows.append(f"| {name} | {phase['clients']} | {phase['distinct_events']} | {phase['requests']} | {phase['seconds']:.2f} | "
+                    f"{phase['events_per_s']:.0f} | {phase['requests_per_s']:.0f} | {ms['p50']:.1f} / {ms['p95']:.1f} / {ms['p99']:.1f} |")
+    return [
+        "## Ingestion (`stegwatch serve`, `benchmarks/ingest_load.py`)",
+        "",
+        "The server in its own process on 127.0.0.1 with a fresh database (SQLite WAL, synchronous=FULL, one transaction "
+        "per request); concurrent client threads post a fixed count of events, re-post every tenth request and share some "
+        "ids with a neighbour. The run fails unless the store ends with every distinct event exactly once "
+        f"({load['stored']} stored: {'exactly once' if load['exactly_once'] else 'NOT exactly once'}).",
+        "",
+        "| requests | clients | distinct events | requests sent | seconds | events/s | requests/s | request latency p50 / p95 / p99 (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _scan_gap(r: dict) -> list[str]:
@@ -203,6 +231,7 @@ def render(r: dict) -> str:
         "|---|---|---|---|",
         *[f"| {size} | {row['seconds']:.1f} | {row['ms_per_file']:.1f} | {row['peak_mib']:.0f} |" for size, row in r["scaling"].items()],
         "",
+        *_ingestion(r),
         "## Cost of each stream (ms per file, one process, decode excluded)",
         "",
         "| stream | ms per file |",

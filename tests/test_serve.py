@@ -373,3 +373,16 @@ def test_history_is_untouched_by_production_tables(tmp_path):
     with running(config) as (url, _):
         httpx.post(f"{url}/api/v1/metrics/log", json=event("h1"), headers=AUTH)
     assert history.runs(config.db) == [] and _count(config.db) == 1
+
+
+def test_the_ingestion_load_benchmark_checks_exactly_once_delivery():
+    """The benchmark itself (tiny counts): it must run and verify its own store."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "ingest_load.py"
+    spec = importlib.util.spec_from_file_location("ingest_load", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.ingest_load(clients=2, events=20, batch=5)
+    assert result["exactly_once"] and result["stored"] == 20 * 2 + 20 * 20 * 2
+    assert result["single"]["statuses"] == {"200": result["single"]["requests"]}
