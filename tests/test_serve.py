@@ -386,3 +386,21 @@ def test_the_ingestion_load_benchmark_checks_exactly_once_delivery():
     result = module.ingest_load(clients=2, events=20, batch=5)
     assert result["exactly_once"] and result["stored"] == 20 * 2 + 20 * 20 * 2
     assert result["single"]["statuses"] == {"200": result["single"]["requests"]}
+
+
+def test_serve_command_binds_loopback_by_default_and_refuses_a_bad_config(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from stegwatch.cli import app
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: calls.append(kwargs))
+    monkeypatch.delenv("STEGWATCH_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "h.db")])
+    assert result.exit_code == 0, result.output
+    assert calls == [{"host": "127.0.0.1", "port": 8080, "log_level": "warning", "access_log": False}]
+    assert "writes will be refused" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[serve]\nwindows = ["soon"]\n')
+    refused = CliRunner().invoke(app, ["serve", "--config", str(bad)])
+    assert refused.exit_code == 2 and "window" in refused.output
