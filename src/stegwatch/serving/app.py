@@ -99,6 +99,7 @@ class LiveState:
         self._summary: dict = {}
         self._monitor_key: tuple | None = None
         self._monitor_html = ""
+        self.templates = template_environment(TEMPLATES)
 
     def changed(self) -> None:
         with self._lock:
@@ -147,14 +148,14 @@ class LiveState:
             context, _ = dashboard_context(model_runs, metrics, latest["status"], [a.to_json_dict() for a in alerts],
                                            training_log if training_log.is_file() else None,
                                            recent_alerts(self.config.monitor.alerts.log_file))
-            html = template_environment(TEMPLATES).get_template("dashboard_body.html.j2").render(**context)
+            html = self.templates.get_template("dashboard_body.html.j2").render(**context)
         with self._lock:
             self._monitor_key, self._monitor_html = key, html
         return html
 
     def production_html(self, alerts) -> str:
         summary = self.summary()
-        return template_environment(TEMPLATES).get_template("production.html.j2").render(
+        return self.templates.get_template("production.html.j2").render(
             summary=summary, alerts=[a.to_json_dict() for a in alerts],
             computed=datetime.fromtimestamp(summary["now"], UTC).isoformat(timespec="seconds"))
 
@@ -270,7 +271,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def dashboard():
-        return template_environment(TEMPLATES).get_template("live.html.j2").render(
+        return live.templates.get_template("live.html.j2").render(
             monitor=live.monitor_html(), production=live.production_html(alerter.active), state=json.dumps(live.state()),
             poll_ms=config.poll_ms)
 
