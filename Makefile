@@ -1,6 +1,7 @@
 # stegwatch: two commands, each works from a fresh clone (it makes .venv itself).
 #   make demo   build the default corpus and prove every label
 #   make test   the whole test suite
+#   make bench  the benchmarks, written to docs/benchmarks.md
 
 PYTHON ?= python3
 VENV := .venv
@@ -31,6 +32,7 @@ demo: $(STAMP) tools
 	@echo "dashboards: docs/grok/performance_dashboard.md (V4), docs/grok/v3/performance_dashboard.md (V3), with .html twins"
 	@echo "detector quality: docs/detectors.md; run history: .stegwatch/history.db (stegwatch history export)"
 	@echo "baseline report: docs/grok/baseline_report.md (stegwatch baseline --models v3 v4 --corpus $(DEMO_CORPUS)); roadmap: docs/grok/research_roadmap.md"
+	@echo "live dashboard and production events: STEGWATCH_TOKEN=... $(STEGWATCH) serve (README: Live dashboard and production events)"
 
 test: $(STAMP) tools
 	$(PY) -m pytest $(PYTEST_ARGS)
