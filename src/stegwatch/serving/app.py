@@ -97,6 +97,8 @@ class LiveState:
         self._lock = threading.Lock()
         self._summary_key: tuple | None = None
         self._summary: dict = {}
+        self._summary_at = 0.0
+        self._summary_cost = 0.0
         self._monitor_key: tuple | None = None
         self._monitor_html = ""
         self.templates = template_environment(TEMPLATES)
@@ -116,17 +118,27 @@ class LiveState:
         return {"latest_run": row[0] if row else None, "runs": int(run_count), **self.store.counts(), "generation": self.generation}
 
     def summary(self) -> dict:
-        """Production aggregates; recomputed when the data changed or a second has passed (windows roll)."""
+        """Production aggregates, recomputed when the data changed or the windows rolled on.
+
+        At most once a second, and no more often than every five times the
+        last computation took, so a store of millions of events costs a
+        bounded share of one core however often pages and scrapers ask.
+        """
         now = time.time()
-        key = (tuple(self.store.counts().values()), self.generation, int(now))
+        counts = self.store.counts()
         with self._lock:
-            if key != self._summary_key:
-                columns = self.store.events_since(now - max(self.config.windows.values()))
-                self._summary = production_summary(columns, now, self.config.windows)
-                totals = self.store.counts()
-                self._summary["store"] = {"path": str(self.config.db), **totals}
-                self._summary_key = key
-            return self._summary
+            fresh = now - self._summary_at < max(1.0, 5 * self._summary_cost)
+            if self._summary and fresh and self._summary_key == (tuple(counts.values()), self.generation):
+                return self._summary
+            if self._summary and now - self._summary_at < 5 * self._summary_cost:
+                return self._summary
+            began = time.perf_counter()
+            columns = self.store.events_since(now - max(self.config.windows.values()))
+            summary = production_summary(columns, now, self.config.windows)
+            summary["store"] = {"path": str(self.config.db), **counts}
+            self._summary, self._summary_key, self._summary_at = summary, (tuple(counts.values()), self.generation), now
+            self._summary_cost = time.perf_counter() - began
+            return summary
 
     def monitor_html(self) -> str:
         """The latest monitor run rendered as the HTML dashboard's body (empty-state text when none)."""
