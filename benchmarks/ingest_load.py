@@ -112,13 +112,29 @@ def ingest_load(clients: int = 4, events: int = 500, batch: int = 50) -> dict:
             process.wait(30)
         with sqlite3.connect(db) as connection:
             rows = [r[0] for r in connection.execute("SELECT request_id FROM production_events")]
+        aggregates = _aggregate_cost(db)
     expected = single.pop("ids") | batched.pop("ids")
     if len(rows) != len(set(rows)) or set(rows) != expected:
         raise AssertionError(f"stored {len(rows)} rows ({len(set(rows))} distinct) for {len(expected)} distinct events")
     for phase in (single, batched):
         if set(phase["statuses"]) != {"200"}:
             raise AssertionError(f"unexpected HTTP statuses {phase['statuses']}")
-    return {"single": single, "batched": batched, "stored": len(rows), "exactly_once": True}
+    return {"single": single, "batched": batched, "stored": len(rows), "exactly_once": True, "aggregates": aggregates}
+
+
+def _aggregate_cost(db: Path) -> dict:
+    """Seconds to load the longest window's events and compute every window's aggregates (what the server does)."""
+    from stegwatch.serving.aggregates import DEFAULT_WINDOWS, production_summary
+    from stegwatch.serving.store import ProductionStore
+
+    store = ProductionStore(db)
+    began = time.perf_counter()
+    now = time.time()
+    columns = store.events_since(now - max(DEFAULT_WINDOWS.values()))
+    production_summary(columns, now)
+    seconds = time.perf_counter() - began
+    store.close()
+    return {"events": int(columns["ts"].size), "seconds": seconds}
 
 
 def main() -> None:

@@ -170,6 +170,10 @@ def _ingestion(r: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
+        f"Computing the production aggregates (every window, every model version) from the {load['aggregates']['events']} stored "
+        f"events took {load['aggregates']['seconds']:.2f} s; the server recomputes them at most once a second and no more often "
+        "than every five times that cost.",
+        "",
     ]
 
 
