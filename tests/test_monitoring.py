@@ -239,3 +239,17 @@ def test_starlight_script_takes_starlight_flags(smoke_corpus, tmp_path):
     runs = history.runs(tmp_path / "h.db")
     assert len(runs) == 1
     assert runs[0]["metrics"]["run"]["command"].startswith("scripts/monitor_performance.py --model_version v3")
+
+
+def test_latest_runs_and_get_run_read_only_what_they_name(tmp_path):
+    db = tmp_path / "h.db"
+
+    def run(run_id, timestamp, model):
+        return {"run": {"run_id": run_id, "timestamp": timestamp, "model": {"name": model, "version": "1", "sha256": "x"},
+                        "corpus": {"manifest_sha256": "y"}}}
+    for args in (("a1", "2026-01-01T00:00:00", "a"), ("b1", "2026-01-02T00:00:00", "b"), ("a2", "2026-01-03T00:00:00", "a"),
+                 ("b0", "2025-12-31T00:00:00", "b")):
+        history.append_run(run(*args), "ok", db)
+    assert [r["run_id"] for r in history.latest_runs(db)] == ["b1", "a2"]
+    assert history.get_run("b0", db)["model_name"] == "b" and history.get_run("nope", db) is None
+    assert [r["run_id"] for r in history.runs(db, "a")] == ["a1", "a2"]

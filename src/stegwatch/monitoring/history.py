@@ -69,21 +69,30 @@ def append_run(metrics: dict, status: str, db: str | Path = DEFAULT_DB) -> str:
     return run["run_id"]
 
 
-def runs(db: str | Path = DEFAULT_DB, model_name: str | None = None) -> list[dict]:
-    """Every stored run (oldest first) with its metrics, optionally for one model."""
+_RUN_COLUMNS = "SELECT run_id, timestamp, model_name, model_version, status, metrics FROM runs"
+
+
+def _select_runs(db: str | Path, where: str = "", args: tuple = ()) -> list[dict]:
     with connect(db) as connection:
-        query = "SELECT run_id, timestamp, model_name, model_version, status, metrics FROM runs"
-        args: tuple = ()
-        if model_name:
-            query += " WHERE model_name = ?"
-            args = (model_name,)
-        rows = connection.execute(query + " ORDER BY timestamp, run_id", args).fetchall()
+        rows = connection.execute(f"{_RUN_COLUMNS} {where} ORDER BY timestamp, run_id", args).fetchall()
     return [{"run_id": r[0], "timestamp": r[1], "model_name": r[2], "model_version": r[3], "status": r[4],
              "metrics": json.loads(r[5])} for r in rows]
 
 
+def runs(db: str | Path = DEFAULT_DB, model_name: str | None = None) -> list[dict]:
+    """Every stored run (oldest first) with its metrics, optionally for one model."""
+    return _select_runs(db, "WHERE model_name = ?", (model_name,)) if model_name else _select_runs(db)
+
+
 def get_run(run_id: str, db: str | Path = DEFAULT_DB) -> dict | None:
-    return next((r for r in runs(db) if r["run_id"] == run_id), None)
+    found = _select_runs(db, "WHERE run_id = ?", (run_id,))
+    return found[0] if found else None
+
+
+def latest_runs(db: str | Path = DEFAULT_DB) -> list[dict]:
+    """The newest run of each model (oldest first), read without loading the rest of the history."""
+    return _select_runs(db, "WHERE run_id IN (SELECT run_id FROM runs AS newer WHERE newer.timestamp = "
+                            "(SELECT MAX(timestamp) FROM runs AS same WHERE same.model_name = newer.model_name))")
 
 
 def accept_baseline(run_id: str, db: str | Path = DEFAULT_DB) -> None:

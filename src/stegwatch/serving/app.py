@@ -108,8 +108,8 @@ class LiveState:
             self.generation += 1
 
     def latest_run(self) -> dict | None:
-        runs = history.runs(self.config.db)
-        return max(runs, key=lambda r: (r["timestamp"], r["run_id"])) if runs else None
+        runs = history.latest_runs(self.config.db)
+        return runs[-1] if runs else None
 
     def state(self) -> dict:
         with history.connect(self.config.db) as connection:
@@ -126,17 +126,17 @@ class LiveState:
         """
         now = time.time()
         counts = self.store.counts()
+        key = (tuple(counts.values()), self.generation)
         with self._lock:
-            fresh = now - self._summary_at < max(1.0, 5 * self._summary_cost)
-            if self._summary and fresh and self._summary_key == (tuple(counts.values()), self.generation):
-                return self._summary
-            if self._summary and now - self._summary_at < 5 * self._summary_cost:
+            # Unchanged data: the windows roll on, so recompute after a second. Changed data: at once.
+            keep_for = max(1.0, 5 * self._summary_cost) if key == self._summary_key else 5 * self._summary_cost
+            if self._summary and now - self._summary_at < keep_for:
                 return self._summary
             began = time.perf_counter()
             columns = self.store.events_since(now - max(self.config.windows.values()))
             summary = production_summary(columns, now, self.config.windows)
             summary["store"] = {"path": str(self.config.db), **counts}
-            self._summary, self._summary_key, self._summary_at = summary, (tuple(counts.values()), self.generation), now
+            self._summary, self._summary_key, self._summary_at = summary, key, now
             self._summary_cost = time.perf_counter() - began
             return summary
 

@@ -32,7 +32,7 @@ def _totals(db: Path) -> list[tuple]:
 
 def _latest_runs(db: Path) -> dict[str, dict]:
     latest: dict[str, dict] = {}
-    for run in history.runs(db):  # oldest first: later runs replace earlier ones
+    for run in history.latest_runs(db):  # oldest first: of two runs with the same timestamp, the later id wins
         latest[run["model_name"]] = run
     return latest
 
