@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stegwatch.cli import app
-from stegwatch.corpus._parallel import LOCAL_CLUSTER
+from stegwatch.parallel import LOCAL_CLUSTER
 from stegwatch.detectors import load_detector
 from stegwatch.format.manifest import read_manifest
 

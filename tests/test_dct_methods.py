@@ -11,7 +11,7 @@ from PIL import Image
 
 from stegwatch.format.files import carrier_from_bytes
 from stegwatch.stego import EmbedError, EmbedOptions, get_method
-from stegwatch.stego._dct import count_changes, nonzero_ac, read_dct
+from stegwatch.stego.dct import count_changes, nonzero_ac, read_dct
 from stegwatch.stego._seeded import namespaces_available
 from stegwatch.stego._tools import run_tool
 

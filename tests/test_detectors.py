@@ -8,9 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from stegwatch.cli import app
-from stegwatch.detectors import SHIPPED, load_detector
-from stegwatch.detectors.base import Detector, threshold_for_fpr
-from stegwatch.detectors.train import TrainConfig, load_corpus_features, split_by_cover, train
+from stegwatch.detectors import KINDS, load_detector
+from stegwatch.detectors.base import Detector
+from stegwatch.stats import threshold_for_fpr
+from stegwatch.detectors.train import TrainConfig, split_by_cover, train
+from stegwatch.features.corpus import load_corpus_features
 from stegwatch.format.manifest import read_manifest
 
 from .test_bad_input import bad_files
@@ -45,7 +47,7 @@ def test_threshold_for_fpr():
 def test_onnx_model_matches_scikit_learn(smoke_corpus):
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from stegwatch.detectors.train import _onnx_parity, _to_onnx
+    from stegwatch.detectors.v4 import onnx_parity as _onnx_parity, to_onnx as _to_onnx
 
     data = load_corpus_features(smoke_corpus)
     labels = [e.method if e.label == "stego" else "clean" for e in data.entries]
@@ -111,7 +113,7 @@ def test_scan_a_folder_of_corrupt_files_gives_error_records(tmp_path):
     for name, path in bad_files(tmp_path).items():
         shutil.copy(path, folder / f"{name}.png")
     for model in ("v3", "v4"):
-        if not SHIPPED[model].exists():
+        if not KINDS[model].shipped.exists():
             pytest.skip("no shipped model")
         result = runner.invoke(app, ["scan", str(folder), "--model", model, "--jsonl", "--workers", "1"])
         assert result.exit_code == 0
@@ -122,7 +124,7 @@ def test_scan_a_folder_of_corrupt_files_gives_error_records(tmp_path):
 
 @pytest.mark.parametrize("model", ["v3", "v4"])
 def test_shipped_models_scan_with_extract_and_csv(smoke_corpus, model):
-    if not SHIPPED[model].exists():
+    if not KINDS[model].shipped.exists():
         pytest.skip("no shipped model")
     entry = next(e for e in read_manifest(smoke_corpus).entries if e.method == "exif")
     result = runner.invoke(app, ["scan", str(smoke_corpus / entry.file_path), "--model", model, "--json", "--extract", "--workers", "1"])

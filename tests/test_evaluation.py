@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from stegwatch.cli import app
-from stegwatch.detectors.train import load_corpus_features
+from stegwatch.features.corpus import load_corpus_features
 from stegwatch.evaluation.evaluate import evaluate, fold_assignment
-from stegwatch.evaluation.intervals import clopper_pearson, n_needed_zero_failures, rate_record, upper_bound
-from stegwatch.evaluation.metrics import confusion, detection_at_fpr, md5, p_e, roc_auc
+from stegwatch.evaluation.metrics import confusion, detection_at_fpr, md5, p_e
+from stegwatch.stats import clopper_pearson, n_needed_zero_failures, rate_record, roc_auc, upper_bound
 from stegwatch.evaluation.schema import Metrics
 from stegwatch.format.records import json_schema_of
 

@@ -71,7 +71,7 @@ def test_dct_chi_square_and_calibration_separate_jsteg_and_f5_from_clean():
     from stegwatch.features.streams import FEATURE_NAMES, extract_streams
     from stegwatch.format.files import carrier_from_bytes
     from stegwatch.stego import EmbedOptions, get_method
-    from stegwatch.stego._dct import nonzero_ac, read_dct
+    from stegwatch.stego.dct import nonzero_ac, read_dct
 
     from .conftest import astronaut_jpeg
 

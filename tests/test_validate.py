@@ -108,7 +108,7 @@ def test_planted_clean_file_with_png_bytes(tmp_path):
 def test_a_simulated_file_changed_after_the_fact_fails_its_change_rate(corpus_copy):
     import hashlib
 
-    from stegwatch.stego._dct import read_dct, write_dct
+    from stegwatch.stego.dct import read_dct, write_dct
 
     entry = _entry(corpus_copy, method="nsf5")
     path = corpus_copy / entry.file_path

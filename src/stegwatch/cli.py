@@ -65,7 +65,7 @@ SchedulerOption = Annotated[Optional[str], typer.Option("--scheduler", help="Das
 
 def _scheduler(executor: str, scheduler: str | None) -> str | None:
     """None for the local process pool; a Dask scheduler address (or a LocalCluster) for ``dask``."""
-    from stegwatch.corpus._parallel import LOCAL_CLUSTER
+    from stegwatch.parallel import LOCAL_CLUSTER
 
     if executor not in ("local", "dask"):
         err.print("[red]--executor must be local or dask[/red]")

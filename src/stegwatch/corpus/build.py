@@ -28,15 +28,16 @@ import numpy as np
 from PIL import Image
 
 from stegwatch.corpus import negatives as negatives_module
-from stegwatch.corpus._parallel import map_unordered
+from stegwatch.parallel import map_unordered
 from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_length, text_payload
 from stegwatch.corpus.sources import PhotoSource, UserCover, builtin_sources, photo_crop, scan_user_covers
-from stegwatch.format.files import DEFAULT_LIMITS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
+from stegwatch.errors import CorpusError
+from stegwatch.format.files import DEFAULT_LIMITS, FORMAT_EXTENSIONS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
 from stegwatch.format.manifest import MANIFEST_NAME, sidecar_text, write_manifest
 from stegwatch.format.records import FileError, ManifestEntry, Sidecar
 from stegwatch.stego import METHODS, EmbedError, EmbedOptions, StegoFile, StegoMethod
-from stegwatch.stego._base import BIT_ORDERS, encode_image
-from stegwatch.stego._dct import count_changes, dct_rate_bytes, luma_nzac
+from stegwatch.stego.base import BIT_ORDERS, encode_image
+from stegwatch.stego.dct import count_changes, dct_rate_bytes, luma_nzac
 
 STATE_DIR = ".stegwatch-build"
 JOURNAL = "journal.jsonl"
@@ -71,7 +72,6 @@ _SIZE_WEIGHTS = (0.8, 0.1, 0.1)
 # File formats of the clean photo crops, so that no format belongs to one class only.
 _PHOTO_FORMATS = ("PNG", "JPEG", "BMP")
 _PHOTO_FORMAT_WEIGHTS = (0.8, 0.1, 0.1)
-_EXT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp"}
 _KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4, "jpeg": 5}
 
 
@@ -101,7 +101,7 @@ PRESETS = {
 }
 
 
-class BuildConflict(Exception):
+class BuildConflict(CorpusError):
     """The output folder holds a corpus built with other settings."""
 
 
@@ -227,7 +227,7 @@ def photo_file(ctx: BuildContext, index: int) -> CoverFile:
     image, _ = photo_crop(source, rng, size)
     fmt = str(rng.choice(_PHOTO_FORMATS, p=_PHOTO_FORMAT_WEIGHTS))
     data = encode_image(image, fmt, jpeg_quality=int(rng.integers(85, 96)))
-    return CoverFile(f"clean/photo-{index:05d}{_EXT[fmt]}", data, source.cover_id, source.cover_source)
+    return CoverFile(f"clean/photo-{index:05d}{FORMAT_EXTENSIONS[fmt]}", data, source.cover_id, source.cover_source)
 
 
 def jpeg_file(ctx: BuildContext, index: int) -> CoverFile:
@@ -318,7 +318,7 @@ def run_negative(ctx: BuildContext, job: Job) -> list[dict]:
         base, _ = photo_crop(source, rng, size)
         cover_id, cover_source = source.cover_id, source.cover_source
     negative = negatives_module.GENERATORS[category](rng, base)
-    file_path = f"negatives/{category}/{category}-{job.index:05d}{_EXT[negative.format]}"
+    file_path = f"negatives/{category}/{category}-{job.index:05d}{FORMAT_EXTENSIONS[negative.format]}"
     _write(ctx, file_path, negative.data)
     return [
         _entry(ctx, file_path, negative.data, label="clean", method=None, category=category,

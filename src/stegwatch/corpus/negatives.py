@@ -16,7 +16,7 @@ import numpy as np
 import piexif
 from PIL import Image, ImageDraw, ImageFilter
 
-from stegwatch.stego._base import encode_image, to_palette
+from stegwatch.stego.base import encode_image, to_palette
 from stegwatch.stego.exif import user_comment_exif
 
 CONSTRAINTS: dict[str, str] = {

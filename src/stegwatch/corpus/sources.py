@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stegwatch.format.files import DEFAULT_LIMITS, ReadLimits, UnreadableFile, decode_image, read_file_bytes
+from stegwatch.format.files import DEFAULT_LIMITS, IMAGE_SUFFIXES, ReadLimits, UnreadableFile, decode_image, read_file_bytes
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,6 @@ def photo_crop(source: PhotoSource, rng: np.random.Generator, size: int) -> tupl
     return render_crop(image, spec), spec
 
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stegwatch.corpus._parallel import map_unordered
+from stegwatch.parallel import map_unordered
 from stegwatch.format.files import DEFAULT_LIMITS, CarrierFile, ReadLimits, UnreadableFile, load_carrier, read_file_bytes
 from stegwatch.format.manifest import ManifestError, read_manifest, read_sidecar, resolve_in_root
 from stegwatch.format.records import ManifestEntry, Sidecar
 from stegwatch.stego import METHODS, Extraction, extract_all
-from stegwatch.stego._dct import count_changes
+from stegwatch.stego.dct import count_changes
 
 #: Allowed relative difference between the recounted and the claimed changes of a simulated
 #: method. Both files sit in the corpus, so the counts agree exactly unless one was altered.

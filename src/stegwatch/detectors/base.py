@@ -9,9 +9,14 @@ deterministic.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+from stegwatch.features.streams import STREAMS
+
+if TYPE_CHECKING:
+    from stegwatch.features.corpus import CorpusFeatures
 
 
 @dataclass
@@ -38,9 +43,19 @@ class Detection:
 
 @runtime_checkable
 class Detector(Protocol):
+    """What every detector offers; code outside ``detectors/`` sees only this.
+
+    ``trainable`` says whether evaluation refits the detector on each fold's
+    training part (with :meth:`refit`) or scores every fold with the detector
+    as it is. ``streams`` names the feature streams the detector reads (what a
+    stream ablation may drop).
+    """
+
     name: str
     version: str
     threshold: float
+    trainable: bool
+    streams: tuple[str, ...]
 
     def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None, cache=None, progress=None) -> list[Detection]:
         """One :class:`Detection` per path, in order.
@@ -52,7 +67,17 @@ class Detector(Protocol):
         ...
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Scores (n,), per-method scores (n, m) and the method keys, from feature rows."""
+        """Scores (n,), per-method scores (n, m) and the method keys, from full stream feature rows."""
+        ...
+
+    def refit(self, data: CorpusFeatures, train: np.ndarray, *, seed: int, target_fpr: float,
+              exclude_categories: tuple[str, ...] = (), drop_streams: tuple[str, ...] = ()) -> Detector:
+        """A new detector of the same recipe fitted on ``data`` rows ``train``, with its own threshold.
+
+        The threshold is chosen for ``target_fpr`` on a ``cover_id``-grouped
+        validation part of ``train``. ``exclude_categories`` leaves those clean
+        categories out of fitting; ``drop_streams`` leaves those feature streams out.
+        """
         ...
 
 
@@ -62,6 +87,8 @@ class StreamFeatureDetector:
     name: str
     version: str
     threshold: float
+    trainable: bool = False
+    streams: tuple[str, ...] = STREAMS
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise NotImplementedError
@@ -97,16 +124,3 @@ def detections_from_scores(
             )
     return out
 
-
-def threshold_for_fpr(clean_scores: np.ndarray, target_fpr: float) -> float:
-    """The smallest threshold whose false-positive rate on ``clean_scores`` is at most ``target_fpr``.
-
-    A file is flagged when ``score >= threshold``. With n clean scores, ``floor(target * n)``
-    of them may lie at or above it; with fewer than 1/target files that is zero, so the
-    threshold sits just above the largest clean score.
-    """
-    ordered = np.sort(np.asarray(clean_scores, dtype=float))[::-1]
-    if ordered.size == 0:
-        return 1.0
-    allowed = int(np.floor(target_fpr * ordered.size))
-    return float(np.nextafter(ordered[allowed], np.inf)) if allowed < ordered.size else float(ordered[-1])

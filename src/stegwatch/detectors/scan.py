@@ -6,7 +6,7 @@ import glob
 import os
 from pathlib import Path
 
-from stegwatch.corpus.sources import IMAGE_SUFFIXES
+from stegwatch.format.files import IMAGE_SUFFIXES
 from stegwatch.detectors.base import Detection, Detector
 from stegwatch.format.files import UnreadableFile, load_carrier
 from stegwatch.stego import METHODS

@@ -39,8 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stegwatch.detectors.base import StreamFeatureDetector, threshold_for_fpr
+from stegwatch.detectors.base import StreamFeatureDetector
+from stegwatch.detectors.registry import DetectorKind
+from stegwatch.detectors.train import TrainConfig, quality
+from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.features.streams import STREAMS, feature_names
+from stegwatch.format.files import write_text_atomic
+from stegwatch.stats import threshold_for_fpr
 
 NAME = "stegwatch-v3"
 METHODS = ("alpha", "palette", "lsb.rgb", "lsbm", "exif", "eoi", "jsteg", "f5")
@@ -127,9 +132,14 @@ def calibrate(clean_features: np.ndarray, threshold_features: np.ndarray, target
 
 
 class V3Detector(StreamFeatureDetector):
-    """Classical statistics combined by clean-file calibration (see the module docstring)."""
+    """Classical statistics combined by clean-file calibration (see the module docstring).
+
+    Not ``trainable``: evaluation scores every fold with the calibration as it
+    is; :meth:`refit` recalibrates on given rows (the recipe ``train`` uses).
+    """
 
     name = NAME
+    trainable = False
 
     def __init__(self, calibration: V3Calibration, version: str = "3.0", threshold: float | None = None) -> None:
         self.calibration = calibration
@@ -145,3 +155,54 @@ class V3Detector(StreamFeatureDetector):
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         scores = method_scores(v3_statistics(features), self.calibration.quantiles)
         return scores.max(axis=1), scores, list(METHODS)
+
+    def refit(self, data: CorpusFeatures, train: np.ndarray, *, seed: int, target_fpr: float,
+              exclude_categories: tuple[str, ...] = (), drop_streams: tuple[str, ...] = ()) -> V3Detector:
+        """Recalibrate on the clean files of ``train``: distributions on a grouped 75%, the threshold on the rest.
+
+        V3 reads named statistics, not streams, so ``drop_streams`` has nothing to drop.
+        """
+        from sklearn.model_selection import GroupShuffleSplit
+
+        groups = np.asarray([e.cover_id for e in data.entries])
+        fit, val = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed).split(train, groups=groups[train]))
+        excluded = set(exclude_categories)
+        clean_fit = [i for i in train[fit] if data.entries[i].label == "clean" and data.entries[i].category not in excluded]
+        clean_val = [i for i in train[val] if data.entries[i].label == "clean"]
+        calibration = calibrate(data.features[clean_fit], data.features[clean_val], target_fpr, {})
+        return V3Detector(calibration, version=self.version)
+
+
+def train_v3(data: CorpusFeatures, split: dict, config: TrainConfig, provenance: dict, out: Path) -> dict:
+    """Calibrate V3: clean distributions on the training part, the threshold on the validation part's clean files."""
+    clean_train = [i for i in split["train"] if data.entries[i].label == "clean"]
+    clean_val = [i for i in split["val"] if data.entries[i].label == "clean"]
+    calibration = calibrate(data.features[clean_train], data.features[clean_val], config.target_fpr, provenance)
+    detector = V3Detector(calibration)
+    test = split["test"]
+    scores, method_scores, methods = detector.score_features(data.features[test])
+    predicted = [methods[int(np.argmax(row))] for row in method_scores]
+    card = {
+        "name": detector.name, "version": "3.0", "kind": "v3",
+        "methods": list(methods),
+        "threshold": {"value": calibration.threshold, "target_fpr": config.target_fpr,
+                      "chosen_on": "clean files of the validation part (cover_id-grouped)", "n_clean": len(clean_val),
+                      "smallest_resolvable_fpr": 1 / len(clean_val) if clean_val else None},
+        "calibrated_on": {"n_clean": len(clean_train)},
+        "held_out": quality([data.entries[i] for i in test], scores, calibration.threshold, predicted),
+        **provenance,
+    }
+    payload = calibration.to_json_dict() | {"model_card": card}
+    write_text_atomic(out / "v3_calibration.json", json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(out / "model_card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return card
+
+
+KIND = DetectorKind(
+    key="v3",
+    description="classical statistics calibrated on clean files (no learning)",
+    load=lambda path, threshold: V3Detector.load(path, threshold),
+    shipped=Path(__file__).parent / "models" / "v3" / "v3_calibration.json",
+    model_file="v3_calibration.json",
+    train=train_v3,
+)

@@ -9,25 +9,29 @@ ablation asks about.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from stegwatch.corpus.negatives import GENERATORS
 from stegwatch.detectors import load_detector
-from stegwatch.detectors.train import load_corpus_features
-from stegwatch.detectors.v4 import V4Detector
-from stegwatch.evaluation.evaluate import DEFAULT_TARGET_FPR, fold_assignment, retrain_and_score
-from stegwatch.evaluation.intervals import rate_record
-from stegwatch.evaluation.metrics import grouped_rates, roc_auc
+from stegwatch.features.corpus import load_corpus_features
+from stegwatch.errors import ModelError
+from stegwatch.evaluation.evaluate import fold_assignment
+from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, rate_record, roc_auc
 from stegwatch.features.streams import STREAMS
+from stegwatch.format.files import write_json_atomic
+from stegwatch.provenance import new_run_id
 
 
-def _out_of_fold(card, data, assignment, folds, seed, target_fpr, **variant) -> tuple[np.ndarray, np.ndarray]:
+def _out_of_fold(detector, data, assignment, folds, seed, target_fpr, **variant) -> tuple[np.ndarray, np.ndarray]:
     n = len(data.entries)
     scores, flags = np.zeros(n), np.zeros(n, dtype=bool)
     for fold in range(folds):
         test, train = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
-        s, _, _, threshold = retrain_and_score(card, data, train, test, seed + fold, target_fpr, **variant)
-        scores[test], flags[test] = s, s >= threshold
+        fitted = detector.refit(data, train, seed=seed + fold, target_fpr=target_fpr, **variant)
+        s = fitted.score_features(data.features[test])[0]
+        scores[test], flags[test] = s, s >= fitted.threshold
     return scores, flags
 
 
@@ -44,21 +48,24 @@ def _summary(data, scores, flags) -> dict:
 
 
 def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
-           workers: int = 1, only: list[str] | None = None, command: str = "") -> dict:
-    """The full model and one variant per category (``by="category"``) or stream (``by="stream"``)."""
+           workers: int = 1, only: list[str] | None = None, command: str = "", out: str | Path | None = None) -> dict:
+    """The full model and one variant per category (``by="category"``) or stream (``by="stream"``).
+
+    ``out``: a JSON file to write the result to (atomically).
+    """
     if by not in ("category", "stream"):
         raise ValueError("by must be category or stream")
     detector = load_detector(model)
-    if not isinstance(detector, V4Detector):
-        raise ValueError("ablations retrain the model: give a V4 (.onnx) model")
+    if not detector.trainable:
+        raise ModelError(f"ablations retrain the model: {detector.name} is not trainable")
     data = load_corpus_features(corpus, workers=workers)
     assignment = fold_assignment(data, folds, seed)
     items = only or (list(GENERATORS) if by == "category" else [s for s in STREAMS if s in detector.streams])
-    full = _summary(data, *_out_of_fold(detector.card, data, assignment, folds, seed, target_fpr))
+    full = _summary(data, *_out_of_fold(detector, data, assignment, folds, seed, target_fpr))
     variants = {}
     for item in items:
         variant = {"exclude_categories": (item,)} if by == "category" else {"drop_streams": (item,)}
-        result = _summary(data, *_out_of_fold(detector.card, data, assignment, folds, seed, target_fpr, **variant))
+        result = _summary(data, *_out_of_fold(detector, data, assignment, folds, seed, target_fpr, **variant))
         result["change"] = {
             "false_positive_rate": (result["false_positive_rate"]["rate"] or 0) - (full["false_positive_rate"]["rate"] or 0),
             "false_positive_rate_by_category": {
@@ -70,9 +77,9 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
             "roc_auc": (result["roc_auc"] or 0) - (full["roc_auc"] or 0),
         }
         variants[item] = result
-    from datetime import UTC, datetime
-    from uuid import uuid4
-
-    return {"run_id": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid4().hex[:8]}", "by": by, "folds": folds, "seed": seed, "target_fpr": target_fpr, "model": {"name": detector.name, "version": detector.version},
+    result = {"run_id": new_run_id(), "by": by, "folds": folds, "seed": seed, "target_fpr": target_fpr, "model": {"name": detector.name, "version": detector.version},
             "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": len(data.entries)},
             "command": command, "full": full, "variants": variants}
+    if out is not None:
+        write_json_atomic(out, result)
+    return result

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stegwatch.corpus._parallel import map_unordered
+from stegwatch.parallel import map_unordered
 from stegwatch.corpus.validate import validate_corpus
 from stegwatch.format.files import UnreadableFile, load_carrier
 from stegwatch.format.manifest import read_manifest, resolve_in_root

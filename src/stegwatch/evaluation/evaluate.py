@@ -13,52 +13,31 @@ spread.
 from __future__ import annotations
 
 import hashlib
-import os
-import platform
 import time
-import uuid
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from stegwatch import __version__
-from stegwatch.detectors import SHIPPED, load_detector
-from stegwatch.detectors.base import threshold_for_fpr
-from stegwatch.detectors.train import CorpusFeatures, _git_commit, load_corpus_features
-from stegwatch.detectors.v4 import V4Detector
-from stegwatch.evaluation.intervals import n_needed_zero_failures, rate_record
+from stegwatch.detectors import load_detector, model_path
+from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
 from stegwatch.evaluation.metrics import (
     confusion,
     detection_at_fpr,
-    grouped_rates,
     md5,
     p_e,
     payload_bin,
-    roc_auc,
 )
 from stegwatch.evaluation.schema import Metrics
-from stegwatch.features.streams import STREAMS, feature_names
+from stegwatch.format.files import write_json_atomic
 from stegwatch.format.manifest import resolve_in_root
+from stegwatch.provenance import git_commit, machine_info, new_run_id
+from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, n_needed_zero_failures, rate_record, roc_auc, threshold_for_fpr
 
-FIXED_FPRS = (0.0005, 0.01, 0.05)
-DEFAULT_TARGET_FPR = 0.0005
-
-
-def model_path(spec: str | Path) -> Path:
-    return SHIPPED.get(str(spec), Path(spec))
-
-
-def machine_info() -> dict:
-    versions = {}
-    for package in ("numpy", "scipy", "scikit-learn", "pillow", "onnxruntime", "jpeglib", "conseal"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "libraries": versions}
+FIXED_FPRS = (DEFAULT_TARGET_FPR, 0.01, 0.05)
+#: The file ``evaluate(out=FOLDER)`` writes.
+METRICS_FILE = "metrics.json"
 
 
 def fold_assignment(data: CorpusFeatures, folds: int, seed: int) -> np.ndarray:
@@ -72,40 +51,6 @@ def fold_assignment(data: CorpusFeatures, folds: int, seed: int) -> np.ndarray:
     for fold, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
         assignment[test] = fold
     return assignment
-
-
-def retrain_and_score(card: dict, data: CorpusFeatures, train: np.ndarray, test: np.ndarray, seed: int,
-                      target_fpr: float, *, exclude_categories: tuple[str, ...] = (),
-                      drop_streams: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, list[str], float]:
-    """Fit the card's model on ``train`` and score ``test``.
-
-    The threshold is chosen on a grouped validation part of ``train`` (25% of
-    its cover groups). ``exclude_categories`` leaves those clean categories out
-    of fitting (never out of testing); ``drop_streams`` leaves those feature
-    streams out.
-    """
-    from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.model_selection import GroupShuffleSplit
-
-    params = {k: v for k, v in card["hyperparameters"].items() if k != "estimator"}
-    names = [n for n in card["feature_names"] if n.split(".", 1)[0] not in set(drop_streams)]
-    columns = np.asarray([feature_names(STREAMS).index(n) for n in names])
-    features = data.features[:, columns].astype(np.float32)
-    labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
-    groups = np.asarray([e.cover_id for e in data.entries])
-    fit_idx, val_idx = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed).split(train, groups=groups[train]))
-    fit_idx, val_idx = train[fit_idx], train[val_idx]
-    if exclude_categories:
-        excluded = set(exclude_categories)
-        fit_idx = np.asarray([i for i in fit_idx if data.entries[i].category not in excluded], dtype=int)
-    model = GradientBoostingClassifier(**params).fit(features[fit_idx], labels[fit_idx])
-    classes = [str(c) for c in model.classes_]
-    clean = classes.index("clean")
-    val_proba = model.predict_proba(features[val_idx])
-    threshold = threshold_for_fpr(1 - val_proba[labels[val_idx] == "clean", clean], target_fpr)
-    proba = model.predict_proba(features[test])
-    methods = [c for c in classes if c != "clean"]
-    return 1 - proba[:, clean], proba[:, [classes.index(m) for m in methods]], methods, threshold
 
 
 def _fold_result(fold: int, entries, scores, flags, threshold) -> dict:
@@ -187,11 +132,13 @@ def evaluate(
     progress=None,
     scheduler: str | None = None,
     data: CorpusFeatures | None = None,
+    out: str | Path | None = None,
 ) -> dict:
-    """Evaluate ``model`` (v3, v4 or a file) on ``corpus``; returns schema-valid metrics (a dict).
+    """Evaluate ``model`` (a registered key or a model file) on ``corpus``; returns schema-valid metrics (a dict).
 
     ``scheduler`` runs feature extraction on a Dask cluster (address, or ``local-cluster``);
-    ``data`` reuses feature rows a caller already loaded for this corpus.
+    ``data`` reuses feature rows a caller already loaded for this corpus; ``out`` is a
+    folder to write ``metrics.json`` into (atomically).
     """
     corpus = Path(corpus)
     path = model_path(model)
@@ -208,16 +155,13 @@ def evaluate(
     used_threshold = detector.threshold
     if folds:
         assignment = fold_assignment(data, folds, seed)
-        trainable = isinstance(detector, V4Detector)
+        trainable = detector.trainable
         per_fold = []
         for fold in range(folds):
             test = np.flatnonzero(assignment == fold)
-            if trainable:
-                train = np.flatnonzero(assignment != fold)
-                s, ms, methods, t = retrain_and_score(detector.card, data, train, test, seed + fold, target_fpr)
-            else:
-                s, ms, methods = detector.score_features(data.features[test])
-                t = detector.threshold
+            fitted = detector.refit(data, np.flatnonzero(assignment != fold), seed=seed + fold, target_fpr=target_fpr) if trainable else detector
+            s, ms, methods = fitted.score_features(data.features[test])
+            t = fitted.threshold
             scores[test], flags[test] = s, s >= t
             for k, i in enumerate(test):
                 predicted[i] = methods[int(np.argmax(ms[k]))]
@@ -238,13 +182,13 @@ def evaluate(
     detected = np.flatnonzero(stego & flags)
     metrics = {
         "run": {
-            "run_id": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+            "run_id": new_run_id(),
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": command,
-            "git_commit": _git_commit(),
+            "git_commit": git_commit(),
             "stegwatch_version": __version__,
-            "model": {"name": detector.name, "version": detector.version, "path": str(path),
-                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+            "model": {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
+                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None},
             "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors)},
             "machine": machine_info(),
         },
@@ -280,4 +224,7 @@ def evaluate(
     if latency_sample > 0 and n:
         paths = [str(resolve_in_root(corpus, e.file_path)) for e in entries[:: max(1, n // (latency_sample + 5))]]
         metrics["latency"] = measure_latency(detector, paths, sample=latency_sample, workers=workers)
-    return Metrics.model_validate(metrics).model_dump(mode="json")
+    metrics = Metrics.model_validate(metrics).model_dump(mode="json")
+    if out is not None:
+        write_json_atomic(Path(out) / METRICS_FILE, metrics, indent=2)
+    return metrics

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stegwatch.detectors import load_detector
-from stegwatch.detectors.train import load_corpus_features
-from stegwatch.evaluation.intervals import rate_record
+from stegwatch.features.corpus import load_corpus_features
+from stegwatch.stats import DEFAULT_TARGET_FPR, rate_record
 from stegwatch.format.files import write_text_atomic
 
-DEFAULT_LIMIT = 0.0005
+DEFAULT_LIMIT = DEFAULT_TARGET_FPR
 
 
 def false_positives(model: str | Path, corpus: str | Path, *, threshold: float | None = None, workers: int = 1) -> tuple[list[dict], dict, object]:

@@ -2,7 +2,7 @@
 
 Conventions: ``scores`` are probability-like (higher = more likely stego);
 a file is flagged when ``score >= threshold``; rates come as
-:func:`stegwatch.evaluation.intervals.rate_record` dictionaries.
+:func:`stegwatch.stats.rate_record` dictionaries.
 """
 
 from __future__ import annotations
@@ -11,25 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from stegwatch.detectors.base import threshold_for_fpr
-from stegwatch.evaluation.intervals import rate_record
-
-
-def grouped_rates(flags: np.ndarray, keys: Iterable[str]) -> dict[str, dict]:
-    """Rate of ``flags`` within each key."""
-    keys = np.asarray(list(keys), dtype=object)
-    flags = np.asarray(flags, dtype=bool)
-    return {str(k): rate_record(int(flags[keys == k].sum()), int((keys == k).sum())) for k in sorted(set(keys.tolist()))}
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """Area under the ROC curve; None when only one class is present."""
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.asarray(labels, dtype=bool)
-    if labels.all() or not labels.any():
-        return None
-    return float(roc_auc_score(labels, scores))
+from stegwatch.stats import rate_record, threshold_for_fpr
 
 
 def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

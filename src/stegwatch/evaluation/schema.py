@@ -18,8 +18,8 @@ class RateRecord(BaseModel):
 class ModelIdentity(BaseModel):
     name: str
     version: str
-    path: str
-    sha256: str
+    path: str | None = Field(description="the model file (None for a detector kind without one)")
+    sha256: str | None
 
 
 class RunIdentity(BaseModel):

@@ -30,7 +30,7 @@ from stegwatch.features.statistics import (
 )
 from stegwatch.format.files import CarrierFile
 from stegwatch.stego import get_method
-from stegwatch.stego._base import AI42, BIT_ORDERS, from_bits
+from stegwatch.stego.base import AI42, BIT_ORDERS, from_bits
 from stegwatch.stego.eoi import end_of_image, split_trailer
 from stegwatch.stego.exif import decode_user_comment, read_user_comment
 
@@ -202,7 +202,7 @@ def _content(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
 
 def _f5_calibration(carrier: CarrierFile, luma_dct: np.ndarray, qt: np.ndarray) -> float:
     """Fridrich's calibration estimate of the F5 change rate (0..1) from modes (0,1), (1,0), (1,1)."""
-    from stegwatch.stego._dct import read_dct
+    from stegwatch.stego.dct import read_dct
 
     luma = carrier.image.convert("L")
     if luma.width < 24 or luma.height < 24:
@@ -227,7 +227,7 @@ def _f5_calibration(carrier: CarrierFile, luma_dct: np.ndarray, qt: np.ndarray) 
 
 
 def _dct(carrier: CarrierFile) -> np.ndarray:
-    from stegwatch.stego._dct import ac_mask, read_dct
+    from stegwatch.stego.dct import ac_mask, read_dct
 
     if not carrier.data.startswith(b"\xff\xd8"):
         return np.zeros(len(FEATURE_NAMES["dct"]))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stegwatch.corpus._parallel import map_unordered
+from stegwatch.parallel import map_unordered
 from stegwatch.features.cache import FeatureCache
 from stegwatch.features.streams import STREAMS, extract_streams, feature_vector
 from stegwatch.format.files import DEFAULT_LIMITS, ReadLimits, UnreadableFile, carrier_from_bytes, read_file_bytes

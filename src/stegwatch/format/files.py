@@ -9,6 +9,7 @@ library traceback. Pixel counts are checked from the header, before decoding.
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import tempfile
@@ -17,6 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+
+#: File-name suffixes of the image formats stegwatch reads (folder scans and ``--covers`` use them).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
+#: The extension stegwatch gives a file it writes in each Pillow format.
+FORMAT_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp"}
 
 
 class UnreadableFile(Exception):
@@ -190,3 +197,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bo
 def write_text_atomic(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
     """:func:`write_bytes_atomic` for UTF-8 text."""
     write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data, *, indent: int = 1) -> None:
+    """``data`` as sorted, indented JSON with a final newline, written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")

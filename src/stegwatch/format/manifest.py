@@ -15,18 +15,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from stegwatch.format.files import write_text_atomic
+from stegwatch.errors import ManifestError
 from stegwatch.format.records import ManifestEntry, Sidecar, check_relative_path
 
 MANIFEST_NAME = "manifest.jsonl"
-
-
-class ManifestError(Exception):
-    """A manifest line, or a sidecar, that cannot be accepted."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
 
 
 @dataclass

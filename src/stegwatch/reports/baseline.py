@@ -20,12 +20,12 @@ import jinja2
 import numpy as np
 
 from stegwatch.detectors import load_detector
-from stegwatch.detectors.train import load_corpus_features
-from stegwatch.detectors.v4 import V4Detector
+from stegwatch.features.corpus import load_corpus_features
 from stegwatch.monitoring.dashboard import html_template
-from stegwatch.evaluation.evaluate import DEFAULT_TARGET_FPR, evaluate, retrain_and_score
-from stegwatch.evaluation.intervals import rate_record
-from stegwatch.evaluation.metrics import mcnemar_exact, roc_auc
+from stegwatch.evaluation.evaluate import evaluate
+from stegwatch.evaluation.metrics import mcnemar_exact
+from stegwatch.provenance import new_run_id
+from stegwatch.stats import DEFAULT_TARGET_FPR, rate_record, roc_auc
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 
@@ -96,7 +96,7 @@ def verdicts(name_a: str, name_b: str, comparison: dict) -> list[str]:
 def leave_one_source_out(model: str, data, *, seed: int, target_fpr: float) -> dict:
     """Train on every cover source but one, test on the one left out (trainable models only)."""
     detector = load_detector(model)
-    if not isinstance(detector, V4Detector):
+    if not detector.trainable:
         return {}
     sources = np.asarray([e.cover_source or "unknown" for e in data.entries])
     labels = np.asarray([e.label == "stego" for e in data.entries])
@@ -106,8 +106,9 @@ def leave_one_source_out(model: str, data, *, seed: int, target_fpr: float) -> d
         train = np.flatnonzero(sources != source)
         if test.size == 0 or not labels[test].any() or labels[test].all():
             continue
-        scores, _, _, threshold = retrain_and_score(detector.card, data, train, test, seed, target_fpr)
-        flags = scores >= threshold
+        fitted = detector.refit(data, train, seed=seed, target_fpr=target_fpr)
+        scores = fitted.score_features(data.features[test])[0]
+        flags = scores >= fitted.threshold
         results[source] = {
             "test_files": int(test.size),
             "false_positive_rate": rate_record(int(flags[~labels[test]].sum()), int((~labels[test]).sum())),
@@ -168,7 +169,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
             for name, model in zip(names, models, strict=True)}
     ablation_results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in ablations or []]
     identity = {
-        "run_id": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-" + hashlib.sha256("".join(r["run"]["run_id"] for r in results.values()).encode()).hexdigest()[:8],
+        "run_id": new_run_id(suffix=hashlib.sha256("".join(r["run"]["run_id"] for r in results.values()).encode()).hexdigest()[:8]),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "corpus": next(iter(results.values()))["run"]["corpus"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from stegwatch.evaluation.intervals import rate_record
+from stegwatch.stats import rate_record
 
 #: Window name -> seconds. The first is the "current" window, the last the trailing baseline.
 DEFAULT_WINDOWS = {"5m": 300, "1h": 3600, "1d": 86400}

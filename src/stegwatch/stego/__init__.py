@@ -13,7 +13,7 @@ from __future__ import annotations
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego import alpha, eoi, exif, f5, jsteg, juniward, lsb_rgb, lsbm, nsf5, outguess, palette, steghide
-from stegwatch.stego._base import (
+from stegwatch.stego.base import (
     AI42,
     BIT_ORDERS,
     EmbedError,

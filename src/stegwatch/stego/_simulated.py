@@ -16,8 +16,8 @@ import numpy as np
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
-from stegwatch.stego._dct import DctImage, jpeg_bytes_of, nonzero_ac, read_dct, write_dct
+from stegwatch.stego.base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
+from stegwatch.stego.dct import DctImage, jpeg_bytes_of, nonzero_ac, read_dct, write_dct
 
 #: (cover coefficients, cover JPEG bytes, rate in bpnzac, seed) -> stego luminance coefficients.
 Simulator = Callable[[DctImage, bytes, float, int], np.ndarray]

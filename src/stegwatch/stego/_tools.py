@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from stegwatch.stego._base import EmbedError
+from stegwatch.stego.base import EmbedError
 
 TIMEOUT_SECONDS = 60
 

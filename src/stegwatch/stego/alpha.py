@@ -11,7 +11,7 @@ from PIL import Image
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import (
+from stegwatch.stego.base import (
     Cover,
     cover_image,
     AI42,

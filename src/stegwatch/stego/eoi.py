@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import (
+from stegwatch.stego.base import (
     Cover,
     cover_image,
     AI42,

@@ -19,7 +19,7 @@ import numpy as np
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import (
+from stegwatch.stego.base import (
     Cover,
     EmbedError,
     EmbedOptions,
@@ -29,7 +29,7 @@ from stegwatch.stego._base import (
     from_bits,
     to_bits,
 )
-from stegwatch.stego._dct import ac_mask, jpeg_bytes_of, nonzero_ac, read_dct, write_dct
+from stegwatch.stego.dct import ac_mask, jpeg_bytes_of, nonzero_ac, read_dct, write_dct
 
 KEY = "f5"
 HEADER_BITS = 32

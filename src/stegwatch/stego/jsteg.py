@@ -14,7 +14,7 @@ import numpy as np
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import (
+from stegwatch.stego.base import (
     TERMINATOR,
     Cover,
     EmbedOptions,
@@ -26,7 +26,7 @@ from stegwatch.stego._base import (
     read_terminated,
     to_bits,
 )
-from stegwatch.stego._dct import ac_mask, jpeg_bytes_of, read_dct, write_dct
+from stegwatch.stego.dct import ac_mask, jpeg_bytes_of, read_dct, write_dct
 
 KEY = "jsteg"
 BIT_ORDER: BitOrder = "msb-first"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stegwatch.stego._base import EmbedError
-from stegwatch.stego._dct import DctImage, read_luma_spatial
+from stegwatch.stego.base import EmbedError
+from stegwatch.stego.dct import DctImage, read_luma_spatial
 from stegwatch.stego._simulated import simulated_method
 
 KEY = "juniward"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stegwatch.stego._dct import DctImage
+from stegwatch.stego.dct import DctImage
 from stegwatch.stego._simulated import simulated_method
 
 KEY = "nsf5"

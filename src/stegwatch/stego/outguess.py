@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
-from stegwatch.stego._dct import jpeg_bytes_of, luma_nzac
+from stegwatch.stego.base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
+from stegwatch.stego.dct import jpeg_bytes_of, luma_nzac
 from stegwatch.stego._tools import embed_with_tool, extract_with_tool
 
 KEY = "outguess"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego._base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
-from stegwatch.stego._dct import jpeg_bytes_of, luma_nzac
+from stegwatch.stego.base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
+from stegwatch.stego.dct import jpeg_bytes_of, luma_nzac
 from stegwatch.stego._seeded import namespaces_available, seeded_command, write_seed_file
 from stegwatch.stego._tools import ToolMissing, embed_with_tool, extract_with_tool
 

@@ -15,7 +15,7 @@ import jpeglib
 import numpy as np
 
 from stegwatch.format.files import CarrierFile
-from stegwatch.stego._base import Cover, EmbedError, cover_image, encode_image
+from stegwatch.stego.base import Cover, EmbedError, cover_image, encode_image
 
 
 @dataclass

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from stegwatch.format.files import CarrierFile
+from stegwatch.errors import EmbedError
+from stegwatch.format.files import FORMAT_EXTENSIONS, CarrierFile
 from stegwatch.format.records import BitOrder, EmbeddingType
 
 BIT_ORDERS: tuple[BitOrder, BitOrder] = ("msb-first", "lsb-first")
@@ -28,11 +29,6 @@ AI42 = b"AI42"
 #: default corpus (a JPEG's RGB LSBs read as '"EImEQ$.'); at 16 the chance per
 #: stream is about (95/256)**16, near 1e-7.
 MIN_TEXT_PAYLOAD = 16
-_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp"}
-
-
-class EmbedError(ValueError):
-    """The payload does not fit, or the cover cannot carry this method."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ class StegoFile:
 
     @property
     def extension(self) -> str:
-        return _EXTENSIONS[self.format]
+        return FORMAT_EXTENSIONS[self.format]
 
 
 @dataclass(frozen=True)
