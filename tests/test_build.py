@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -189,3 +190,52 @@ def test_journal_lines_are_json(smoke_corpus):
     for line in (smoke_corpus / STATE_DIR / JOURNAL).read_text().splitlines():
         record = json.loads(line)
         assert set(record) == {"job", "entries"}
+
+
+def test_failed_jobs_are_the_jobs_that_failed_whatever_their_kind_and_not_unusable_covers():
+    from stegwatch.corpus.build import BuildReport
+    from stegwatch.format.records import FileError
+
+    cover = FileError(path="mine/empty.png", reason="empty file")
+    jobs = [FileError(path=f"{kind}::0", reason="boom") for kind in ("photo", "jpeg", "user", "negative", "stego")]
+    report = BuildReport(out="c", preset="smoke", seed=0, entries=[], jobs_total=5, jobs_run=5, jobs_reused=0, seconds=0.0,
+                         bytes_on_disk=0, cover_errors=[cover], failed_jobs=jobs)
+    assert report.failed_jobs == jobs
+    assert report.errors == [cover, *jobs]
+    assert [e["path"] for e in report.to_json_dict()["errors"]] == ["mine/empty.png", *(j.path for j in jobs)]
+
+
+def test_a_failing_jpeg_cover_job_is_a_failed_job(tmp_path, monkeypatch):
+    """Regression: failures were once found by job-id prefix, a list that missed ``jpeg:`` jobs."""
+    from stegwatch.corpus import build
+
+    def broken(ctx, index):
+        raise OSError("disk full")
+
+    monkeypatch.setitem(build._CLEAN_FILES, "jpeg", broken)
+    report = build_corpus(tmp_path / "c", preset="smoke", seed=3, workers=1)
+    assert {e.path.split(":")[0] for e in report.failed_jobs} == {"jpeg"}
+    assert len(report.failed_jobs) == PRESETS["smoke"].jpeg_covers
+    assert all("disk full" in e.reason for e in report.failed_jobs)
+
+
+def test_an_unknown_preset_is_a_corpus_error_and_makes_no_folder(tmp_path):
+    from stegwatch.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="unknown preset 'huge'; choose from smoke, default"):
+        build_corpus(tmp_path / "c", preset="huge")
+    assert not (tmp_path / "c").exists()
+
+
+def test_preset_corpus_builds_in_root_with_seed_0_unless_told(tmp_path, monkeypatch):
+    from stegwatch.corpus import build
+
+    calls = []
+    monkeypatch.setattr(build, "build_corpus", lambda out, **kw: calls.append((out, kw)) or build.BuildReport(
+        out=str(out), preset=kw["preset"], seed=kw["seed"], entries=[], jobs_total=0, jobs_run=0, jobs_reused=0,
+        seconds=0.0, bytes_on_disk=0))
+    assert build.preset_corpus("smoke", root=tmp_path, workers=2) == tmp_path / "smoke-corpus"
+    assert build.preset_corpus("default", seed=5, root=tmp_path) == tmp_path / "default-corpus"
+    assert [(out, kw["preset"], kw["seed"], kw["workers"]) for out, kw in calls] == [
+        (tmp_path / "smoke-corpus", "smoke", 0, 2), (tmp_path / "default-corpus", "default", 5, 1)]
+    assert build.preset_corpus.__kwdefaults__["root"] == build.PRESET_CORPUS_ROOT == Path("build")

@@ -134,3 +134,38 @@ def test_jpeg_labels_are_proven_by_extraction_or_change_rate(smoke_corpus):
             assert rows[key].passed == rows[key].checked and rows[key].by_change_rate == 0
     for key in ("nsf5", "juniward"):
         assert rows[key].passed == rows[key].by_change_rate == rows[key].checked > 0
+
+
+def test_extract_file_reads_the_sidecar_for_bit_order_and_key(smoke_corpus):
+    from stegwatch.corpus.validate import extract_file
+    from stegwatch.format.manifest import read_sidecar
+
+    entry = _entry(smoke_corpus, method="lsbm")
+    path = smoke_corpus / entry.file_path
+    record = extract_file(path)
+    assert record["error"] is None and record["path"] == str(path)
+    assert record["format"] == entry.format and record["size"] == [entry.width, entry.height]
+    found = record["streams"]["lsbm"]
+    assert found and found[0]["length"] == entry.payload_bytes
+    json.dumps(record)  # JSON-ready
+    # A key given by the caller wins over the sidecar's: with a wrong one, the payload is not found.
+    wrong = extract_file(path, method="lsbm", key="not-the-key")["streams"]
+    assert list(wrong) == ["lsbm"] and found[0]["preview"] not in [x["preview"] for x in wrong["lsbm"]]
+    ordered = smoke_corpus / _entry(smoke_corpus, method="palette").file_path
+    bit_order = read_sidecar(ordered).embedding.bit_order
+    candidates = extract_file(ordered, method="palette")["streams"]["palette"]
+    assert candidates and {x["bit_order"] for x in candidates} == {bit_order}
+
+
+def test_extract_file_records_an_unreadable_file_and_refuses_an_unknown_method(tmp_path):
+    import pytest
+
+    from stegwatch.corpus.validate import extract_file
+    from stegwatch.errors import ConfigError
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")
+    record = extract_file(bad)
+    assert record["error"] and record["streams"] == {} and "format" not in record
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        extract_file(bad, method="nope")

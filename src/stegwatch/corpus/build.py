@@ -18,6 +18,7 @@ import functools
 import hashlib
 import itertools
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -74,6 +75,8 @@ _PHOTO_FORMATS = ("PNG", "JPEG", "BMP")
 _PHOTO_FORMAT_WEIGHTS = (0.8, 0.1, 0.1)
 _KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4, "jpeg": 5}
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -101,13 +104,21 @@ PRESETS = {
 }
 
 
+def preset_named(name: str) -> Preset:
+    """The preset called ``name``; :class:`CorpusError` names the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise CorpusError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+
+
 class BuildConflict(CorpusError):
     """The output folder holds a corpus built with other settings."""
 
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # photo, negative, stego, user
+    kind: str  # photo, jpeg, user, negative or stego (the keys of _RUNNERS)
     name: str  # negatives category, method key, or "" for photos and user covers
     index: int
 
@@ -161,12 +172,21 @@ class BuildReport:
     jobs_reused: int
     seconds: float
     bytes_on_disk: int
-    errors: list[FileError]
+    #: User cover files that could not be used (path, reason); the build goes on without them.
+    cover_errors: list[FileError] = field(default_factory=list)
+    #: Jobs of any kind that failed (job id, reason): files the corpus should hold and does not.
+    failed_jobs: list[FileError] = field(default_factory=list)
     #: Methods left out because a program they need is missing: method -> what to do.
     skipped_methods: dict[str, str] = field(default_factory=dict)
 
-    def counts(self, field_name: str) -> Counter:
-        return Counter(str(getattr(e, field_name)) for e in self.entries)
+    @property
+    def errors(self) -> list[FileError]:
+        """Every problem: unusable user covers, then failed jobs."""
+        return [*self.cover_errors, *self.failed_jobs]
+
+    def counts(self, *field_names: str) -> Counter:
+        """Files per value of ``field_names`` (several fields: values joined by ``": "``)."""
+        return Counter(": ".join(str(getattr(e, name)) for name in field_names) for e in self.entries)
 
     def to_json_dict(self) -> dict:
         return {
@@ -491,19 +511,26 @@ def build_corpus(
     Returns
     -------
     BuildReport with the manifest entries, counts, time and every error
-    (unreadable user covers and failed jobs, each naming its file or job).
+    (``cover_errors``: unreadable user covers, each naming its file;
+    ``failed_jobs``: jobs that made no file, each naming its job).
+
+    Raises
+    ------
+    CorpusError for an unknown preset; BuildConflict when ``out`` holds a
+    corpus built with other settings.
     """
     started = time.perf_counter()
-    preset_obj = PRESETS[preset] if isinstance(preset, str) else preset
+    preset_obj = preset_named(preset) if isinstance(preset, str) else preset
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = out / STATE_DIR
     state.mkdir(exist_ok=True)
     sources = builtin_sources()
     if not sources:
-        raise RuntimeError("no built-in photographs found: are scikit-image, scikit-learn and matplotlib installed?")
-    user_covers, cover_errors = scan_user_covers([Path(c) for c in covers], limits)
-    errors = [FileError(path=p, reason=r) for p, r in cover_errors]
+        raise CorpusError("no built-in photographs found: are scikit-image, scikit-learn and matplotlib installed?")
+    user_covers, unusable = scan_user_covers([Path(c) for c in covers], limits)
+    cover_errors = [FileError(path=p, reason=r) for p, r in unusable]
+    failed_jobs: list[FileError] = []
 
     fingerprint = _plan_fingerprint(preset_obj, seed, user_covers)
     plan_path = state / PLAN
@@ -535,7 +562,7 @@ def build_corpus(
             for results in map_unordered(functools.partial(run_job, ctx), todo, workers=workers):
                 for result in results:
                     if result.error:
-                        errors.append(FileError(path=result.job_id, reason=result.error))
+                        failed_jobs.append(FileError(path=result.job_id, reason=result.error))
                     else:
                         done[result.job_id] = result.entries
                         journal.write(json.dumps({"job": result.job_id, "entries": result.entries}, sort_keys=True) + "\n")
@@ -550,8 +577,34 @@ def build_corpus(
     return BuildReport(
         out=str(out), preset=preset_obj.name, seed=seed, entries=sorted(entries, key=lambda e: e.file_path),
         jobs_total=len(jobs), jobs_run=len(todo), jobs_reused=reused,
-        seconds=time.perf_counter() - started, bytes_on_disk=size, errors=errors, skipped_methods=skipped,
+        seconds=time.perf_counter() - started, bytes_on_disk=size, cover_errors=cover_errors, failed_jobs=failed_jobs,
+        skipped_methods=skipped,
     )
+
+
+#: Where ``preset_corpus`` keeps the corpus of each preset.
+PRESET_CORPUS_ROOT = Path("build")
+
+
+def preset_corpus(
+    preset: str,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    progress: ProgressCallback | None = None,
+    root: str | Path = PRESET_CORPUS_ROOT,
+) -> Path:
+    """Build (or reuse) the corpus of ``preset`` in ``root/<preset>-corpus`` and return its folder.
+
+    The seed defaults to 0, the seed the shipped models were trained on, so
+    ``stegwatch train --preset default`` reproduces them whatever seed the
+    training itself is given.
+    """
+    folder = Path(root) / f"{preset}-corpus"
+    report = build_corpus(folder, preset=preset, seed=seed, workers=workers, progress=progress)
+    for failure in report.failed_jobs:
+        log.warning("corpus %s: job %s made no file: %s", folder, failure.path, failure.reason)
+    return folder
 
 
 def _write_manifest_if_changed(out: Path, entries: list[ManifestEntry]) -> None:
@@ -562,4 +615,4 @@ def _write_manifest_if_changed(out: Path, entries: list[ManifestEntry]) -> None:
     write_manifest(out, entries)
 
 
-__all__ = ["PRESETS", "BuildConflict", "BuildReport", "Preset", "build_corpus"]
+__all__ = ["PRESETS", "PRESET_CORPUS_ROOT", "BuildConflict", "BuildReport", "Preset", "build_corpus", "preset_corpus", "preset_named"]

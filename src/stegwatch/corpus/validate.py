@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stegwatch.errors import ConfigError
 from stegwatch.parallel import map_unordered
 from stegwatch.format.files import DEFAULT_LIMITS, CarrierFile, ReadLimits, UnreadableFile, load_carrier, read_file_bytes
 from stegwatch.format.manifest import ManifestError, read_manifest, read_sidecar, resolve_in_root
@@ -130,6 +131,41 @@ def describe(extraction: Extraction) -> dict:
         "preview": extraction.preview(),
         "note": extraction.note,
     }
+
+
+def extract_file(
+    path: str | Path, *, method: str | None = None, key: str | None = None, limits: ReadLimits = DEFAULT_LIMITS
+) -> dict:
+    """What each stream of one file holds, as a JSON-ready record (``stegwatch extract``).
+
+    Every extractor runs (or only ``method``'s), in both bit orders, with
+    lenient framing. A sidecar beside the file narrows the bit order and gives
+    the key of keyed methods (``key`` overrides it); a malformed sidecar is
+    ignored. Returns ``{"path", "error", "streams"}``, plus ``format``,
+    ``mode`` and ``size`` (width, height) when the file could be read;
+    ``error`` is the reason an unreadable file was skipped (None otherwise)
+    and ``streams`` maps method key -> candidates (:func:`describe` plus
+    ``payload_shaped``). Raises :class:`ConfigError` for an unknown ``method``.
+    """
+    if method and method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    record: dict = {"path": str(path), "error": None, "streams": {}}
+    try:
+        carrier = load_carrier(path, limits)
+    except UnreadableFile as exc:
+        record["error"] = exc.reason
+        return record
+    bit_order = None
+    try:
+        sidecar = read_sidecar(path)
+    except ManifestError:
+        sidecar = None
+    if sidecar is not None:
+        bit_order, key = sidecar.embedding.bit_order, key or sidecar.key
+    found = extract_all(carrier, methods=[method] if method else None, bit_order=bit_order, key=key)
+    record["format"], record["mode"], record["size"] = carrier.format, carrier.image.mode, list(carrier.image.size)
+    record["streams"] = {name: [describe(x) | {"payload_shaped": x.payload_shaped} for x in xs] for name, xs in found.items()}
+    return record
 
 
 def check_entry(root: Path, limits: ReadLimits, entry: ManifestEntry) -> FileCheck:

@@ -30,6 +30,9 @@ AI42 = b"AI42"
 #: stream is about (95/256)**16, near 1e-7.
 MIN_TEXT_PAYLOAD = 16
 
+#: The payload units a method's rate is given in, in words.
+PAYLOAD_UNITS = {"bpp": "bits per pixel", "bpnzac": "bits per non-zero AC coefficient", "bytes": "bytes"}
+
 
 @dataclass(frozen=True)
 class EmbedOptions:
@@ -138,6 +141,7 @@ class StegoMethod:
     ordered: bool = False
     keyed: bool = False
     description: str = ""
+    #: The unit of the method's payload rate: a key of :data:`PAYLOAD_UNITS`.
     payload_unit: str = "bpp"
     #: True when the method only simulates the changes (no extractable message):
     #: its labels are proven by change rate against the cover, not by extraction.
@@ -148,6 +152,11 @@ class StegoMethod:
     #: External programs the method runs, and how to install them.
     requires: tuple[str, ...] = field(default_factory=tuple)
     install_hint: str = ""
+
+    @property
+    def payload_unit_description(self) -> str:
+        """The payload unit in words, e.g. ``bits per non-zero AC coefficient``."""
+        return PAYLOAD_UNITS.get(self.payload_unit, self.payload_unit)
 
     def missing_tools(self) -> list[str]:
         """The programs in ``requires`` that are not on PATH."""
