@@ -35,6 +35,7 @@ def test_methods_verb_lists_the_registry():
         "alpha", "palette", "lsb.rgb", "exif", "eoi", "lsbm", "jsteg", "f5", "nsf5", "juniward", "outguess", "steghide"
     ]
     assert {r["payload_unit"] for r in rows if r["category"] == "dct"} == {"bpnzac"}
+    assert {r["payload_unit_description"] for r in rows if r["category"] == "dct"} == {"bits per non-zero AC coefficient"}
 
 
 def test_extract_on_bad_files_reports_each_and_never_crashes(tmp_path):
@@ -109,3 +110,140 @@ def test_scan_fills_the_feature_cache_and_no_cache_leaves_none(smoke_corpus, tmp
     other = tmp_path / "none.sqlite"
     invoke("scan", *images, "--model", "v3", "--jsonl", "--workers", "1", "--cache", other, "--no-cache")
     assert not other.exists()
+
+
+def test_a_failed_jpeg_cover_job_makes_corpus_build_exit_1(tmp_path, monkeypatch):
+    """Regression: failed jobs were once picked by job-id prefix, a list that missed ``jpeg:``, so this exited 0."""
+    from stegwatch.corpus import build
+
+    def broken(ctx, index):
+        raise OSError("disk full")
+
+    monkeypatch.setitem(build._CLEAN_FILES, "jpeg", broken)
+    result = runner.invoke(app, ["corpus", "build", "--out", str(tmp_path / "c"), "--preset", "smoke", "--workers", "1", "--json"])
+    assert result.exit_code == 1
+    failed = [e["path"] for e in json.loads(result.stdout)["errors"]]
+    assert failed and all(path.startswith("jpeg:") for path in failed)
+
+
+def _verbs(typer_app, top=True):
+    """Every function a command line can run: commands, and the callbacks of sub-apps (``stegwatch baseline``)."""
+    if not top and typer_app.registered_callback is not None:
+        yield typer_app.registered_callback.callback
+    for command in typer_app.registered_commands:
+        yield command.callback
+    for group in typer_app.registered_groups:
+        yield from _verbs(group.typer_instance, top=False)
+
+
+def test_every_verb_goes_through_the_error_frame():
+    verbs = list(_verbs(app))
+    assert len(verbs) >= 18
+    assert [v.__name__ for v in verbs if not getattr(v, "stegwatch_verb", False)] == []
+
+
+def test_library_errors_exit_with_their_code_and_one_line_on_stderr(monkeypatch, tmp_path):
+    from stegwatch.errors import StegwatchError
+
+    class Odd(StegwatchError):
+        exit_code = 3
+
+    def broken(*args, **kwargs):
+        raise Odd("the corpus is\n  upside down")
+
+    monkeypatch.setattr("stegwatch.evaluation.dataset.dataset_metrics", broken)
+    result = invoke("dataset-metrics", tmp_path)
+    assert result.exit_code == 3
+    assert result.stderr == "error: the corpus is upside down\n" and result.stdout == ""
+    unknown = invoke("scan", tmp_path, "--model", "nope")
+    assert unknown.exit_code == 2 and unknown.stderr.startswith("error: unknown model 'nope'")
+    # A missing run: BaselineNotFound (or, before it, a KeyError): its message, not the repr of one.
+    missing = invoke("baseline", "accept", "nope", "--db", tmp_path / "h.db")
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: no run 'nope' in ")
+
+
+def test_library_log_records_reach_stderr_and_machine_output_keeps_only_warnings(monkeypatch, tmp_path):
+    import logging
+
+    log = logging.getLogger("stegwatch.test")
+
+    def export(db):
+        log.info("info-for-people")
+        log.warning("warning-for-all")
+        return ""
+
+    def metrics(*args, **kwargs):
+        export(None)
+        return {}
+
+    monkeypatch.setattr("stegwatch.monitoring.history.export_jsonl", export)
+    monkeypatch.setattr("stegwatch.evaluation.dataset.dataset_metrics", metrics)
+    human = invoke("history", "export", "--db", tmp_path / "h.db")
+    assert human.exit_code == 0 and human.stdout == ""
+    assert "info-for-people" in human.stderr and "warning-for-all" in human.stderr
+    machine = invoke("dataset-metrics", tmp_path, "--json")
+    assert machine.exit_code == 0 and json.loads(machine.stdout) == {}
+    assert "info-for-people" not in machine.stderr and "warning-for-all" in machine.stderr
+
+
+def test_train_with_a_preset_builds_the_preset_corpus_with_its_own_seed(monkeypatch, tmp_path):
+    calls = {}
+
+    def preset_corpus(preset, **kwargs):
+        calls["corpus"] = (preset, kwargs)
+        return tmp_path / "built"
+
+    def train(corpus, out, config, **kwargs):
+        calls["train"] = (corpus, config.seed, config.model)
+        return {"card": True}
+
+    monkeypatch.setattr("stegwatch.corpus.build.preset_corpus", preset_corpus)
+    monkeypatch.setattr("stegwatch.detectors.train.train", train)
+    result = invoke("train", "--preset", "smoke", "--seed", 5, "--out", tmp_path / "m", "--workers", 1, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"card": True}
+    preset, kwargs = calls["corpus"]
+    assert preset == "smoke" and "seed" not in kwargs  # the corpus keeps its seed (0), whatever the model's
+    assert calls["train"] == (tmp_path / "built", 5, "v4")
+    assert invoke("train", "--out", tmp_path / "m").exit_code == 2
+
+
+def test_train_accepts_only_registered_trainable_kinds(monkeypatch, tmp_path):
+    from stegwatch.detectors.registry import KINDS
+
+    assert invoke("train", "--corpus", tmp_path, "--out", tmp_path / "m", "--model", "nope").exit_code == 2
+    untrainable = next((key for key, kind in KINDS.items() if kind.train is None), None)
+    if untrainable:
+        assert invoke("train", "--corpus", tmp_path, "--out", tmp_path / "m", "--model", untrainable).exit_code == 2
+
+
+def test_evaluate_and_ablate_leave_writing_their_files_to_the_library(monkeypatch, tmp_path):
+    seen = {}
+
+    def evaluate(model, corpus, **kwargs):
+        seen["evaluate"] = kwargs["out"]
+        return {"fake": 1}
+
+    def ablate(model, corpus, **kwargs):
+        seen["ablate"] = kwargs["out"]
+        rate = {"count": 0, "n": 1}
+        return {"full": {"false_positive_rate": rate, "roc_auc": 1.0}, "variants": {}}
+
+    monkeypatch.setattr("stegwatch.evaluation.evaluate.evaluate", evaluate)
+    monkeypatch.setattr("stegwatch.evaluation.ablation.ablate", ablate)
+    result = invoke("evaluate", "--model", "v3", "--corpus", tmp_path, "--out", tmp_path / "run", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"fake": 1}
+    assert invoke("ablate", "--corpus", tmp_path, "--by", "stream", "--out", tmp_path / "a.json").exit_code == 0
+    assert seen == {"evaluate": tmp_path / "run", "ablate": tmp_path / "a.json"}
+    assert not (tmp_path / "run").exists() and not (tmp_path / "a.json").exists()
+
+
+def test_the_cli_modules_are_thin_and_take_shared_defaults_from_the_library():
+    import stegwatch.cli
+
+    folder = Path(stegwatch.cli.__file__).parent
+    for module in folder.glob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        assert len(text.splitlines()) < 300, module.name
+        for literal in ("0.0005", "history.db", "metrics.json\""):
+            assert literal not in text, f"{module.name} hard-codes {literal}"

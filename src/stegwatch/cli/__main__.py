@@ -1,0 +1,5 @@
+"""``python -m stegwatch.cli``: the same as the ``stegwatch`` command."""
+
+from stegwatch.cli import run
+
+run()

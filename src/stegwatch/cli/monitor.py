@@ -1,0 +1,91 @@
+"""Monitoring verbs: ``monitor``, ``history export`` and ``baseline accept``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from stegwatch.cli._app import (
+    MODEL_HELP,
+    ExecutorOption,
+    SchedulerOption,
+    app,
+    baseline_app,
+    err,
+    history_app,
+    out,
+    print_json,
+    scheduler_for,
+    verb,
+    workers_or_all,
+)
+from stegwatch.errors import ConfigError
+from stegwatch.monitoring.history import DEFAULT_DB
+from stegwatch.provenance import command_line
+
+
+@app.command("monitor")
+@verb(FileNotFoundError, ValueError, KeyError)
+def monitor_command(
+    model_version: Annotated[str, typer.Option("--model-version", help=MODEL_HELP)],
+    dataset_path: Annotated[Path, typer.Option("--dataset-path", help="Corpus folder holding manifest.jsonl.")],
+    baseline: Annotated[Optional[str], typer.Option(help="Baseline run id or metrics file (default: the accepted baseline).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file of rules, alert sinks and the dashboard path.")] = None,
+    db: Annotated[Path, typer.Option(help="History database.")] = DEFAULT_DB,
+    dashboard: Annotated[Optional[Path], typer.Option(help="Markdown dashboard to write (default: the config's, else docs/grok/performance_dashboard.md).")] = None,
+    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 on warning or critical.")] = None,
+    latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency.")] = 50,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's metrics, status and alerts as JSON.")] = False,
+    executor: ExecutorOption = "local",
+    scheduler: SchedulerOption = None,
+) -> None:
+    """Evaluate, record the run in the history, check the rules, send alerts, regenerate the dashboard."""
+    from stegwatch.monitoring.monitor import MonitorConfig, monitor
+
+    if fail_on not in (None, "warning", "critical"):
+        raise ConfigError("--fail-on must be warning or critical")
+    loaded = MonitorConfig.load(config)
+    if dashboard is not None:
+        loaded.dashboard = dashboard
+    result = monitor(model_version, dataset_path, baseline=baseline, config=loaded, db=db, fail_on=fail_on,
+                     workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(),
+                     console=(lambda line: err.print(line, markup=False, highlight=False)),
+                     scheduler=scheduler_for(executor, scheduler))
+    if as_json:
+        print_json({"run_id": result.metrics["run"]["run_id"], "status": result.status,
+                    "alerts": [a.to_json_dict() for a in result.alerts],
+                    "sinks": [vars(s) for s in result.sinks], "files": [str(f) for f in result.files]}, sort_keys=False)
+    else:
+        out.print(f"run {result.metrics['run']['run_id']}: status {result.status.upper()}, {len(result.alerts)} alert(s), "
+                  f"{len(result.sent)} sent")
+        for sink in result.sinks:
+            if sink.error:
+                err.print(f"[yellow]alert sink {sink.sink} failed after {sink.attempts} attempts: {sink.error}[/yellow]")
+        out.print(f"dashboard: {result.files[0]} and {result.files[1]}")
+    raise typer.Exit(result.exit_code)
+
+
+@history_app.command("export")
+@verb()
+def history_export(db: Annotated[Path, typer.Option(help="History database.")] = DEFAULT_DB) -> None:
+    """Print every run of the history as JSON Lines (oldest first)."""
+    from stegwatch.monitoring.history import export_jsonl
+
+    sys.stdout.write(export_jsonl(db))
+
+
+@baseline_app.command("accept")
+@verb(KeyError)
+def baseline_accept(
+    run_id: Annotated[str, typer.Argument(help="The run to accept as its model's baseline.")],
+    db: Annotated[Path, typer.Option(help="History database.")] = DEFAULT_DB,
+) -> None:
+    """Accept a monitor run as the baseline of its model."""
+    from stegwatch.monitoring.history import accept_baseline
+
+    accept_baseline(run_id, db)
+    out.print(f"baseline accepted: {run_id}")

@@ -1,0 +1,39 @@
+"""``stegwatch baseline``: the report comparing detectors on one corpus (``baseline accept`` is a monitor verb)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from stegwatch.cli._app import baseline_app, out, verb, workers_or_all
+from stegwatch.errors import ConfigError
+from stegwatch.provenance import command_line
+
+
+@baseline_app.callback()
+@verb(FileNotFoundError, ValueError)
+def baseline_report_command(
+    ctx: typer.Context,
+    models: Annotated[Optional[list[str]], typer.Option("--models", help="Detectors to compare, in order: registered keys or model files.")] = None,
+    corpus: Annotated[Optional[Path], typer.Option(help="Corpus folder holding manifest.jsonl.")] = None,
+    folds: Annotated[int, typer.Option(help="Grouped folds (trainable detectors retrained per fold).")] = 5,
+    out_file: Annotated[Path, typer.Option("--out", help="Markdown report (HTML and JSON twins beside it).")] = Path("docs/grok/baseline_report.md"),
+    ablations: Annotated[Optional[list[Path]], typer.Option("--ablations", help="Ablation JSON from stegwatch ablate (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = 0,
+    workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+) -> None:
+    """Write the baseline report: overall numbers, significance, breakdowns, cover-source mismatch, ablations."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not models or corpus is None:
+        raise ConfigError("give --models M [M ...] and --corpus DIR (or use `stegwatch baseline accept RUN`)")
+    from stegwatch.reports.baseline import baseline_report
+
+    report = baseline_report(models, corpus, folds=folds, seed=seed, out=out_file, ablations=ablations,
+                             workers=workers_or_all(workers), command=command_line())
+    for pair in report["comparisons"]:
+        for sentence in pair["verdicts"]:
+            out.print(sentence)
+    out.print(f"wrote {out_file} (and .html, .json); report run {report['identity']['run_id']}")
