@@ -47,3 +47,28 @@ def test_dataset_metrics_counts_a_bad_manifest_line(corpus_copy):
     manifest.write_text(manifest.read_text() + "{not json\n")
     metrics = dataset_metrics(corpus_copy, validate=False)
     assert metrics["manifest_errors"] == 1
+
+
+def test_container_auc_sees_a_container_shortcut_and_not_a_matched_one():
+    from types import SimpleNamespace
+
+    from stegwatch.evaluation.dataset import container_auc
+
+    rng = np.random.default_rng(0)
+
+    def table(stego_formats):
+        entries, attributes = [], {}
+        for i in range(400):
+            stego = i % 2 == 1
+            fmt = stego_formats[(i // 2) % len(stego_formats)] if stego else ("PNG", "BMP")[int(rng.integers(2))]
+            path = f"f{i}"
+            entries.append(SimpleNamespace(file_path=path, label="stego" if stego else "clean",
+                                           method="lsb.rgb" if stego else None, cover_id=f"c{i // 2}"))
+            attributes[path] = {"format": fmt, "mode": "RGB", "width": 256, "height": 256, "jpeg_quality": None,
+                                "palette_size": 0, "has_alpha": False, "bit_depth": 8}
+        return entries, attributes
+
+    shortcut = container_auc(*table(["BMP"]))["lsb.rgb"]
+    matched = container_auc(*table(["PNG", "BMP"]))["lsb.rgb"]
+    assert shortcut > 0.7
+    assert matched < 0.6

@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
+from stegwatch.errors import ConfigError
 from stegwatch.monitoring import history
 from stegwatch.monitoring.monitor import MonitorConfig, monitor
 from stegwatch.serving.aggregates import flag_rate_jump, production_summary, window_summary
@@ -353,7 +354,7 @@ def test_window_aggregates_and_flag_rate_jump_on_constructed_events():
                           {"events": 1000, "errors": 0, "flagged": 20})
     assert same["p_value"] > 0.3 and same["significant_excess"] == 0.0
     assert parse_window("5m") == 300 and parse_window("1d") == 86400
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         parse_window("5 minutes")
 
 
@@ -363,7 +364,7 @@ def test_serve_config_reads_a_serve_table(tmp_path):
     config = ServeConfig.load(path)
     assert list(config.windows) == ["1m", "1h"] and config.max_body_bytes == 2048 and config.token_env == "MY_TOKEN"
     path.write_text('[serve]\nwindow = ["1h"]\n')
-    with pytest.raises(ValueError, match="unknown setting"):
+    with pytest.raises(ConfigError, match="unknown setting"):
         ServeConfig.load(path)
 
 

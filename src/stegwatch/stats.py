@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from scipy import stats
 
 #: The false-positive rate stegwatch is built to prove (0.05%); the default everywhere a target is asked for.
 DEFAULT_TARGET_FPR = 0.0005
@@ -22,6 +21,8 @@ def clopper_pearson(count: int, n: int, confidence: float = 0.95) -> tuple[float
     if n == 0:
         return 0.0, 1.0
     alpha = 1.0 - confidence
+    from scipy import stats  # imported here: the CLI's start-up imports this module for its defaults
+
     low = 0.0 if count == 0 else float(stats.beta.ppf(alpha / 2, count, n - count + 1))
     high = 1.0 if count == n else float(stats.beta.ppf(1 - alpha / 2, count + 1, n - count))
     return low, high
@@ -33,6 +34,8 @@ def upper_bound(count: int, n: int, confidence: float = 0.95) -> float:
         return 1.0
     if count >= n:
         return 1.0
+    from scipy import stats
+
     return float(stats.beta.ppf(confidence, count + 1, n - count))
 
 

@@ -94,18 +94,17 @@ def scan_command(
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
     executor: ExecutorOption = "local",
     scheduler: SchedulerOption = None,
-    cache: Annotated[Optional[Path], typer.Option(help="Feature cache file (default: $STEGWATCH_FEATURE_CACHE or .stegwatch/features.sqlite).")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Feature cache file (default: $STEGWATCH_FEATURE_CACHE, else the default under .stegwatch/).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Compute every file's features; read and write no cache.")] = False,
 ) -> None:
     """Scan images with a detector: one record per file. Exit 0 when the scan completed, whatever it found."""
-    from stegwatch.detectors import load_detector
     from stegwatch.detectors.scan import scan
-    from stegwatch.features.cache import default_cache_path
+    from stegwatch.features.cache import DEFAULT_CACHE
 
-    detector = load_detector(model, threshold)
     with progress_bar("scanning") as progress:
-        records = scan(paths, detector, workers=workers_or_all(workers), extract=extract, scheduler=scheduler_for(executor, scheduler),
-                       cache=None if no_cache else (cache or default_cache_path()), progress=progress)
+        result = scan(paths, model, threshold=threshold, workers=workers_or_all(workers), extract=extract,
+                      scheduler=scheduler_for(executor, scheduler), cache=None if no_cache else (cache or DEFAULT_CACHE), progress=progress)
+    detector, records = result.detector, result.records
     if jsonl:
         for record in records:
             print_json(record, indent=None, ensure_ascii=False)

@@ -44,14 +44,11 @@ def monitor_command(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Evaluate, record the run in the history, check the rules, send alerts, regenerate the dashboard."""
-    from stegwatch.monitoring.monitor import MonitorConfig, monitor
+    from stegwatch.monitoring.monitor import monitor
 
     if fail_on not in (None, "warning", "critical"):
         raise ConfigError("--fail-on must be warning or critical")
-    loaded = MonitorConfig.load(config)
-    if dashboard is not None:
-        loaded.dashboard = dashboard
-    result = monitor(model_version, dataset_path, baseline=baseline, config=loaded, db=db, fail_on=fail_on,
+    result = monitor(model_version, dataset_path, baseline=baseline, config=config, dashboard=dashboard, db=db, fail_on=fail_on,
                      workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(),
                      console=(lambda line: err.print(line, markup=False, highlight=False)),
                      scheduler=scheduler_for(executor, scheduler))

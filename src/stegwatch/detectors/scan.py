@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from stegwatch.detectors.base import Detector, detections_from_scores
+from stegwatch.detectors.registry import load_detector
+from stegwatch.features.table import features_for_paths
 from stegwatch.format.files import IMAGE_SUFFIXES
-from stegwatch.detectors.base import Detection, Detector
-from stegwatch.format.files import UnreadableFile, load_carrier
-from stegwatch.stego import METHODS
-
-PREVIEW_CHARS = 60
 
 
 def expand_paths(arguments: list[str]) -> list[str]:
@@ -41,26 +40,36 @@ def expand_paths(arguments: list[str]) -> list[str]:
     return out
 
 
-def add_extractions(detections: list[Detection]) -> list[dict]:
-    """Records with a short, safe preview of the payload where a detected method can be extracted."""
+@dataclass
+class ScanResult:
+    """The records of one scan, and the detector that made them."""
+
+    detector: Detector
+    records: list[dict]
+
+
+def scan(arguments: list[str], model: str | Path | Detector, *, threshold: float | None = None, workers: int = 1,
+         extract: bool = False, scheduler: str | None = None, cache=None, progress=None) -> ScanResult:
+    """One record per file found under ``arguments``, by ``model`` (a registered key, a model file or a detector).
+
+    ``threshold`` overrides the model's; ``cache``: None (no cache), ``DEFAULT_CACHE``,
+    a feature cache or its path.
+
+    ``extract`` adds ``payload_length`` and a short, safe ``payload_preview``
+    where the detected method can be extracted without a key; the features
+    and the extraction come from the same single read of each file.
+    """
+    detector = model if isinstance(model, Detector) else load_detector(model, threshold)
+    paths = expand_paths(arguments)
+    if not extract:
+        detections = detector.detect(paths, workers=workers, scheduler=scheduler, cache=cache, progress=progress)
+        return ScanResult(detector, [d.to_json_dict() for d in detections])
+    rows = features_for_paths(paths, workers=workers, scheduler=scheduler, cache=cache, progress=progress, extract=True)
     records = []
-    for detection in detections:
+    for row, detection in zip(rows, detections_from_scores(detector, paths, rows), strict=True):
         record = detection.to_json_dict()
-        method = METHODS.get(detection.method or "")
-        if detection.is_stego and method is not None and not method.keyed and not method.simulated:
-            try:
-                found = method.extract(load_carrier(detection.path))
-            except UnreadableFile:
-                found = []
-            if found:
-                record["payload_length"] = len(found[0].payload)
-                record["payload_preview"] = found[0].preview(PREVIEW_CHARS)
+        found = (row.extractions or {}).get(detection.method or "") if detection.is_stego else None
+        if found:
+            record |= found
         records.append(record)
-    return records
-
-
-def scan(arguments: list[str], detector: Detector, *, workers: int = 1, extract: bool = False,
-         scheduler: str | None = None, cache=None, progress=None) -> list[dict]:
-    """One record per file found under ``arguments`` (``cache``: a feature cache or its path, or None)."""
-    detections = detector.detect(expand_paths(arguments), workers=workers, scheduler=scheduler, cache=cache, progress=progress)
-    return add_extractions(detections) if extract else [d.to_json_dict() for d in detections]
+    return ScanResult(detector, records)

@@ -9,6 +9,7 @@ photograph stay in one part.
 
 from __future__ import annotations
 
+import logging
 import platform
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from stegwatch.features.streams import FEATURE_VERSION
 from stegwatch.format.records import ManifestEntry
 from stegwatch.provenance import git_commit, git_dirty
 from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, rate_record, roc_auc
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -114,6 +117,7 @@ def train(corpus: str | Path, out: str | Path, config: TrainConfig = TrainConfig
     out.mkdir(parents=True, exist_ok=True)
     data = load_corpus_features(corpus, workers=config.workers, progress=progress)
     split = split_by_cover(data.entries, config.seed, config.test_size, config.val_size)
+    log.info("training %s on %s: %s", kind.key, corpus, ", ".join(f"{part} {idx.size} files" for part, idx in split.items()))
     excluded = set(config.exclude_categories)
     split["train"] = np.asarray([i for i in split["train"] if data.entries[i].category not in excluded], dtype=int)
     return kind.train(data, split, config, _provenance(corpus, data, config, command, split), out)

@@ -9,6 +9,7 @@ ablation asks about.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, rate_record, roc_
 from stegwatch.features.streams import STREAMS
 from stegwatch.format.files import write_json_atomic
 from stegwatch.provenance import new_run_id
+
+log = logging.getLogger(__name__)
 
 
 def _out_of_fold(detector, data, assignment, folds, seed, target_fpr, **variant) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +67,7 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
     full = _summary(data, *_out_of_fold(detector, data, assignment, folds, seed, target_fpr))
     variants = {}
     for item in items:
+        log.info("ablation without %s %s", by, item)
         variant = {"exclude_categories": (item,)} if by == "category" else {"drop_streams": (item,)}
         result = _summary(data, *_out_of_fold(detector, data, assignment, folds, seed, target_fpr, **variant))
         result["change"] = {

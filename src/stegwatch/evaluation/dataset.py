@@ -23,10 +23,17 @@ import numpy as np
 from stegwatch.parallel import map_unordered
 from stegwatch.corpus.validate import validate_corpus
 from stegwatch.format.files import UnreadableFile, load_carrier
-from stegwatch.format.manifest import read_manifest, resolve_in_root
+from stegwatch.format.manifest import ManifestRead, read_manifest, resolve_in_root
 
 IMBALANCE_FLAG = 0.10
 NEAR_DUPLICATE_BITS = 4
+#: Container attributes a shortcut-learning detector could use instead of the embedding.
+CONTAINER_ATTRIBUTES = ("format", "mode", "width", "height", "jpeg_quality", "palette_size", "has_alpha", "bit_depth")
+_BIT_DEPTH = {"1": 1, "L": 8, "P": 8, "LA": 8, "PA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "I;16": 16, "I": 32, "F": 32}
+# The IJG (libjpeg) standard luminance table at quality 50, for the quality estimate.
+_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=float)
 
 
 def balance(counts: dict[str, int]) -> dict:
@@ -61,6 +68,82 @@ def _phash(root: Path, file_path: str) -> tuple[str, int | None]:
     return file_path, int("".join("1" if b else "0" for b in bits), 2)
 
 
+def jpeg_quality(luma_table) -> float | None:
+    """The IJG quality (1-100) whose scaled standard table is closest to ``luma_table`` (64 values, any order); None if absent."""
+    if luma_table is None or len(luma_table) != 64:
+        return None
+    scale = float(np.mean(np.asarray(sorted(luma_table), dtype=float) * 100 / np.sort(_IJG_LUMA)))
+    return float(np.clip((200 - scale) / 2 if scale <= 100 else 5000 / scale, 1, 100))
+
+
+def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
+    """The container of one file, from its header only: format, mode, size, JPEG quality, palette size, alpha, bit depth."""
+    from PIL import Image
+
+    try:
+        with Image.open(resolve_in_root(root, file_path)) as image:
+            tables = getattr(image, "quantization", None) or {}
+            palette = image.getpalette() if image.mode in ("P", "PA") else None
+            return file_path, {
+                "format": image.format or "UNKNOWN", "mode": image.mode, "width": image.width, "height": image.height,
+                "jpeg_quality": jpeg_quality(tables.get(0)) if image.format == "JPEG" else None,
+                "palette_size": len(palette) // 3 if palette else 0,
+                "has_alpha": image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info,
+                "bit_depth": _BIT_DEPTH.get(image.mode, 8),
+            }
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return file_path, None
+
+
+def could_carry(method, attributes: dict) -> bool:
+    """True when a clean file with these container attributes is one the method could have used as its cover."""
+    modes = getattr(method, "modes", None)
+    return attributes["format"] in method.carriers and (not modes or attributes["mode"] in modes)
+
+
+def container_auc(entries: list, attributes: dict[str, dict], *, folds: int = 5, seed: int = 0) -> dict[str, float | None]:
+    """Per method: out-of-fold ROC AUC of a classifier that sees only container attributes.
+
+    It separates the method's stego files from the clean files that could
+    carry it (:func:`could_carry`), grouped by ``cover_id`` (``StratifiedGroupKFold``).
+    0.5 means the container says nothing about the label; near 1 means a
+    detector could learn the container instead of the embedding.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from stegwatch.stats import roc_auc
+    from stegwatch.stego import METHODS
+
+    out: dict[str, float | None] = {}
+    for key in sorted({e.method for e in entries if e.method}):
+        method = METHODS.get(key)
+        if method is None:
+            continue
+        rows = [e for e in entries if e.file_path in attributes and (
+            e.method == key or (e.label == "clean" and could_carry(method, attributes[e.file_path])))]
+        labels = np.asarray([e.label == "stego" for e in rows])
+        if labels.sum() < folds or (~labels).sum() < folds:
+            out[key] = None
+            continue
+        table = [attributes[e.file_path] for e in rows]
+        categories = {name: sorted({str(t[name]) for t in table}) for name in ("format", "mode")}
+        features = np.asarray([
+            [categories["format"].index(str(t["format"])), categories["mode"].index(str(t["mode"])), t["width"], t["height"],
+             -1.0 if t["jpeg_quality"] is None else t["jpeg_quality"], t["palette_size"], float(t["has_alpha"]), t["bit_depth"]]
+            for t in table], dtype=float)
+        groups = np.asarray([e.cover_id for e in rows])
+        scores = np.zeros(len(rows))
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for train, test in splitter.split(features, labels, groups):
+            model = RandomForestClassifier(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=1)
+            model.fit(features[train], labels[train])
+            proba = model.predict_proba(features[test])
+            scores[test] = proba[:, list(model.classes_).index(True)] if True in model.classes_ else 0.0
+        out[key] = roc_auc(labels, scores)
+    return out
+
+
 def near_duplicates(hashes: np.ndarray, groups: np.ndarray, max_distance: int = NEAR_DUPLICATE_BITS) -> dict:
     """Fractions of files with a near-duplicate inside their own group and in another group."""
     n = hashes.size
@@ -81,10 +164,17 @@ def near_duplicates(hashes: np.ndarray, groups: np.ndarray, max_distance: int = 
             "across_cover_files": int(across.sum())}
 
 
-def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = True, duplicates: bool = True) -> dict:
-    """Everything above, for the corpus at ``corpus`` (``duplicates=False`` skips the perceptual hashes)."""
+def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = True, duplicates: bool = True,
+                    container: bool = True, manifest: ManifestRead | None = None) -> dict:
+    """Everything above, for the corpus at ``corpus``.
+
+    ``duplicates=False`` skips the perceptual hashes, ``container=False`` the
+    container-shortcut AUCs (which read every file's header), ``validate=False``
+    the label proofs; ``manifest``: the corpus's manifest as a caller already
+    read it (it is not read again).
+    """
     root = Path(corpus)
-    read = read_manifest(root)
+    read = manifest if manifest is not None else read_manifest(root)
     entries = read.entries
     labels = Counter(e.label for e in entries)
     methods = Counter(e.method for e in entries if e.method)
@@ -115,6 +205,12 @@ def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = Tr
         "distinct_cover_sources": len({e.cover_source for e in entries}),
         "distinct_cover_ids": len({e.cover_id for e in entries}),
     }
+    if container:
+        attributes: dict[str, dict] = {}
+        for chunk in map_unordered(functools.partial(container_attributes, root), [e.file_path for e in entries],
+                                   workers=workers, chunk_size=256):
+            attributes.update({path: value for path, value in chunk if value is not None})
+        metrics["container_auc"] = container_auc(entries, attributes)
     if validate:
         report = validate_corpus(root, workers=workers)
         stego = [c for c in report.checks if c.label == "stego"]

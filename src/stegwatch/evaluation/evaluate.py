@@ -12,6 +12,7 @@ spread.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import time
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ from stegwatch.format.files import write_json_atomic
 from stegwatch.format.manifest import resolve_in_root
 from stegwatch.provenance import git_commit, machine_info, new_run_id
 from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, n_needed_zero_failures, rate_record, roc_auc, threshold_for_fpr
+
+log = logging.getLogger(__name__)
 
 FIXED_FPRS = (DEFAULT_TARGET_FPR, 0.01, 0.05)
 #: The file ``evaluate(out=FOLDER)`` writes.
@@ -146,6 +149,8 @@ def evaluate(
     if data is None:
         data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler)
     entries = data.entries
+    log.info("evaluating %s %s on %s: %d files, %d unreadable%s", detector.name, detector.version, corpus, len(entries),
+             len(data.errors), f", {folds} grouped folds" if folds else "")
     labels = np.asarray([e.label == "stego" for e in entries])
     n = len(entries)
     scores = np.zeros(n)

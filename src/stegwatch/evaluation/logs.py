@@ -229,7 +229,7 @@ def parse_logs(paths: list[Path], fmt: str | None = None) -> ParsedLog:
     return ParsedLog(table=table, problems=problems, formats=formats)
 
 
-def _loss_names(metrics: set[str]) -> tuple[str | None, str | None]:
+def loss_names(metrics: set[str]) -> tuple[str | None, str | None]:
     train = next((m for m in ("train_loss", "loss", "train_loss_epoch", "train_loss_step") if m in metrics), None)
     val = next((m for m in ("val_loss", "val_loss_epoch", "validation_loss") if m in metrics), None)
     return train, val
@@ -239,7 +239,7 @@ def convergence(table: pd.DataFrame, *, patience: int | None = None, min_delta: 
     """Per run: best step, final train and validation loss, their gap, and whether validation loss stalled."""
     summary = {}
     for run, group in table.groupby("run", sort=True):
-        train_name, val_name = _loss_names(set(group["metric"]))
+        train_name, val_name = loss_names(set(group["metric"]))
         series = {name: group[group["metric"] == name].groupby("step")["value"].last().sort_index()
                   for name in (train_name, val_name) if name}
         train = series.get(train_name) if train_name else None
@@ -274,7 +274,7 @@ def plot_losses(table: pd.DataFrame, path: Path) -> Path:
 
     def draw(axis):
         for run, group in table.groupby("run", sort=True):
-            train_name, val_name = _loss_names(set(group["metric"]))
+            train_name, val_name = loss_names(set(group["metric"]))
             for name, style in ((train_name, "-"), (val_name, "--")):
                 if name:
                     curve = group[group["metric"] == name].groupby("step")["value"].last().sort_index()

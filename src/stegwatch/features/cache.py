@@ -12,6 +12,7 @@ or read is reported as a warning and the run goes on without it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import warnings
@@ -22,9 +23,15 @@ import numpy as np
 
 from stegwatch.features.streams import FEATURE_VERSION, STREAMS, feature_names
 
+log = logging.getLogger(__name__)
+
 ENV_VAR = "STEGWATCH_FEATURE_CACHE"
 DEFAULT_PATH = Path(".stegwatch") / "features.sqlite"
 _BATCH = 500  # digests per SELECT (below SQLite's host-parameter limit)
+
+
+#: ``cache=DEFAULT_CACHE``: use :func:`default_cache_path` (the one place the default is chosen).
+DEFAULT_CACHE = "default"
 
 
 def default_cache_path() -> Path:
@@ -68,6 +75,7 @@ class FeatureCache:
 
     def _disable(self, reason: str) -> None:
         self.disabled_reason = reason
+        log.warning("%s; computing features without it", reason)
         warnings.warn(f"{reason}; computing features without it", FeatureCacheWarning, stacklevel=3)
         if self._connection is not None:
             self._connection.close()
@@ -134,4 +142,4 @@ class FeatureCache:
         self.close()
 
 
-__all__ = ["DEFAULT_PATH", "ENV_VAR", "FeatureCache", "FeatureCacheWarning", "default_cache_path"]
+__all__ = ["DEFAULT_CACHE", "DEFAULT_PATH", "ENV_VAR", "FeatureCache", "FeatureCacheWarning", "default_cache_path"]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from stegwatch.features.cache import FeatureCache, default_cache_path
+from stegwatch.features.cache import DEFAULT_CACHE, FeatureCache
 from stegwatch.features.streams import feature_names
 from stegwatch.features.table import features_for_paths
-from stegwatch.format.manifest import MANIFEST_NAME, read_manifest, resolve_in_root
+from stegwatch.format.manifest import ManifestRead, read_manifest, resolve_in_root
 from stegwatch.format.records import ManifestEntry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,20 +29,22 @@ class CorpusFeatures:
     features: np.ndarray
     errors: list[dict] = field(default_factory=list)
     manifest_sha256: str = ""
+    #: The manifest as read (every entry, readable or not), for callers that count files without reading them again.
+    manifest: ManifestRead | None = None
 
 
 def load_corpus_features(
     corpus: str | Path, *, workers: int = 1, progress=None, scheduler: str | None = None,
-    cache: FeatureCache | str | Path | None = None,
+    cache: FeatureCache | str | Path | None = DEFAULT_CACHE,
 ) -> CorpusFeatures:
-    """Feature rows for every readable file of a corpus, through the feature cache (default: :func:`default_cache_path`)."""
+    """Feature rows for every readable file of a corpus, through the feature cache (default: the default cache file; None: none)."""
     root = Path(corpus)
     read = read_manifest(root)
     paths = [str(resolve_in_root(root, e.file_path)) for e in read.entries]
-    rows = features_for_paths(paths, workers=workers, cache=cache if cache is not None else default_cache_path(), progress=progress, scheduler=scheduler)
+    rows = features_for_paths(paths, workers=workers, cache=cache, progress=progress, scheduler=scheduler)
     keep = [i for i, r in enumerate(rows) if r.vector is not None]
     errors = [{"path": rows[i].path, "reason": rows[i].error} for i in range(len(rows)) if rows[i].vector is None]
     errors += [{"path": e.where, "reason": e.reason} for e in read.errors]
     features = np.stack([rows[i].vector for i in keep]) if keep else np.zeros((0, len(feature_names())))
-    digest = hashlib.sha256((root / MANIFEST_NAME).read_bytes()).hexdigest()
-    return CorpusFeatures([read.entries[i] for i in keep], features, errors, digest)
+    log.info("%s: %d files with features, %d unreadable or rejected", root, len(keep), len(errors))
+    return CorpusFeatures([read.entries[i] for i in keep], features, errors, read.sha256, read)

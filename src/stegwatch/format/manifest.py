@@ -7,6 +7,7 @@ root. A bad line is reported with its line number; the other lines still load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ class ManifestRead:
 
     entries: list[ManifestEntry] = field(default_factory=list)
     errors: list[ManifestError] = field(default_factory=list)
+    #: SHA-256 of the manifest's bytes as read (the corpus version every run records).
+    sha256: str = ""
 
 
 def resolve_in_root(root: str | os.PathLike[str], relative: str) -> Path:
@@ -60,7 +63,9 @@ def read_manifest(root: str | os.PathLike[str], *, strict: bool = False) -> Mani
     manifest_path = Path(root) / MANIFEST_NAME
     result = ManifestRead()
     try:
-        text = manifest_path.read_text(encoding="utf-8")
+        raw = manifest_path.read_bytes()
+        result.sha256 = hashlib.sha256(raw).hexdigest()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(str(manifest_path), "no manifest.jsonl in this folder") from None
     except (OSError, UnicodeDecodeError) as exc:

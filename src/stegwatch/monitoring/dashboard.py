@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
+from stegwatch.monitoring.rules import QUIET_WHEN, Rule, rule_holds, value_rule_for
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_DASHBOARD = Path("docs") / "grok" / "performance_dashboard.md"
-TARGET_FPR = 0.0005
-TARGET_DETECTION = 0.99
 
 
 def _figure_png(draw) -> bytes:
@@ -27,8 +30,9 @@ def _figure_png(draw) -> bytes:
     return figure_png(draw, size=(7.5, 3.6), integer_x=True)
 
 
-def trend_plots(history: list[dict]) -> dict[str, bytes]:
-    """FPR with its interval band, detection per method, latency, over the runs (oldest first)."""
+def trend_plots(history: list[dict], rules: list[Rule]) -> dict[str, bytes]:
+    """FPR with its interval band (and the FPR rule's threshold), detection per method, latency, over the runs (oldest first)."""
+    fpr_rule = value_rule_for(rules, ("false_positive_rate", "rate"))
     x = list(range(1, len(history) + 1))
     metrics = [run["metrics"] for run in history]
 
@@ -38,7 +42,8 @@ def trend_plots(history: list[dict]) -> dict[str, bytes]:
         high = [100 * m["false_positive_rate"]["ci_high"] for m in metrics]
         axis.fill_between(x, low, high, alpha=0.25, label="95% interval")
         axis.plot(x, rates, "o-", label="false-positive rate")
-        axis.axhline(100 * TARGET_FPR, color="red", linestyle="--", label="target 0.05%")
+        if fpr_rule is not None:
+            axis.axhline(100 * fpr_rule.threshold, color="red", linestyle="--", label=f"rule {fpr_rule.name}: {100 * fpr_rule.threshold:g}%")
         axis.set_xlabel("run")
         axis.set_ylabel("%")
         axis.legend(fontsize=8)
@@ -62,17 +67,14 @@ def trend_plots(history: list[dict]) -> dict[str, bytes]:
             "trend_latency.png": _figure_png(latency)}
 
 
-def training_plot(training_log: Path | None) -> bytes | None:
-    if training_log is None or not training_log.exists():
+def training_plot(table: pd.DataFrame | None) -> bytes | None:
+    """Training and validation loss over boosting iterations, from a parsed training log (``parse_logs(...).table``)."""
+    if table is None or table.empty:
         return None
-    from stegwatch.evaluation.logs import _loss_names, parse_logs
-
-    table = parse_logs([training_log]).table
-    if table.empty:
-        return None
+    from stegwatch.evaluation.logs import loss_names
 
     def draw(axis):
-        train_name, val_name = _loss_names(set(table["metric"]))
+        train_name, val_name = loss_names(set(table["metric"]))
         for name, style in ((train_name, "-"), (val_name, "--")):
             if name:
                 curve = table[table["metric"] == name].groupby("step")["value"].last()
@@ -84,19 +86,30 @@ def training_plot(training_log: Path | None) -> bytes | None:
     return _figure_png(draw)
 
 
-def metric_rows(metrics: dict) -> list[dict]:
-    """The "Current metrics" table: metric, value with interval and n, target, status."""
-    def rate_row(name: str, record: dict, target: str, ok: bool | None) -> dict:
+def _target(rules: list[Rule], keys: tuple[str, ...], value: float | None, percent: bool, note: str = "") -> tuple[str, str]:
+    """Target text and status of one metric from the value rule that watches it (``-`` when none does)."""
+    rule = value_rule_for(rules, keys)
+    if rule is None:
+        return "-", "-"
+    bound = f"{100 * rule.threshold:g}%" if percent else f"{rule.threshold:g}"
+    status = "-" if value is None else ("ok" if rule_holds(rule, value) else "missed")
+    return f"{QUIET_WHEN[rule.condition]} {bound}{note} ({rule.name})", status
+
+
+def metric_rows(metrics: dict, rules: list[Rule]) -> list[dict]:
+    """The "Current metrics" table: metric, value with interval and n, and the target and status from ``rules``."""
+    def rate_row(name: str, record: dict, keys: tuple[str, ...] | None = None, value_key: str = "rate", note: str = "") -> dict:
         value = "-" if record["rate"] is None else (
             f"{100 * record['rate']:.3f}% ({100 * record['ci_low']:.3f}-{100 * record['ci_high']:.3f}%, n={record['n']})")
-        return {"metric": name, "value": value, "target": target, "status": "-" if ok is None else ("ok" if ok else "missed")}
+        target, status = _target(rules, keys, record.get(value_key), True, note) if keys else ("-", "-")
+        return {"metric": name, "value": value, "target": target, "status": status}
 
     fpr = metrics["false_positive_rate"]
-    rows = [rate_row("False-positive rate (all clean)", fpr, "< 0.05% (upper bound)", fpr["upper_bound"] < TARGET_FPR)]
+    rows = [rate_row("False-positive rate (all clean)", fpr, ("false_positive_rate", "upper_bound"), "upper_bound", " upper bound")]
     for category, record in metrics["false_positive_rate_by_category"].items():
-        rows.append(rate_row(f"FPR: {category}", record, "-", None))
+        rows.append(rate_row(f"FPR: {category}", record))
     for method, record in metrics["detection_rate_by_method"].items():
-        rows.append(rate_row(f"Detection: {method}", record, ">= 99%", (record["rate"] or 0) >= TARGET_DETECTION))
+        rows.append(rate_row(f"Detection: {method}", record, ("detection_rate_by_method", method, "rate")))
     if metrics.get("roc_auc") is not None:
         rows.append({"metric": "ROC AUC", "value": f"{metrics['roc_auc']:.4f}", "target": "-", "status": "-"})
     latency = metrics.get("latency")
@@ -107,8 +120,8 @@ def metric_rows(metrics: dict) -> list[dict]:
     dataset = metrics.get("dataset")
     if dataset:
         deviation = dataset["balance"]["label"]["max_deviation"]
-        rows.append({"metric": "Dataset balance (clean/stego deviation)", "value": f"{deviation:.3f}", "target": "<= 0.10",
-                     "status": "ok" if deviation <= 0.10 else "missed"})
+        target, status = _target(rules, ("dataset", "balance", "label", "max_deviation"), deviation, False)
+        rows.append({"metric": "Dataset balance (clean/stego deviation)", "value": f"{deviation:.3f}", "target": target, "status": status})
     return rows
 
 
@@ -123,15 +136,15 @@ def template_environment(*extra: Path) -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def dashboard_context(history: list[dict], current: dict, status: str, alerts: list[dict],
-                      training_log: Path | None = None, recent: list[dict] | None = None) -> tuple[dict, dict[str, bytes]]:
-    """What the dashboard templates show, and the PNG plots by file name."""
-    plots = trend_plots(history)
-    training = training_plot(training_log)
+def dashboard_context(history: list[dict], current: dict, status: str, alerts: list[dict], rules: list[Rule],
+                      training_table: pd.DataFrame | None = None, recent: list[dict] | None = None) -> tuple[dict, dict[str, bytes]]:
+    """What the dashboard templates show (targets from the monitor's ``rules``), and the PNG plots by file name."""
+    plots = trend_plots(history, rules)
+    training = training_plot(training_table)
     if training is not None:
         plots["training_loss.png"] = training
     context = {
-        "run": current["run"], "status": status, "rows": metric_rows(current), "alerts": alerts, "history": history,
+        "run": current["run"], "status": status, "rows": metric_rows(current, rules), "alerts": alerts, "history": history,
         "recent": recent or [],
         "plots": sorted(plots), "training": current.get("training"),
         "images": {name: base64.b64encode(data).decode() for name, data in plots.items()},
@@ -139,11 +152,14 @@ def dashboard_context(history: list[dict], current: dict, status: str, alerts: l
     return context, plots
 
 
-def render_dashboard(history: list[dict], current: dict, status: str, alerts: list[dict], dashboard: Path,
-                     training_log: Path | None = None, recent: list[dict] | None = None) -> list[Path]:
-    """Write the Markdown dashboard, its PNG plots and the HTML twin; returns the paths written."""
+def render_dashboard(history: list[dict], current: dict, status: str, alerts: list[dict], dashboard: Path, rules: list[Rule],
+                     training_table: pd.DataFrame | None = None, recent: list[dict] | None = None) -> list[Path]:
+    """Write the Markdown dashboard, its PNG plots and the HTML twin; returns the paths written.
+
+    ``training_table`` is the model's parsed training log (``parse_logs(...).table``), or None.
+    """
     folder = dashboard.parent
-    context, plots = dashboard_context(history, current, status, alerts, training_log, recent)
+    context, plots = dashboard_context(history, current, status, alerts, rules, training_table, recent)
     written = []
     for name, data in plots.items():
         write_bytes_atomic(folder / name, data)

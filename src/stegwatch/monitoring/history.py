@@ -12,6 +12,9 @@ import sqlite3
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from stegwatch.errors import BaselineNotFound
+
+#: The run history every verb reads and writes unless told otherwise.
 DEFAULT_DB = Path(".stegwatch") / "history.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -101,7 +104,7 @@ def accept_baseline(run_id: str, db: str | Path = DEFAULT_DB) -> None:
 
     run = get_run(run_id, db)
     if run is None:
-        raise KeyError(f"no run {run_id!r} in {db}")
+        raise BaselineNotFound(f"no run {run_id!r} in {db}")
     with connect(db) as connection:
         connection.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?, ?)",
                            (run["model_name"], run_id, datetime.now(UTC).isoformat(timespec="seconds")))

@@ -6,19 +6,24 @@ loses the run.
 
 from __future__ import annotations
 
+import logging
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stegwatch.evaluation.dataset import dataset_metrics
 from stegwatch.format.files import write_text_atomic
-from stegwatch.evaluation.evaluate import evaluate, model_path
+from stegwatch.detectors import model_path
+from stegwatch.evaluation.evaluate import evaluate
+from stegwatch.features.corpus import load_corpus_features
 from stegwatch.evaluation.logs import convergence, parse_logs
 from stegwatch.monitoring import history
 from stegwatch.monitoring.dashboard import DEFAULT_DASHBOARD, render_dashboard
-from stegwatch.monitoring.rules import Alert, Rule, check, load_rules, status_of
+from stegwatch.errors import BaselineNotFound, ConfigError
+from stegwatch.monitoring.rules import Alert, Rule, check, load_rules, read_toml, rules_from_tables, status_of
 from stegwatch.monitoring.sinks import AlertConfig, SinkResult, dispatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,12 +36,18 @@ class MonitorConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> MonitorConfig:
-        if path is None:
-            return cls(rules=load_rules())
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        rules = load_rules(path) if data.get("rule") else load_rules()
+        """The configuration in ``path`` (read once), or the defaults."""
+        return cls.from_toml(read_toml(path) if path is not None else {})
+
+    @classmethod
+    def from_toml(cls, data: dict) -> MonitorConfig:
+        """From a parsed configuration file: ``[[rule]]`` (default rules when none), ``[alerts]``, ``[dashboard]``."""
+        rules = rules_from_tables(data["rule"]) if data.get("rule") else load_rules()
+        dashboard = data.get("dashboard", {})
+        if not isinstance(dashboard, dict) or set(dashboard) - {"path"}:
+            raise ConfigError("[dashboard]: the only setting is path")
         return cls(rules=rules, alerts=AlertConfig.from_dict(data.get("alerts", {})),
-                   dashboard=Path(data.get("dashboard", {}).get("path", DEFAULT_DASHBOARD)))
+                   dashboard=Path(dashboard.get("path", DEFAULT_DASHBOARD)))
 
 
 @dataclass
@@ -58,7 +69,7 @@ def _baseline(spec: str | None, model_name: str, db: Path) -> dict | None:
         return json.loads(Path(spec).read_text(encoding="utf-8"))
     run = history.get_run(spec, db)
     if run is None:
-        raise KeyError(f"baseline {spec!r} is neither a file nor a run in {db}")
+        raise BaselineNotFound(f"baseline {spec!r} is neither a file nor a run in {db}")
     return run["metrics"]
 
 
@@ -67,21 +78,33 @@ def monitor(
     corpus: str | Path,
     *,
     baseline: str | None = None,
-    config: MonitorConfig | None = None,
+    config: MonitorConfig | str | Path | None = None,
+    dashboard: str | Path | None = None,
     db: Path = history.DEFAULT_DB,
     fail_on: str | None = None,
     workers: int = 1,
     latency_sample: int = 50,
     command: str = "",
-    console=print,
+    console=log.warning,
     scheduler: str | None = None,
 ) -> MonitorResult:
-    config = config or MonitorConfig.load()
-    metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, scheduler=scheduler)
-    metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False)
-    training_log = model_path(model).parent / "training_log.jsonl"
-    if training_log.exists():
-        metrics["training"] = next(iter(convergence(parse_logs([training_log]).table).values()), None)
+    """One monitor run of ``model`` on ``corpus``: evaluate, record, check the rules, alert, render the dashboard.
+
+    ``config``: a :class:`MonitorConfig`, the path of its TOML file, or None
+    (the defaults); ``dashboard`` overrides its dashboard path. The corpus is
+    read once, and the history row is written before any alert is sent.
+    """
+    config = config if isinstance(config, MonitorConfig) else MonitorConfig.load(config)
+    if dashboard is not None:
+        config.dashboard = Path(dashboard)
+    data = load_corpus_features(corpus, workers=workers, scheduler=scheduler)  # the corpus is read once, for every section
+    metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, data=data)
+    metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, manifest=data.manifest)
+    path = model_path(model)
+    training_log = path.parent / "training_log.jsonl" if path is not None else None
+    training_table = parse_logs([training_log]).table if training_log is not None and training_log.exists() else None
+    if training_table is not None:
+        metrics["training"] = next(iter(convergence(training_table).values()), None)
     base = _baseline(baseline, metrics["run"]["model"]["name"], db)
     alerts = check(metrics, config.rules, base)
     status = status_of(alerts)
@@ -92,10 +115,11 @@ def monitor(
     sent = [a for a in alerts if config.alerts.resend or history.mark_alert_sent(a.fingerprint, run_id, db)]
     model_label = f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"
     history.clear_resolved_alerts(model_label, {a.fingerprint for a in alerts}, db)
+    log.info("run %s recorded in %s: status %s, %d alert(s), %d new", run_id, db, status, len(alerts), len(sent))
     sinks = dispatch(sent, config.alerts, console=console)
     runs = history.runs(db, metrics["run"]["model"]["name"])
-    files = render_dashboard(runs, metrics, status, [a.to_json_dict() for a in alerts], config.dashboard,
-                             training_log if training_log.exists() else None, recent_alerts(config.alerts.log_file))
+    files = render_dashboard(runs, metrics, status, [a.to_json_dict() for a in alerts], config.dashboard, config.rules,
+                             training_table, recent_alerts(config.alerts.log_file))
     failing = {"critical": ("critical",), "warning": ("warning", "critical")}.get(fail_on or "", ())
     return MonitorResult(metrics, status, alerts, sent, sinks, [*files, metrics_file], 1 if status in failing else 0)
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import operator
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from stegwatch.errors import ConfigError
 
 DEFAULT_RULES = Path(__file__).parent / "default_rules.toml"
 CONDITIONS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
@@ -77,20 +79,61 @@ class Alert:
         return asdict(self) | {"fingerprint": self.fingerprint, "message": self.message()}
 
 
-def load_rules(path: str | Path | None = None) -> list[Rule]:
-    """Rules from a TOML file (``[[rule]]`` tables); the shipped defaults when ``path`` is None."""
-    data = tomllib.loads(Path(path or DEFAULT_RULES).read_text(encoding="utf-8"))
+def read_toml(path: str | Path) -> dict:
+    """A TOML configuration file as a dict; a missing or malformed file is a :class:`ConfigError`."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc}") from None
+
+
+def rules_from_tables(tables: list) -> list[Rule]:
+    """Rules from parsed ``[[rule]]`` tables, each checked (unknown fields, condition, severity, kind)."""
+    known = {f.name for f in fields(Rule)}
     rules = []
-    for raw in data.get("rule", []):
+    for raw in tables:
+        name = raw.get("name", "?") if isinstance(raw, dict) else "?"
+        if not isinstance(raw, dict):
+            raise ConfigError("each [[rule]] must be a table")
+        unknown, missing = set(raw) - known, {"name", "metric", "condition", "threshold", "severity"} - set(raw)
+        if unknown or missing:
+            problems = [f"unknown field(s) {', '.join(sorted(unknown))}"] if unknown else []
+            problems += [f"missing {', '.join(sorted(missing))}"] if missing else []
+            raise ConfigError(f"rule {name}: {'; '.join(problems)}")
         rule = Rule(**raw)
         if rule.condition not in CONDITIONS:
-            raise ValueError(f"rule {rule.name}: condition must be one of {', '.join(CONDITIONS)}")
+            raise ConfigError(f"rule {rule.name}: condition must be one of {', '.join(CONDITIONS)}")
         if rule.severity not in SEVERITIES:
-            raise ValueError(f"rule {rule.name}: severity must be warning or critical")
+            raise ConfigError(f"rule {rule.name}: severity must be warning or critical")
         if rule.kind not in ("value", "change"):
-            raise ValueError(f"rule {rule.name}: kind must be value or change")
+            raise ConfigError(f"rule {rule.name}: kind must be value or change")
+        if not isinstance(rule.threshold, int | float) or isinstance(rule.threshold, bool):
+            raise ConfigError(f"rule {rule.name}: threshold must be a number")
         rules.append(rule)
     return rules
+
+
+def load_rules(path: str | Path | None = None) -> list[Rule]:
+    """Rules from a TOML file (``[[rule]]`` tables); the shipped defaults when ``path`` is None."""
+    return rules_from_tables(read_toml(path or DEFAULT_RULES).get("rule", []))
+
+
+#: What a dashboard shows as the target of a rule: the condition under which the rule stays quiet.
+QUIET_WHEN = {"gt": "<=", "gte": "<", "lt": ">=", "lte": ">"}
+
+
+def value_rule_for(rules: list[Rule], keys: tuple[str, ...]) -> Rule | None:
+    """The first value rule whose metric pattern covers the concrete key path ``keys`` (``*`` matches one key)."""
+    for rule in rules:
+        parts = rule.metric.split(".")
+        if rule.kind == "value" and len(parts) == len(keys) and all(p in ("*", k) for p, k in zip(parts, keys, strict=True)):
+            return rule
+    return None
+
+
+def rule_holds(rule: Rule, value: float) -> bool:
+    """True when ``value`` does not make ``rule`` fire."""
+    return not CONDITIONS[rule.condition](value, rule.threshold)
 
 
 def resolve(document: dict, path: str) -> dict[tuple[str, ...], object]:

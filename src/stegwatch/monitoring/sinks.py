@@ -8,6 +8,7 @@ run or loses its history row.
 
 from __future__ import annotations
 
+import logging
 import json
 import os
 import smtplib
@@ -19,7 +20,12 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from stegwatch.errors import ConfigError
 from stegwatch.monitoring.rules import Alert
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ALERTS_LOG = ".stegwatch/alerts.log"
 
 
 @dataclass
@@ -34,16 +40,32 @@ class SinkResult:
 class AlertConfig:
     """The ``[alerts]`` table of the monitor configuration."""
 
-    log_file: str | None = ".stegwatch/alerts.log"
+    log_file: str | None = DEFAULT_ALERTS_LOG
     resend: bool = False
     email: dict | None = None
     webhooks: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict) -> AlertConfig:
+        """From the parsed ``[alerts]`` table, checked like ``[serve]``: unknown settings and wrong types are refused."""
+        if not isinstance(data, dict):
+            raise ConfigError("[alerts] must be a table")
+        unknown = set(data) - {"log_file", "resend", "email", "webhook"}
+        if unknown:
+            raise ConfigError(f"[alerts]: unknown setting(s) {', '.join(sorted(unknown))}")
+        log_file = data.get("log_file", DEFAULT_ALERTS_LOG)
+        if log_file is not None and not isinstance(log_file, str):
+            raise ConfigError("[alerts] log_file must be a path (text)")
+        if not isinstance(data.get("resend", False), bool):
+            raise ConfigError("[alerts] resend must be true or false")
+        email = data.get("email")
+        if email is not None and not isinstance(email, dict):
+            raise ConfigError("[alerts.email] must be a table")
         webhooks = data.get("webhook", [])
-        return cls(log_file=data.get("log_file", ".stegwatch/alerts.log"), resend=bool(data.get("resend", False)),
-                   email=data.get("email"), webhooks=webhooks if isinstance(webhooks, list) else [webhooks])
+        webhooks = webhooks if isinstance(webhooks, list) else [webhooks]
+        if not all(isinstance(w, dict) for w in webhooks):
+            raise ConfigError("[[alerts.webhook]] entries must be tables")
+        return cls(log_file=log_file, resend=data.get("resend", False), email=email, webhooks=webhooks)
 
 
 def _summary(alerts: list[Alert]) -> str:
@@ -117,7 +139,7 @@ def _attempt(name: str, send: Callable[[], None], count: int) -> SinkResult:
     return SinkResult(name, 0, error, 2)
 
 
-def dispatch(alerts: list[Alert], config: AlertConfig, console: Callable[[str], None] = print) -> list[SinkResult]:
+def dispatch(alerts: list[Alert], config: AlertConfig, console: Callable[[str], None] = log.warning) -> list[SinkResult]:
     """Send ``alerts`` to every configured sink; returns what each sink did."""
     results = []
     for alert in alerts:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from stegwatch.provenance import new_run_id
 from stegwatch.stats import DEFAULT_TARGET_FPR, rate_record, roc_auc
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAIN_SOURCES = ("skimage", "sklearn", "matplotlib")
@@ -165,6 +168,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     for a, b in zip(names, names[1:], strict=False):
         comparison = compare_pair(results[a], results[b], seed)
         comparisons.append({"from": a, "to": b, "comparison": comparison, "verdicts": verdicts(a, b, comparison)})
+    log.info("leave-one-source-out retraining for %s", ", ".join(names))
     loso = {name: leave_one_source_out(model, data, seed=seed, target_fpr=target_fpr)
             for name, model in zip(names, models, strict=True)}
     ablation_results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in ablations or []]

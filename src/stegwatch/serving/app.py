@@ -33,6 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from stegwatch.evaluation.logs import parse_logs
 from stegwatch.monitoring import history
 from stegwatch.monitoring.dashboard import dashboard_context, template_environment
 from stegwatch.monitoring.monitor import recent_alerts
@@ -156,9 +157,9 @@ class LiveState:
             model_runs = history.runs(self.config.db, latest["model_name"])
             baseline = history.baseline_for(latest["model_name"], self.config.db)
             alerts = check(metrics, self.config.monitor.rules, baseline["metrics"] if baseline else None)
-            training_log = Path(metrics["run"]["model"].get("path", "")).parent / "training_log.jsonl"
-            context, _ = dashboard_context(model_runs, metrics, latest["status"], [a.to_json_dict() for a in alerts],
-                                           training_log if training_log.is_file() else None,
+            training_log = Path(metrics["run"]["model"].get("path") or "").parent / "training_log.jsonl"
+            context, _ = dashboard_context(model_runs, metrics, latest["status"], [a.to_json_dict() for a in alerts], self.config.monitor.rules,
+                                           parse_logs([training_log]).table if training_log.is_file() else None,
                                            recent_alerts(self.config.monitor.alerts.log_file))
             html = self.templates.get_template("dashboard_body.html.j2").render(**context)
         with self._lock:

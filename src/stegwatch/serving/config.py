@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stegwatch.monitoring import history
+from stegwatch.errors import ConfigError
 from stegwatch.monitoring.monitor import MonitorConfig
+from stegwatch.monitoring.rules import read_toml
 from stegwatch.serving.aggregates import DEFAULT_WINDOWS
 
 DEFAULT_TOKEN_ENV = "STEGWATCH_TOKEN"
@@ -18,7 +19,7 @@ def parse_window(text: str) -> float:
     """``"5m"`` -> 300.0; units s, m, h, d."""
     text = text.strip()
     if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].replace(".", "", 1).isdigit() or float(text[:-1]) <= 0:
-        raise ValueError(f"window {text!r}: write a positive number and a unit (s, m, h or d), e.g. 5m")
+        raise ConfigError(f"window {text!r}: write a positive number and a unit (s, m, h or d), e.g. 5m")
     return float(text[:-1]) * _UNITS[text[-1]]
 
 
@@ -36,19 +37,20 @@ class ServeConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, db: Path | None = None) -> ServeConfig:
-        monitor = MonitorConfig.load(path)
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("serve", {}) if path else {}
+        data = read_toml(path) if path else {}
+        monitor = MonitorConfig.from_toml(data)
+        raw = data.get("serve", {})
         unknown = set(raw) - {"windows", "token_env", "max_body_bytes", "alert_interval_s", "poll_ms"}
         if unknown:
-            raise ValueError(f"[serve]: unknown setting(s) {', '.join(sorted(unknown))}")
+            raise ConfigError(f"[serve]: unknown setting(s) {', '.join(sorted(unknown))}")
         windows = {name: parse_window(name) for name in raw.get("windows", list(DEFAULT_WINDOWS))}
         if len(windows) < 2:
-            raise ValueError("[serve] windows: give at least two (the current window and the trailing baseline)")
+            raise ConfigError("[serve] windows: give at least two (the current window and the trailing baseline)")
         config = cls(db=db or history.DEFAULT_DB, monitor=monitor, windows=dict(sorted(windows.items(), key=lambda kv: kv[1])),
                      token_env=str(raw.get("token_env", DEFAULT_TOKEN_ENV)), max_body_bytes=int(raw.get("max_body_bytes", 1_000_000)),
                      alert_interval_s=float(raw.get("alert_interval_s", 10.0)), poll_ms=int(raw.get("poll_ms", 2000)))
         if config.max_body_bytes < 1024:
-            raise ValueError("[serve] max_body_bytes must be at least 1024")
+            raise ConfigError("[serve] max_body_bytes must be at least 1024")
         return config
 
 
