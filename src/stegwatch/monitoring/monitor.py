@@ -99,7 +99,8 @@ def monitor(
         config.dashboard = Path(dashboard)
     data = load_corpus_features(corpus, workers=workers, scheduler=scheduler)  # the corpus is read once, for every section
     metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, data=data)
-    metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, manifest=data.manifest)
+    metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
+                                         manifest=data.manifest)
     path = model_path(model)
     training_log = path.parent / "training_log.jsonl" if path is not None else None
     training_table = parse_logs([training_log]).table if training_log is not None and training_log.exists() else None
