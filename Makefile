@@ -27,8 +27,8 @@ tools:
 demo: $(STAMP) tools
 	$(STEGWATCH) corpus build --out $(DEMO_CORPUS) --preset default
 	$(STEGWATCH) validate-streams $(DEMO_CORPUS)
-	$(STEGWATCH) monitor --model-version v3 --dataset-path $(DEMO_CORPUS) --dashboard docs/grok/v3/performance_dashboard.md
-	$(STEGWATCH) monitor --model-version v4 --dataset-path $(DEMO_CORPUS) --dashboard docs/grok/performance_dashboard.md
+	$(STEGWATCH) monitor --model-version v3 --dataset-path $(DEMO_CORPUS) --split monitor --dashboard docs/grok/v3/performance_dashboard.md
+	$(STEGWATCH) monitor --model-version v4 --dataset-path $(DEMO_CORPUS) --split monitor --dashboard docs/grok/performance_dashboard.md
 	@echo "dashboards: docs/grok/performance_dashboard.md (V4), docs/grok/v3/performance_dashboard.md (V3), with .html twins"
 	@echo "detector quality: docs/detectors.md; run history: .stegwatch/history.db (stegwatch history export)"
 	@echo "baseline report: docs/grok/baseline_report.md (stegwatch baseline --models v3 v4 --corpus $(DEMO_CORPUS)); roadmap: docs/grok/research_roadmap.md"

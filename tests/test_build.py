@@ -47,8 +47,12 @@ def test_rate_sweep_and_bit_orders_are_balanced_in_the_default_preset():
     n = PRESETS["default"].stego_per_method
     for key in ("lsb.rgb", "lsbm"):
         variants = [stego_variant(METHODS[key], i) for i in range(n)]
-        rates = {v[2] for v in variants if v[2] != "text"}
+        rates = {v[1] for v in variants if v[1] != "text" and not str(v[1]).startswith("unframed:")}
         assert rates == {0.05, 0.1, 0.2, 0.4}
+    for key in ("lsb.rgb", "alpha", "palette"):
+        variants = [stego_variant(METHODS[key], i)[1] for i in range(n)]
+        unframed = [v for v in variants if str(v).startswith("unframed:")]
+        assert len(unframed) >= n / 3 and {v.split(":")[1] for v in unframed} == {"0.05", "0.1", "0.2", "0.4"}
     orders = [stego_variant(METHODS["palette"], i)[0] for i in range(n)]
     assert orders.count("msb-first") == orders.count("lsb-first")
 

@@ -40,6 +40,7 @@ def evaluate_command(
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
     latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency (0: skip).")] = 100,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Only this split of the corpus: train or monitor (default: every file).")] = None,
     executor: ExecutorOption = "local",
     scheduler: SchedulerOption = None,
 ) -> None:
@@ -49,7 +50,7 @@ def evaluate_command(
     with progress_bar("features", not as_json) as progress:
         metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, threshold=threshold,
                            workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(), progress=progress,
-                           scheduler=scheduler_for(executor, scheduler), out=out_dir)
+                           scheduler=scheduler_for(executor, scheduler), out=out_dir, split=split)
     if as_json:
         print_json(metrics)
         return

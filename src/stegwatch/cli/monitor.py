@@ -40,6 +40,7 @@ def monitor_command(
     latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency.")] = 50,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's metrics, status and alerts as JSON.")] = False,
+    split: Annotated[Optional[str], typer.Option(help="Only this split of the corpus: train or monitor (default: every file).")] = None,
     executor: ExecutorOption = "local",
     scheduler: SchedulerOption = None,
 ) -> None:
@@ -51,7 +52,7 @@ def monitor_command(
     result = monitor(model_version, dataset_path, baseline=baseline, config=config, dashboard=dashboard, db=db, fail_on=fail_on,
                      workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(),
                      console=(lambda line: err.print(line, markup=False, highlight=False)),
-                     scheduler=scheduler_for(executor, scheduler))
+                     scheduler=scheduler_for(executor, scheduler), split=split)
     if as_json:
         print_json({"run_id": result.metrics["run"]["run_id"], "status": result.status,
                     "alerts": [a.to_json_dict() for a in result.alerts],

@@ -35,23 +35,31 @@ from stegwatch.corpus.sources import PhotoSource, UserCover, builtin_sources, ph
 from stegwatch.errors import CorpusError
 from stegwatch.format.files import DEFAULT_LIMITS, FORMAT_EXTENSIONS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
 from stegwatch.format.manifest import MANIFEST_NAME, sidecar_text, write_manifest
-from stegwatch.format.records import FileError, ManifestEntry, Sidecar
+from stegwatch.format.records import FileError, ManifestEntry, Sidecar, split_of
 from stegwatch.stego import METHODS, EmbedError, EmbedOptions, StegoFile, StegoMethod
-from stegwatch.stego.base import BIT_ORDERS, encode_image
+from stegwatch.stego.base import BIT_ORDERS, encode_image, to_palette
 from stegwatch.stego.dct import count_changes, dct_rate_bytes, luma_nzac
 
 STATE_DIR = ".stegwatch-build"
 JOURNAL = "journal.jsonl"
 PLAN = "plan.json"
 #: Bump when a change to the generators changes the files a seed produces.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 #: Target rates (bits per pixel) of the random-payload rate sweep.
 RATES_BPP = (0.05, 0.1, 0.2, 0.4)
 #: Payload variants per method: "text", or a rate (bpp for pixel methods, bits per
 #: non-zero AC coefficient for JPEG methods). Half of lsb.rgb is a rate sweep.
+#: Random payloads written with no marker and no terminator (``EmbedOptions(framed=False)``):
+#: nothing extractable looks like a message, only the embedding's statistics can find them.
+UNFRAMED = tuple(f"unframed:{rate}" for rate in RATES_BPP)
 PAYLOAD_VARIANTS: dict[str, tuple[str | float, ...]] = {
-    "lsb.rgb": ("text",) * 4 + RATES_BPP,
+    # Starlight-framed text, framed random bytes at each rate, and unframed random bytes (over a third).
+    # Interleaved, so that even a small corpus holds every kind.
+    "lsb.rgb": ("text", UNFRAMED[0], RATES_BPP[0], "text", UNFRAMED[1], RATES_BPP[1], "text", UNFRAMED[2], RATES_BPP[2],
+                UNFRAMED[3], RATES_BPP[3]),
+    "alpha": ("text", UNFRAMED[0], "text", UNFRAMED[1], "text", UNFRAMED[2], UNFRAMED[3]),
+    "palette": ("text", UNFRAMED[0], "text", UNFRAMED[1], "text", UNFRAMED[2], UNFRAMED[3]),
     "lsbm": RATES_BPP,
     "jsteg": (0.05, 0.1, 0.2, 0.4),
     "f5": (0.05, 0.1, 0.2, 0.4),
@@ -71,8 +79,15 @@ MIN_PAYLOAD = 16
 _SIZES = (256, 128, 512)
 _SIZE_WEIGHTS = (0.8, 0.1, 0.1)
 # File formats of the clean photo crops, so that no format belongs to one class only.
-_PHOTO_FORMATS = ("PNG", "JPEG", "BMP")
-_PHOTO_FORMAT_WEIGHTS = (0.8, 0.1, 0.1)
+# Containers (format, mode) of the clean photo crops and their weights. Every pixel and metadata
+# method finds covers of its own container among them, and its stego keeps that container, so
+# that no container belongs to one class (BOSSbase-style cover/stego pairs).
+_PHOTO_CONTAINERS = (("PNG", "RGB"), ("BMP", "RGB"), ("JPEG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("GIF", "P"))
+_PHOTO_CONTAINER_WEIGHTS = (0.40, 0.10, 0.10, 0.16, 0.12, 0.12)
+# Photo crop i has container _CONTAINER_SCHEDULE[i % 50]: known without making the crop, so a
+# stego job can list the covers of its container cheaply. A fixed shuffle spreads them out.
+_CONTAINER_SCHEDULE = tuple(np.random.default_rng(20261130).permutation(
+    np.repeat(np.arange(len(_PHOTO_CONTAINERS)), np.rint(50 * np.asarray(_PHOTO_CONTAINER_WEIGHTS)).astype(int))).tolist())
 _KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4, "jpeg": 5}
 
 log = logging.getLogger(__name__)
@@ -245,9 +260,47 @@ def photo_file(ctx: BuildContext, index: int) -> CoverFile:
     source = ctx.sources[index % len(ctx.sources)]
     size = int(rng.choice(_SIZES, p=_SIZE_WEIGHTS))
     image, _ = photo_crop(source, rng, size)
-    fmt = str(rng.choice(_PHOTO_FORMATS, p=_PHOTO_FORMAT_WEIGHTS))
-    data = encode_image(image, fmt, jpeg_quality=int(rng.integers(85, 96)))
+    fmt, mode = photo_container(index)
+    image = in_container(image, mode, rng)
+    data = encode_image(image, fmt, jpeg_quality=JPEG_QUALITIES[int(rng.integers(len(JPEG_QUALITIES)))])
     return CoverFile(f"clean/photo-{index:05d}{FORMAT_EXTENSIONS[fmt]}", data, source.cover_id, source.cover_source)
+
+
+def photo_container(index: int) -> tuple[str, str]:
+    """(format, mode) of photo crop ``index``."""
+    return _PHOTO_CONTAINERS[_CONTAINER_SCHEDULE[index % len(_CONTAINER_SCHEDULE)]]
+
+
+def cover_candidates(ctx: BuildContext, method: StegoMethod) -> list[int]:
+    """Indices into the method's cover pool whose container the method keeps (user covers are checked when loaded)."""
+    if method.category == "dct":
+        return list(range(ctx.n_jpeg_covers))
+    photos = [i for i in range(ctx.preset.photos) if method.accepts(*photo_container(i))]
+    return photos + list(range(ctx.preset.photos, ctx.n_covers))
+
+
+def in_container(image: Image.Image, mode: str, rng: np.random.Generator) -> Image.Image:
+    """A photo crop in ``mode`` as ordinary software makes it.
+
+    RGBA: opaque, or with a soft (feathered) mask as cut-outs and vignettes
+    have; P: a full 256-entry palette from median cut, dithered or not. A
+    grayscale crop stays grayscale in the RGB containers.
+    """
+    if mode == "RGBA":
+        rgba = image.convert("RGBA")
+        if rng.random() < 0.5:
+            return rgba
+        height, width = rgba.height, rgba.width
+        y, x = np.mgrid[0:height, 0:width]
+        cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
+        radius = rng.uniform(0.35, 0.7) * min(height, width)
+        distance = np.hypot((y - cy) / radius, (x - cx) / radius)
+        alpha = np.clip((1.3 - distance) / 0.6, 0.0, 1.0)
+        rgba.putalpha(Image.fromarray(np.rint(255 * alpha).astype(np.uint8), "L"))
+        return rgba
+    if mode == "P":
+        return to_palette(image, dither=bool(rng.random() < 0.5))
+    return image
 
 
 def jpeg_file(ctx: BuildContext, index: int) -> CoverFile:
@@ -294,6 +347,7 @@ def jpeg_cover_file(ctx: BuildContext, cover_index: int) -> CoverFile:
 
 def _entry(ctx: BuildContext, file_path: str, data: bytes, **fields: object) -> dict:
     image = decode_image(data, file_path, ctx.limits)
+    fields.setdefault("split", split_of(str(fields["cover_id"])))
     entry = ManifestEntry(
         file_path=file_path,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -346,30 +400,53 @@ def run_negative(ctx: BuildContext, job: Job) -> list[dict]:
     ]
 
 
-def stego_variant(method: StegoMethod, index: int) -> tuple[str | None, str | None, str | float]:
-    """(bit order, carrier format, payload variant) for stego job ``index``, cycling evenly."""
+def stego_variant(method: StegoMethod, index: int) -> tuple[str | None, str | float]:
+    """(bit order, payload variant) for stego job ``index``, cycling evenly.
+
+    The carrier format is not chosen here: the stego file keeps its cover's container.
+    """
     orders = BIT_ORDERS if method.ordered else (None,)
-    variants = list(itertools.product(orders, method.carriers, PAYLOAD_VARIANTS.get(method.key, ("text",))))
-    return variants[index % len(variants)]
+    # Bit orders alternate job by job, so any even count of jobs holds both equally.
+    variants = list(itertools.product(PAYLOAD_VARIANTS.get(method.key, ("text",)), orders))
+    variant, order = variants[index % len(variants)]
+    return order, variant
+
+
+def _rate_of(variant: str | float) -> tuple[float | None, bool]:
+    """(payload rate or None for text, framed?) of a payload variant."""
+    if variant == "text":
+        return None, True
+    if isinstance(variant, str) and variant.startswith("unframed:"):
+        return float(variant.split(":", 1)[1]), False
+    return float(variant), True
 
 
 def _payload_for(rng: np.random.Generator, method: StegoMethod, variant: str | float, carrier: CarrierFile) -> bytes:
-    if variant == "text":
+    rate, framed = _rate_of(variant)
+    if rate is None:
         return text_payload(rng, min(text_length(rng), method.capacity(carrier)))
     if method.category == "dct":
-        return random_payload(rng, dct_rate_bytes(float(variant), luma_nzac(carrier)))
-    return random_payload(rng, bytes_for_rate(float(variant), carrier.image.width, carrier.image.height))
+        return random_payload(rng, dct_rate_bytes(rate, luma_nzac(carrier)))
+    n_bytes = bytes_for_rate(rate, carrier.image.width, carrier.image.height)
+    # Framed payloads must not hold the NUL terminator; unframed ones are any bytes at all.
+    return random_payload(rng, n_bytes) if framed else rng.integers(0, 256, n_bytes, dtype=np.uint8).tobytes()
 
 
-def _prove(method: StegoMethod, stego: StegoFile, cover: CoverFile, payload: bytes, job: Job, limits: ReadLimits) -> None:
-    """Raise unless the label can be proven: by extraction, or by change rate for simulators."""
+def _prove(method: StegoMethod, stego: StegoFile, cover: CoverFile, payload: bytes, job: Job, limits: ReadLimits,
+           framed: bool = True) -> None:
+    """Raise unless the label can be proven: by extraction, by reading the raw bits back (unframed), or by change rate."""
     if method.simulated:
         claimed = (stego.sidecar_extra or {})["simulation"]["changed_coefficients"]
         changed, _ = count_changes(cover.data, stego.data)
         if changed != claimed or changed == 0:
             raise ValueError(f"{method.key}: {changed} coefficients changed, the simulation claims {claimed}")
         return
-    found = method.extract(carrier_from_bytes(stego.data, job.id, limits), bit_order=stego.embedding.bit_order, key=stego.key)
+    carrier = carrier_from_bytes(stego.data, job.id, limits)
+    if not framed:
+        if method.read_unframed(carrier, len(payload), stego.embedding.bit_order or "lsb-first") != payload:
+            raise ValueError(f"{method.key}: embedded bits could not be read back")
+        return
+    found = method.extract(carrier, bit_order=stego.embedding.bit_order, key=stego.key)
     if not any(x.payload == payload for x in found):
         raise ValueError(f"{method.key}: embedded payload could not be extracted back")
 
@@ -377,17 +454,24 @@ def _prove(method: StegoMethod, stego: StegoFile, cover: CoverFile, payload: byt
 def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
     method = METHODS[job.name]
     rng = job_rng(ctx.seed, job)
-    bit_order, carrier_format, variant = stego_variant(method, job.index)
+    bit_order, variant = stego_variant(method, job.index)
     key = str(int(rng.integers(1, 2**31))) if method.keyed or method.simulated else None
-    options = EmbedOptions(bit_order=bit_order or "msb-first", carrier=carrier_format, key=key)
     is_dct = method.category == "dct"
-    pool_size = ctx.n_jpeg_covers if is_dct else ctx.n_covers
-    start = int(rng.integers(pool_size))
+    candidates = cover_candidates(ctx, method)
+    if not candidates:
+        raise ValueError(f"no cover in this corpus has a container {method.key} can carry")
+    start = int(rng.integers(len(candidates)))
     reasons: list[str] = []
-    for attempt in range(min(pool_size, MAX_COVER_ATTEMPTS)):
-        index = (start + attempt) % pool_size
+    for attempt in range(min(len(candidates), MAX_COVER_ATTEMPTS)):
+        index = candidates[(start + attempt) % len(candidates)]
         cover = jpeg_cover_file(ctx, index) if is_dct else cover_file(ctx, index)
         carrier = carrier_from_bytes(cover.data, cover.file_path, ctx.limits)
+        if not method.accepts(carrier.format, carrier.image.mode):
+            reasons.append(f"{cover.file_path}: {method.key} cannot keep a {carrier.format} {carrier.image.mode} container")
+            continue
+        # The stego file keeps its cover's container: same format (and mode, and JPEG tables where the method allows).
+        options = EmbedOptions(bit_order=bit_order or "msb-first", carrier=carrier.format, key=key,
+                               framed=_rate_of(variant)[1])
         payload = _payload_for(rng, method, variant, carrier)
         if not MIN_PAYLOAD <= len(payload) <= method.capacity(carrier):
             reasons.append(f"{cover.file_path}: {len(payload)} bytes do not fit")
@@ -400,9 +484,11 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
         break
     else:
         raise ValueError(f"no cover could carry a {method.key} payload; last: {reasons[-1] if reasons else 'none'}")
-    _prove(method, stego, cover, payload, job, ctx.limits)
+    framed = options.framed
+    _prove(method, stego, cover, payload, job, ctx.limits, framed)
     file_path = f"stego/{method.key}/{method.key}-{job.index:05d}{stego.extension}"
-    sidecar = Sidecar(embedding=stego.embedding, clean_file=cover.file_path, key=stego.key, **(stego.sidecar_extra or {}))
+    extra = (stego.sidecar_extra or {}) | ({} if framed else {"framing": "none", "payload_bytes": len(payload)})
+    sidecar = Sidecar(embedding=stego.embedding, clean_file=cover.file_path, key=stego.key, **extra)
     _write(ctx, file_path, stego.data)
     write_text_atomic(ctx.out / (file_path + ".json"), sidecar_text(sidecar), durable=False)
     image = carrier.image
@@ -416,7 +502,7 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
             payload_bytes=len(payload),
             payload_bpp=round(8 * len(payload) / (image.width * image.height), 6),
             payload_sha256=None if method.simulated else hashlib.sha256(payload).hexdigest(),
-            payload_kind="text" if variant == "text" else "random",
+            payload_kind="text" if variant == "text" else ("random" if framed else "unframed"),
             bit_order=stego.embedding.bit_order,
             carrier=stego.format,
             **fields,

@@ -21,7 +21,7 @@ from stegwatch.parallel import map_unordered
 from stegwatch.format.files import DEFAULT_LIMITS, CarrierFile, ReadLimits, UnreadableFile, load_carrier, read_file_bytes
 from stegwatch.format.manifest import ManifestError, read_manifest, read_sidecar, resolve_in_root
 from stegwatch.format.records import ManifestEntry, Sidecar
-from stegwatch.stego import METHODS, Extraction, extract_all
+from stegwatch.stego import BIT_ORDERS, METHODS, Extraction, extract_all
 from stegwatch.stego.dct import count_changes
 
 #: Allowed relative difference between the recounted and the claimed changes of a simulated
@@ -214,12 +214,27 @@ def _check_stego(root: Path, path: Path, carrier: CarrierFile, entry: ManifestEn
         return check
     if method.simulated:
         return _check_change_rate(root, carrier, sidecar, check, limits)
+    if (sidecar.model_extra or {}).get("framing") == "none":
+        return _check_unframed(method, carrier, sidecar, entry, check)
     found = method.extract(carrier, bit_order=sidecar.embedding.bit_order, key=sidecar.key)
     if any(hashlib.sha256(x.payload).hexdigest() == entry.payload_sha256 for x in found):
         check.status, check.proof = "passed", "extraction"
         return check
     check.reason = f"no extracted payload matches payload_sha256 ({len(found)} candidate(s) found)"
     check.found = [describe(x) for x in found]
+    return check
+
+
+def _check_unframed(method, carrier: CarrierFile, sidecar: Sidecar, entry: ManifestEntry, check: FileCheck) -> FileCheck:
+    """Prove an unframed label: the embedded bits, read raw along the method's path, hash to payload_sha256."""
+    n_bytes = entry.payload_bytes or 0
+    orders = [sidecar.embedding.bit_order] if sidecar.embedding.bit_order else list(BIT_ORDERS)
+    for order in orders:
+        raw = method.read_unframed(carrier, n_bytes, order)
+        if raw is not None and hashlib.sha256(raw).hexdigest() == entry.payload_sha256:
+            check.status, check.proof = "passed", "raw bits"
+            return check
+    check.reason = f"the first {n_bytes} bytes of raw {method.key} bits do not match payload_sha256"
     return check
 
 

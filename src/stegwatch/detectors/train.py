@@ -44,6 +44,8 @@ class TrainConfig:
     max_depth: int = 3
     subsample: float = 0.8
     workers: int = 1
+    #: The corpus split trained on: the ``monitor`` split's covers never reach training.
+    split: str | None = "train"
 
 
 def split_by_cover(entries: list[ManifestEntry], seed: int, test_size: float, val_size: float) -> dict[str, np.ndarray]:
@@ -115,7 +117,7 @@ def train(corpus: str | Path, out: str | Path, config: TrainConfig = TrainConfig
         raise ModelError(f"--model {config.model}: cannot be trained; trainable kinds: {trainable}")
     corpus, out = Path(corpus), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_corpus_features(corpus, workers=config.workers, progress=progress)
+    data = load_corpus_features(corpus, workers=config.workers, progress=progress, split=config.split)
     split = split_by_cover(data.entries, config.seed, config.test_size, config.val_size)
     log.info("training %s on %s: %s", kind.key, corpus, ", ".join(f"{part} {idx.size} files" for part, idx in split.items()))
     excluded = set(config.exclude_categories)

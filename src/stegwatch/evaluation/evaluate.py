@@ -136,6 +136,7 @@ def evaluate(
     scheduler: str | None = None,
     data: CorpusFeatures | None = None,
     out: str | Path | None = None,
+    split: str | None = None,
 ) -> dict:
     """Evaluate ``model`` (a registered key or a model file) on ``corpus``; returns schema-valid metrics (a dict).
 
@@ -147,7 +148,7 @@ def evaluate(
     path = model_path(model)
     detector = load_detector(model, threshold)
     if data is None:
-        data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler)
+        data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler, split=split)
     entries = data.entries
     log.info("evaluating %s %s on %s: %d files, %d unreadable%s", detector.name, detector.version, corpus, len(entries),
              len(data.errors), f", {folds} grouped folds" if folds else "")
@@ -194,7 +195,8 @@ def evaluate(
             "stegwatch_version": __version__,
             "model": {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None},
-            "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors)},
+            "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
+                       "split": split},
             "machine": machine_info(),
         },
         "threshold": used_threshold,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stegwatch.errors import ConfigError
 from stegwatch.features.cache import DEFAULT_CACHE, FeatureCache
 from stegwatch.features.streams import feature_names
 from stegwatch.features.table import features_for_paths
@@ -36,10 +37,19 @@ class CorpusFeatures:
 def load_corpus_features(
     corpus: str | Path, *, workers: int = 1, progress=None, scheduler: str | None = None,
     cache: FeatureCache | str | Path | None = DEFAULT_CACHE,
+    split: str | None = None,
 ) -> CorpusFeatures:
-    """Feature rows for every readable file of a corpus, through the feature cache (default: the default cache file; None: none)."""
+    """Feature rows for every readable file of a corpus, through the feature cache (default: the default cache file; None: none).
+
+    ``split`` keeps only the entries of that split (``train`` or ``monitor``);
+    entries of a corpus made before splits existed (no ``split``) count as ``train``.
+    """
+    if split not in (None, "train", "monitor"):
+        raise ConfigError(f"split must be train or monitor, not {split!r}")
     root = Path(corpus)
     read = read_manifest(root)
+    if split is not None:
+        read.entries = [e for e in read.entries if (e.split or "train") == split]
     paths = [str(resolve_in_root(root, e.file_path)) for e in read.entries]
     rows = features_for_paths(paths, workers=workers, cache=cache, progress=progress, scheduler=scheduler)
     keep = [i for i, r in enumerate(rows) if r.vector is not None]

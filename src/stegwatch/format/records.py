@@ -7,6 +7,7 @@ every stego file, and one manifest line per corpus file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -102,7 +103,15 @@ class ManifestEntry(BaseModel):
         description="hash of the payload bytes without framing; null only for simulator-only methods "
         "(nsf5, juniward), whose labels are proven by change rate",
     )
-    payload_kind: Literal["text", "random"] | None = None
+    payload_kind: Literal["text", "random", "unframed"] | None = Field(
+        default=None,
+        description="text: a Starlight-framed UTF-8 message; random: framed random bytes; unframed: random bytes "
+        "with no marker and no terminator (proven by reading the embedded bits back)",
+    )
+    split: Literal["train", "monitor"] | None = Field(
+        default=None,
+        description="train or monitor, by a hash of cover_id (about 80/20): no cover group is in both",
+    )
     sha256: str
     format: str
     mode: str
@@ -130,6 +139,21 @@ class ManifestEntry(BaseModel):
 
     def to_json_line(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+
+
+#: Share of cover groups in the ``monitor`` split, in percent.
+MONITOR_PERCENT = 20
+
+
+def split_of(cover_id: str) -> Literal["train", "monitor"]:
+    """The split of a cover group: ``monitor`` for about :data:`MONITOR_PERCENT` % of ``cover_id`` hashes, else ``train``.
+
+    A hash, not a draw: the same cover group lands in the same split in every
+    corpus and every build, so models trained on ``train`` never meet a
+    ``monitor`` cover.
+    """
+    bucket = int.from_bytes(hashlib.sha256(cover_id.encode("utf-8")).digest()[:8], "big") % 100
+    return "monitor" if bucket < MONITOR_PERCENT else "train"
 
 
 class FileError(BaseModel):

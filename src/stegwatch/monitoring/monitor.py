@@ -87,6 +87,7 @@ def monitor(
     command: str = "",
     console=log.warning,
     scheduler: str | None = None,
+    split: str | None = None,
 ) -> MonitorResult:
     """One monitor run of ``model`` on ``corpus``: evaluate, record, check the rules, alert, render the dashboard.
 
@@ -97,7 +98,7 @@ def monitor(
     config = config if isinstance(config, MonitorConfig) else MonitorConfig.load(config)
     if dashboard is not None:
         config.dashboard = Path(dashboard)
-    data = load_corpus_features(corpus, workers=workers, scheduler=scheduler)  # the corpus is read once, for every section
+    data = load_corpus_features(corpus, workers=workers, scheduler=scheduler, split=split)  # the corpus is read once, for every section
     metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, data=data)
     metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
                                          manifest=data.manifest)

@@ -39,10 +39,10 @@ def capacity(cover: Cover) -> int:
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
     cover = cover_image(cover)
-    check_payload(payload, capacity(cover), KEY)
+    check_payload(payload, capacity(cover), KEY, framed=options.framed)
     pixels = np.array(cover.convert("RGBA"))
     alpha = pixels[..., 3].copy().reshape(-1)
-    set_lsbs(alpha, to_bits(AI42 + payload + TERMINATOR, BIT_ORDER))
+    set_lsbs(alpha, to_bits(AI42 + payload + TERMINATOR if options.framed else payload, BIT_ORDER))
     pixels[..., 3] = alpha.reshape(pixels.shape[:2])
     data = encode_image(Image.fromarray(pixels, "RGBA"), "PNG")
     return StegoFile(data=data, format="PNG", embedding=METHOD.embedding())
@@ -72,6 +72,8 @@ METHOD = StegoMethod(
     technique="alpha",
     ai42=True,
     carriers=("PNG",),
+    modes=("RGBA",),
+    raw_stream=alpha_plane,
     embed=embed,
     extract=extract,
     capacity=capacity,

@@ -47,6 +47,9 @@ class EmbedOptions:
     carrier: str | None = None
     key: str | None = None
     jpeg_quality: int = 90
+    #: False: embed the payload's bits alone, with no marker and no terminator (methods with
+    #: ``raw_stream`` only), so that nothing extractable looks like a message.
+    framed: bool = True
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,23 @@ class StegoMethod:
     #: External programs the method runs, and how to install them.
     requires: tuple[str, ...] = field(default_factory=tuple)
     install_hint: str = ""
+    #: Pillow modes the method embeds into without converting the cover (empty: any mode).
+    #: A container-matched corpus only draws covers whose format is in ``carriers`` and mode here.
+    modes: tuple[str, ...] = ()
+    #: For sequential LSB methods: the image's samples in embedding order (None when it has
+    #: none). Lets an unframed payload be read back as raw bits (:meth:`read_unframed`).
+    raw_stream: Callable[[Image.Image], np.ndarray | None] | None = None
+
+    def accepts(self, image_format: str, mode: str) -> bool:
+        """True when a file of this format and mode can be a cover whose stego keeps its container."""
+        return image_format in self.carriers and (not self.modes or mode in self.modes)
+
+    def read_unframed(self, carrier: CarrierFile, n_bytes: int, bit_order: BitOrder) -> bytes | None:
+        """The first ``n_bytes`` along the embedding path, read as raw LSBs (an unframed payload)."""
+        samples = self.raw_stream(carrier.image) if self.raw_stream is not None else None
+        if samples is None:
+            return None
+        return from_bits((samples.reshape(-1)[: 8 * n_bytes] & 1).astype(np.uint8), bit_order)
 
     @property
     def payload_unit_description(self) -> str:
@@ -211,8 +231,9 @@ def set_lsbs(samples: np.ndarray, bits: np.ndarray) -> None:
     samples[:n] = (samples[:n] & 0xFE) | bits
 
 
-def check_payload(payload: bytes, capacity: int, method: str) -> None:
-    if TERMINATOR in payload:
+def check_payload(payload: bytes, capacity: int, method: str, *, framed: bool = True) -> None:
+    """Refuse a payload that does not fit, or (when ``framed``) that holds the NUL terminator."""
+    if framed and TERMINATOR in payload:
         raise EmbedError(f"{method}: payload contains a NUL byte, which the framing uses as terminator")
     if len(payload) > capacity:
         raise EmbedError(f"{method}: payload of {len(payload)} bytes exceeds capacity of {capacity} bytes")

@@ -39,9 +39,14 @@ def capacity(cover: Cover) -> int:
 
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    """Append the payload after the end of the image: to the cover's own bytes when it is a file of the carrier's
+    format (its container stays exactly as it was), else to a fresh encoding."""
+    source = cover
     cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
     carrier = options.carrier or "JPEG"
+    if isinstance(source, CarrierFile) and source.format == carrier:
+        return StegoFile(data=source.data + payload + TERMINATOR, format=carrier, embedding=METHOD.embedding())
     image = cover.convert("RGB") if carrier == "JPEG" and cover.mode not in ("RGB", "L") else cover
     data = encode_image(image, carrier, jpeg_quality=options.jpeg_quality) + payload + TERMINATOR
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding())

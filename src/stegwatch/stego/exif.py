@@ -7,6 +7,8 @@ and the other EXIF character codes (UNICODE, JIS, undefined).
 
 from __future__ import annotations
 
+import io
+
 import piexif
 from PIL import Image
 
@@ -44,11 +46,18 @@ def user_comment_exif(comment: bytes, extra_ifd0: dict | None = None, extra_exif
 
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
+    """Write the payload into EXIF UserComment: inserted into the cover's own JPEG bytes when the cover is a
+    JPEG file (no re-encoding, same quantization), else into a fresh encoding (a PNG keeps its mode)."""
+    source = cover
     cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
     carrier = options.carrier or "JPEG"
     exif_bytes = user_comment_exif(ASCII_HEADER + payload + TERMINATOR)
-    image = cover.convert("RGB") if cover.mode not in ("RGB", "L") else cover
+    if carrier == "JPEG" and isinstance(source, CarrierFile) and source.format == "JPEG":
+        inserted = io.BytesIO()
+        piexif.insert(exif_bytes, source.data, inserted)
+        return StegoFile(data=inserted.getvalue(), format=carrier, embedding=METHOD.embedding())
+    image = cover.convert("RGB") if carrier == "JPEG" and cover.mode not in ("RGB", "L") else cover
     data = encode_image(image, carrier, exif=exif_bytes, jpeg_quality=options.jpeg_quality)
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding())
 

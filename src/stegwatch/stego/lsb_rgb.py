@@ -37,11 +37,11 @@ def capacity(cover: Cover) -> int:
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
     cover = cover_image(cover)
-    check_payload(payload, capacity(cover), KEY)
+    check_payload(payload, capacity(cover), KEY, framed=options.framed)
     carrier = options.carrier or "PNG"
     pixels = np.array(cover.convert("RGB"))
     samples = pixels.reshape(-1)
-    set_lsbs(samples, to_bits(payload + TERMINATOR, options.bit_order))
+    set_lsbs(samples, to_bits(payload + TERMINATOR if options.framed else payload, options.bit_order))
     data = encode_image(Image.fromarray(samples.reshape(pixels.shape), "RGB"), carrier)
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding(options.bit_order))
 
@@ -68,6 +68,8 @@ METHOD = StegoMethod(
     technique="lsb.rgb",
     ai42=False,
     carriers=("PNG", "BMP"),
+    modes=("RGB",),
+    raw_stream=rgb_samples,
     embed=embed,
     extract=extract,
     capacity=capacity,

@@ -91,6 +91,7 @@ METHOD = StegoMethod(
     technique="lsbm",
     ai42=False,
     carriers=("PNG",),
+    modes=("RGB",),
     embed=embed,
     extract=extract,
     capacity=capacity,

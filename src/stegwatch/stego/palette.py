@@ -40,22 +40,27 @@ def capacity(cover: Cover) -> int:
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
     cover = cover_image(cover)
-    check_payload(payload, capacity(cover), KEY)
+    check_payload(payload, capacity(cover), KEY, framed=options.framed)
     carrier = options.carrier or "PNG"
     indexed = cover if cover.mode == "P" else to_palette(cover)
     palette = indexed.getpalette() or []
     indices = np.array(indexed).reshape(-1)
-    set_lsbs(indices, to_bits(payload + TERMINATOR, options.bit_order))
+    set_lsbs(indices, to_bits(payload + TERMINATOR if options.framed else payload, options.bit_order))
     stego = Image.fromarray(indices.reshape(indexed.height, indexed.width), "P")
     stego.putpalette(palette + [0] * (768 - len(palette)))
     data = encode_image(stego, carrier)
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding(options.bit_order))
 
 
+def index_plane(image: Image.Image) -> np.ndarray | None:
+    """The palette indices, row-major, or None for an image without a palette."""
+    return np.asarray(image) if image.mode == "P" else None
+
+
 def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
-    if carrier.image.mode != "P":
+    indices = index_plane(carrier.image)
+    if indices is None:
         return []
-    indices = np.asarray(carrier.image)
     return lsb_candidates(indices, method=KEY, stream="palette index LSB", bit_orders=orders_to_try(bit_order))
 
 
@@ -65,6 +70,8 @@ METHOD = StegoMethod(
     technique="palette",
     ai42=False,
     carriers=("PNG", "GIF"),
+    modes=("P",),
+    raw_stream=index_plane,
     embed=embed,
     extract=extract,
     capacity=capacity,
