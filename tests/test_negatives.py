@@ -20,7 +20,7 @@ from stegwatch.format.manifest import read_manifest
 from stegwatch.stego import extract_all
 from stegwatch.stego.eoi import PNG_SIGNATURE, end_of_image, end_of_png, split_trailer
 
-LOOKALIKES = ("metadata_text", "trailer_lookalike")
+LOOKALIKES = ("metadata_text", "trailer_lookalike", "pipeline_alpha", "quantized_palette")
 #: Enough draws that every kind of every category shows up (the rarest, a caption in a JPEG COM segment, about 1 in 40).
 DRAWS = 160
 
@@ -197,6 +197,53 @@ def test_samsung_sef_directory_points_at_its_blocks():
         _, offset, length = struct.unpack("<4sII", directory[12 + 12 * k : 24 + 12 * k])
         block = trailer[start - offset : start - offset + length]
         assert block[:2] == b"\x00\x00" and block[8:].startswith((b"Image_UTC_Data", b"MCC_Data"))
+
+
+def test_pipeline_alpha_holds_every_kind_with_soft_alpha(drawn, crops):
+    files = drawn["pipeline_alpha"]
+    assert {n.variant.split(":")[0] for n in files} == set(negatives.ALPHA_KINDS)
+    assert any("alpha-bits=" in n.variant for n in files)
+    assert {n.variant.split(":")[1].split(",")[0] for n in files if n.variant.startswith("composited")} == {
+        "drop_shadow", "overlay", "grain"}
+    premultiplied_changed = 0
+    for seed, negative in enumerate(files):
+        image = _decode(negative)
+        assert negative.format == "PNG" and image.mode == "RGBA"
+        alpha = np.asarray(image)[..., 3]
+        assert ((alpha > 0) & (alpha < 255)).any()  # soft edges, not a hard 0/255 mask
+        if negative.variant.startswith("premultiplied"):
+            # Colour is the photo's where alpha is 255; premultiplication rounds it away elsewhere.
+            colour = np.asarray(image)[..., :3].astype(int)
+            photo = np.asarray(crops[seed % 4].convert("RGB")).astype(int)
+            opaque, faint = alpha == 255, (alpha > 0) & (alpha < 128)
+            assert np.array_equal(colour[opaque], photo[opaque])
+            premultiplied_changed += bool((colour[faint] != photo[faint]).any())
+    assert premultiplied_changed
+
+
+def test_quantized_palette_covers_quantizers_dithering_orders_and_formats(drawn):
+    files = drawn["quantized_palette"]
+    assert {n.format for n in files} == {"PNG", "GIF"}
+    fields = [n.variant.split(":")[1].split(",") for n in files]
+    assert {f[0] for f in fields} >= {"mediancut", "maxcoverage", "fastoctree"}
+    assert any(f[0] in ("libimagequant", "fastoctree(no-libimagequant)") for f in fields)
+    assert {f[2] for f in fields} == {"fs", "nodither"}
+    assert {f[3] for f in fields} == {f"order={o}" for o in negatives.PALETTE_ORDERS}
+    sizes = [int(f[1].removeprefix("colours=")) for f in fields]
+    assert min(sizes) < 64 and max(sizes) > 200 and max(sizes) <= 256
+    for negative in files:
+        assert _decode(negative).mode == "P"
+
+
+@pytest.mark.parametrize("order", ["frequency", "luminance", "random"])
+def test_reordering_a_palette_keeps_every_colour(order, crops):
+    image = crops[0].convert("RGB").quantize(colors=64)
+    reordered = negatives.reorder_palette(image, order, np.random.default_rng(1))
+    assert np.array_equal(np.asarray(reordered.convert("RGB")), np.asarray(image.convert("RGB")))
+    assert order == "frequency" or not np.array_equal(np.asarray(reordered), np.asarray(image))
+    if order == "frequency":
+        counts = np.bincount(np.asarray(reordered).ravel())
+        assert counts[0] == counts.max()
 
 
 @pytest.mark.parametrize("category", LOOKALIKES)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import piexif
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, features
 from PIL.PngImagePlugin import PngInfo
 
 from stegwatch.corpus import _lookalike_parts as parts
@@ -37,6 +37,10 @@ CONSTRAINTS: dict[str, str] = {
     "metadata_text": "Camera, editor and user metadata text (EXIF, COM, XMP, GPS, PNG text chunks) is not an exif payload",
     "trailer_lookalike": "Motion-photo video, vendor blocks, padding and exporter leftovers after the end of an image, "
     "and GIF comments, are not an eoi payload",
+    "pipeline_alpha": "Alpha from cut-outs, premultiplication and compositing varies in its least significant bits "
+    "without carrying a message",
+    "quantized_palette": "Palettes from real quantizers, dithered or reordered so index LSBs look random, are not "
+    "palette embedding",
 }
 
 #: Categories whose images are generated without a photograph.
@@ -448,6 +452,171 @@ def trailer_lookalike(rng: np.random.Generator, base: Image.Image) -> Negative:
     return Negative(_gif(rng, base, comment=text), "GIF", f"{kind}:{len(text)}")
 
 
+#: The alpha pipelines ``pipeline_alpha`` imitates.
+ALPHA_KINDS = ("cutout_supersampled", "cutout_feathered", "premultiplied", "composited")
+
+
+def _shape_mask(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    """A hard-edged cut-out mask (L, 0 or 255): ellipses, rounded rectangles and polygons, perhaps with a hole."""
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
+    first_centre, first_radii = rng.uniform(0.3, 0.7, 2) * size, rng.uniform(0.2, 0.45, 2) * size
+    for i in range(int(rng.integers(1, 4))):
+        if i == 0:
+            fill, (cx, cy), (rx, ry) = 255, first_centre, first_radii
+        elif rng.random() < 0.25:  # a hole, inside the first shape
+            fill, (cx, cy), (rx, ry) = 0, first_centre + rng.uniform(-0.3, 0.3, 2) * first_radii, rng.uniform(0.1, 0.4, 2) * first_radii
+        else:
+            fill, (cx, cy), (rx, ry) = 255, rng.uniform(0.25, 0.75, 2) * size, rng.uniform(0.1, 0.45, 2) * size
+        shape = int(rng.integers(3))
+        if shape == 0:
+            draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=fill)
+        elif shape == 1:
+            draw.rounded_rectangle((cx - rx, cy - ry, cx + rx, cy + ry), radius=float(min(rx, ry) * rng.uniform(0, 0.9)), fill=fill)
+        else:
+            n = int(rng.integers(5, 13))
+            angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+            radii = rng.uniform(0.5, 1.0, n)
+            draw.polygon([(float(cx + rx * r * np.cos(a)), float(cy + ry * r * np.sin(a))) for a, r in zip(angles, radii)], fill=fill)
+    return mask
+
+
+def _soft_mask(rng: np.random.Generator, size: tuple[int, int], how: str) -> tuple[Image.Image, str]:
+    """A cut-out mask of ``size``: anti-aliased (``supersampled``: drawn at 4x, downsampled) or ``feathered`` (blurred)."""
+    if how == "supersampled":
+        resample = pick(rng, (Image.Resampling.BOX, Image.Resampling.BILINEAR, Image.Resampling.LANCZOS))
+        return _shape_mask(rng, (4 * size[0], 4 * size[1])).resize(size, resample), f"4x-{resample.name.lower()}"
+    radius = float(rng.uniform(0.8, 8.0))
+    return _shape_mask(rng, size).filter(ImageFilter.GaussianBlur(radius)), f"feather-{radius:.1f}"
+
+
+def _any_soft_mask(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Image.Image, str]:
+    return _soft_mask(rng, size, "supersampled" if rng.random() < 0.5 else "feathered")
+
+
+def _shifted(image: Image.Image, dx: int, dy: int) -> Image.Image:
+    return image.transform(image.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy))
+
+
+def pipeline_alpha(rng: np.random.Generator, base: Image.Image) -> Negative:
+    """RGBA PNGs whose alpha comes from real pipelines, with the photo crop as the colour.
+
+    Anti-aliased cut-outs (drawn at 4x and downsampled), feathered cut-outs,
+    premultiplied-then-unpremultiplied colour (whose LSBs change where alpha
+    < 255, with the alpha sometimes re-quantized to 4-6 bits), and layers
+    composited with rounding (drop shadows, semi-transparent overlays, grainy
+    brushes).
+    """
+    size = base.size
+    rgb = _rgb(base)
+    kind = pick(rng, ALPHA_KINDS)
+    if kind.startswith("cutout_"):
+        mask, how = _soft_mask(rng, size, kind.removeprefix("cutout_"))
+        rgba = rgb.convert("RGBA")
+        rgba.putalpha(mask)
+        variant = f"{kind}:{how}"
+    elif kind == "premultiplied":
+        mask, how = _any_soft_mask(rng, size)
+        alpha = np.asarray(mask).astype(np.int32)
+        variant = f"{kind}:{how}"
+        if rng.random() < 0.4:  # stored through a 4-6 bit alpha (RGBA4444 textures, some codecs)
+            bits = int(rng.integers(4, 7))
+            levels = (1 << bits) - 1
+            alpha = np.rint(np.rint(alpha * levels / 255) * 255 / levels).astype(np.int32)
+            variant += f",alpha-bits={bits}"
+        a = alpha[..., None]
+        premultiplied = (np.asarray(rgb).astype(np.int32) * a + 127) // 255
+        restored = np.where(a > 0, np.minimum(255, (premultiplied * 255 + a // 2) // np.maximum(a, 1)), 0)
+        rgba = Image.fromarray(np.concatenate([restored, a], axis=2).astype(np.uint8), "RGBA")
+    else:
+        mask, how = _any_soft_mask(rng, size)
+        style = pick(rng, ("drop_shadow", "overlay", "grain"))
+        if style == "drop_shadow":
+            reach = min(size) // 16
+            dx, dy = (int(v) for v in rng.integers(-reach, reach + 1, 2))
+            opacity = float(rng.uniform(0.3, 0.8))
+            blurred = _shifted(mask, dx, dy).filter(ImageFilter.GaussianBlur(float(rng.uniform(2, 10))))
+            under = Image.new("RGBA", size, (*(int(c) for c in rng.integers(0, 64, 3)), 0))
+            under.putalpha(blurred.point(lambda v: int(round(v * opacity))))
+            top_alpha = mask
+        else:
+            under = rgb.filter(ImageFilter.GaussianBlur(float(rng.uniform(1, 6)))).convert("RGBA")
+            y, x = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32) / max(size)
+            angle = rng.uniform(0, 2 * np.pi)
+            ramp = np.cos(angle) * x + np.sin(angle) * y
+            ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
+            under.putalpha(Image.fromarray(np.rint(255 * rng.uniform(0.2, 0.7) * ramp).astype(np.uint8), "L"))
+            top = np.asarray(mask).astype(np.float32) * rng.uniform(0.4, 0.95)
+            if style == "grain":  # a textured brush: alpha modulated by noise
+                top = top * np.clip(rng.normal(0.85, 0.15, top.shape), 0, 1)
+            top_alpha = Image.fromarray(np.clip(np.rint(top), 0, 255).astype(np.uint8), "L")
+        layer = rgb.convert("RGBA")
+        layer.putalpha(top_alpha)
+        # Both layers over a transparent canvas, each step rounded to 8 bits as editors do.
+        rgba = Image.alpha_composite(Image.alpha_composite(Image.new("RGBA", size), under), layer)
+        variant = f"{kind}:{style},{how}"
+    return Negative(encode_image(rgba, "PNG"), "PNG", variant)
+
+
+#: Pillow's quantizers ``quantized_palette`` draws from; LIBIMAGEQUANT only where this Pillow has it.
+QUANTIZERS = ("mediancut", "maxcoverage", "fastoctree", "libimagequant")
+#: Palette orders: as the quantizer left it, or reordered as palette optimizers do.
+PALETTE_ORDERS = ("quantizer", "frequency", "luminance", "random")
+
+
+def _quantizer(name: str) -> tuple[Image.Quantize, str]:
+    """Pillow's quantizer of that name; LIBIMAGEQUANT falls back to FASTOCTREE where Pillow was built without it."""
+    if name == "libimagequant" and not features.check_feature("libimagequant"):
+        return Image.Quantize.FASTOCTREE, "fastoctree(no-libimagequant)"
+    return Image.Quantize[name.upper()], name
+
+
+def reorder_palette(image: Image.Image, order: str, rng: np.random.Generator) -> Image.Image:
+    """The same picture with its palette reordered (``frequency``, ``luminance`` or ``random``) and indices remapped.
+
+    Palette optimizers do this; it leaves every pixel's colour as it was while
+    making the index LSBs look random.
+    """
+    indices = np.asarray(image)
+    palette = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)
+    if order == "frequency":
+        new_order = np.argsort(-np.bincount(indices.ravel(), minlength=len(palette)), kind="stable")
+    elif order == "luminance":
+        new_order = np.argsort(palette.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]), kind="stable")
+    elif order == "random":
+        new_order = rng.permutation(len(palette))
+    else:
+        raise ValueError(f"unknown palette order {order!r}")
+    position = np.empty(len(palette), np.uint8)
+    position[new_order] = np.arange(len(palette), dtype=np.uint8)
+    reordered = Image.fromarray(position[indices], "P")
+    reordered.putpalette(palette[new_order].ravel().tolist())
+    return reordered
+
+
+def quantized_palette(rng: np.random.Generator, base: Image.Image) -> Negative:
+    """Palette images from real quantizers, PNG or GIF, some with palettes reordered so index LSBs look random.
+
+    Median cut, max coverage, fast octree or libimagequant (when available),
+    with or without Floyd-Steinberg dithering, 16-256 colours; the palette
+    order is the quantizer's, or by frequency, by luminance or random.
+    """
+    rgb = _rgb(base)
+    method, method_name = _quantizer(pick(rng, QUANTIZERS))
+    colours = int(rng.integers(16, 257))
+    dither = bool(rng.random() < 0.5)
+    order = pick(rng, PALETTE_ORDERS)
+    fmt = "GIF" if rng.random() < 0.5 else "PNG"
+    image = rgb.quantize(colors=colours, method=method)
+    if dither:  # Pillow dithers only when it maps onto a given palette
+        image = rgb.quantize(palette=image, dither=Image.Dither.FLOYDSTEINBERG)
+    palette_size = len(image.getpalette() or []) // 3
+    if order != "quantizer":
+        image = reorder_palette(image, order, rng)
+    variant = f"{fmt.lower()}:{method_name},colours={palette_size},{'fs' if dither else 'nodither'},order={order}"
+    return Negative(encode_image(image, fmt), fmt, variant)
+
+
 GENERATORS: dict[str, Generator] = {
     "rgb_no_alpha": rgb_no_alpha,
     "uniform_alpha": uniform_alpha,
@@ -462,6 +631,8 @@ GENERATORS: dict[str, Generator] = {
     "jpeg_trailer": jpeg_trailer,
     "metadata_text": metadata_text,
     "trailer_lookalike": trailer_lookalike,
+    "pipeline_alpha": pipeline_alpha,
+    "quantized_palette": quantized_palette,
 }
 
 
