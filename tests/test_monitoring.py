@@ -102,7 +102,10 @@ class _Collector(BaseHTTPRequestHandler):
 
 
 @pytest.mark.slow
-def test_a_real_regression_fires_the_fpr_alert_by_smtp_and_webhook(smoke_corpus, tmp_path, monkeypatch):
+def test_a_real_regression_fires_the_fpr_alert_by_smtp_and_webhook(smoke_corpus_without_lookalikes, tmp_path, monkeypatch):
+    # The shipped V4 predates the metadata and trailer look-alike negatives (issue 14) and flags most of
+    # them, so its first run would already be critical; the alert path is tested where it was trained.
+    corpus = smoke_corpus_without_lookalikes
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message
 
@@ -142,7 +145,7 @@ format = "alertmanager"
 """)
     db = tmp_path / "h.db"
     try:
-        good = runner.invoke(app, ["monitor", "--model-version", "v4", "--dataset-path", str(smoke_corpus), "--config", str(config_file),
+        good = runner.invoke(app, ["monitor", "--model-version", "v4", "--dataset-path", str(corpus), "--config", str(config_file),
                                    "--db", str(db), "--fail-on", "critical", "--latency-sample", "5", "--workers", "1", "--json"])
         assert good.exit_code == 0, good.output
         good_run = json.loads(good.stdout)
@@ -150,7 +153,7 @@ format = "alertmanager"
         assert runner.invoke(app, ["baseline", "accept", good_run["run_id"], "--db", str(db)]).exit_code == 0
         received.clear()
         _Collector.bodies.clear()
-        bad = runner.invoke(app, ["monitor", "--model-version", str(_lowered_model(tmp_path, 0.02)), "--dataset-path", str(smoke_corpus),
+        bad = runner.invoke(app, ["monitor", "--model-version", str(_lowered_model(tmp_path, 0.02)), "--dataset-path", str(corpus),
                                   "--config", str(config_file), "--db", str(db), "--fail-on", "critical", "--latency-sample", "5",
                                   "--workers", "1", "--json"])
     finally:

@@ -18,7 +18,13 @@ def test_smoke_corpus_passes(smoke_corpus):
     assert report.ok
     by_method = report.by_method()
     assert all(row.passed == row.checked > 0 for row in by_method.values())
-    assert sum(row.payload_shaped for row in report.by_clean_category().values()) == 0
+    # Clean files hold no payload-shaped message, except the metadata_text negatives' non-blank
+    # EXIF UserComments: ordinary camera and user text that the exif extractor cannot tell from a payload
+    # (issue 14's look-alikes; the detectors have to learn the difference).
+    shaped = {category: row.payload_shaped for category, row in report.by_clean_category().items() if row.payload_shaped}
+    assert set(shaped) <= {"metadata_text"}
+    findings = [f for c in report.checks if c.status == "payload-found" for f in c.found]
+    assert all(f["method"] == "exif" and f["stream"] == "EXIF UserComment" for f in findings)
 
 
 def test_parallel_validation_agrees(smoke_corpus):

@@ -114,7 +114,7 @@ PRESETS = {
                     dct_stego_per_method=8, description="a few hundred files in seconds, for tests"),
     "default": Preset("default", photos=3100, negatives_per_category=300, stego_per_method=600, jpeg_covers=1200,
                       dct_stego_per_method=320,
-                      description="7,600 clean files (3,100 photo crops, 1,200 JPEG covers, 300 per negatives "
+                      description="8,800 clean files (3,100 photo crops, 1,200 JPEG covers, 300 per negatives "
                       "category), 600 stego files per pixel or metadata method and 320 per JPEG method"),
 }
 
