@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stegwatch.corpus.covers import PHOTO_COVER_PREFIX, CoverLocation, CoverScan, ListedCover, scan_covers
+from stegwatch.corpus.covers import PHOTO_COVER_PREFIX, CoverLocation, CoverScan, ListedCover, read_cover_list, scan_covers
 from stegwatch.format.files import DEFAULT_LIMITS, IMAGE_SUFFIXES, ReadLimits, UnreadableFile, decode_image, read_file_bytes
 from stegwatch.parallel import map_unordered
 
@@ -86,8 +86,6 @@ def listed_sources(*, builtin_only: bool = False, cover_list: Path | None = None
     gives the install command per package). ``builtin_only`` keeps the
     photographs inside Python wheels only. Cached per process.
     """
-    from stegwatch.corpus.covers import read_cover_list
-
     covers = read_cover_list(cover_list) if cover_list is not None else None
     scan = scan_covers(covers, builtin_only=builtin_only, roots=roots)
     return ListedSources(tuple(photo_source(f.cover, f.location) for f in scan.found), scan)
@@ -142,7 +140,7 @@ def reduce_photograph(data: bytes, name: str, long_side: int = REDUCED_LONG_SIDE
     return np.asarray(image)
 
 
-def _prepare_one(cache_dir: Path, long_side: int, source: PhotoSource) -> PhotoSource:
+def _prepare_one(cache_dir: Path, long_side: int, source: PhotoSource) -> tuple[PhotoSource, PhotoSource]:
     target = cache_dir / f"{source.sha256 or hashlib.sha256(str(source.path).encode()).hexdigest()}-{long_side}-v{REDUCTION_VERSION}.npy"
     try:
         np.load(target, mmap_mode="r")
@@ -152,7 +150,7 @@ def _prepare_one(cache_dir: Path, long_side: int, source: PhotoSource) -> PhotoS
         with partial.open("wb") as handle:
             np.save(handle, pixels)
         os.replace(partial, target)
-    return dataclasses.replace(source, path=target, member=None)
+    return source, dataclasses.replace(source, path=target, member=None)
 
 
 def prepare_sources(sources: tuple[PhotoSource, ...], cache_dir: str | Path, *,
@@ -165,13 +163,9 @@ def prepare_sources(sources: tuple[PhotoSource, ...], cache_dir: str | Path, *,
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     prepared: dict[PhotoSource, PhotoSource] = {}
-    for chunk in map_unordered(functools.partial(_prepare_pair, cache_dir, long_side), sources, workers=workers, chunk_size=4):
+    for chunk in map_unordered(functools.partial(_prepare_one, cache_dir, long_side), sources, workers=workers, chunk_size=4):
         prepared.update(chunk)
     return tuple(prepared[s] for s in sources)
-
-
-def _prepare_pair(cache_dir: Path, long_side: int, source: PhotoSource) -> tuple[PhotoSource, PhotoSource]:
-    return source, _prepare_one(cache_dir, long_side, source)
 
 
 @functools.lru_cache(maxsize=64)
@@ -180,7 +174,9 @@ def load_source(path: Path) -> Image.Image:
     return decode_photograph(Path(path).read_bytes(), Path(path).name)
 
 
-@functools.lru_cache(maxsize=256)
+# Larger than the number of listed photographs: crops visit them round-robin, which an LRU
+# cache smaller than the cycle would miss every time. Each memory map holds one file descriptor.
+@functools.lru_cache(maxsize=512)
 def source_pixels(source: PhotoSource) -> np.ndarray:
     """A source's pixels as a uint8 array (H, W) or (H, W, 3); reduced ``.npy`` files are memory-mapped."""
     if source.member is None and source.path.suffix == ".npy":
