@@ -168,7 +168,7 @@ def test_tool_runner_has_a_timeout_and_no_shell():
 def test_a_missing_tool_is_skipped_cleanly(tmp_path, monkeypatch):
     from stegwatch.corpus.build import build_corpus
     from stegwatch.corpus.validate import validate_corpus
-    from stegwatch.stego import _base
+    from stegwatch.stego import base as _base
 
     real_which = shutil.which
     monkeypatch.setattr(_base.shutil, "which", lambda name, *a, **k: None if name == "outguess" else real_which(name, *a, **k))
@@ -183,7 +183,7 @@ def test_a_missing_tool_is_skipped_cleanly(tmp_path, monkeypatch):
 @needs_outguess
 def test_validation_without_the_tool_reports_unverified(corpus_copy, monkeypatch):
     from stegwatch.corpus.validate import validate_corpus
-    from stegwatch.stego import _base
+    from stegwatch.stego import base as _base
 
     real_which = shutil.which
     monkeypatch.setattr(_base.shutil, "which", lambda name, *a, **k: None if name == "outguess" else real_which(name, *a, **k))
