@@ -71,7 +71,7 @@ def corpus_copy(smoke_corpus, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def photo() -> Image.Image:
     """A 96x80 RGB crop of a real built-in photograph."""
-    source = builtin_sources()[0]
+    source = next(s for s in builtin_sources() if s.name == "ski-astronaut-collins")
     return load_source(source.path).convert("RGB").crop((100, 100, 196, 180))
 
 
@@ -94,5 +94,5 @@ def random_rgb(seed: int, width: int, height: int) -> Image.Image:
 
 def astronaut_jpeg(size: int = 256, quality: int = 85) -> bytes:
     """A colour JPEG of a real built-in photograph (scikit-image's astronaut)."""
-    source = next(s for s in builtin_sources() if s.name == "skimage:astronaut")
+    source = next(s for s in builtin_sources() if s.name == "ski-astronaut-collins")
     return jpeg_bytes(load_source(source.path).resize((size, size)), quality=quality)

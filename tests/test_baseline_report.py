@@ -55,7 +55,7 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
     assert "Without one stream" in text and "Without one category" in text
     report = json.loads(report_file.with_suffix(".json").read_text())
     assert report["identity"]["corpus"]["manifest_sha256"] in text
-    assert set(report["leave_one_source_out"]["stegwatch-v4 4.0+" + report["results"][list(report["results"])[1]]["run"]["model"]["version"].split("+")[1]]) <= {"skimage", "sklearn", "matplotlib"}
+    assert set(report["leave_one_source_out"]["stegwatch-v4 4.0+" + report["results"][list(report["results"])[1]]["run"]["model"]["version"].split("+")[1]]) <= {"pypi:scikit-image", "pypi:scikit-learn", "pypi:matplotlib", "pypi:PyWavelets"}
     assert (report_file.parent / "roc_alpha.png").read_bytes()[:4] == b"\x89PNG"
     assert report_file.with_suffix(".html").read_text().count("data:image/png;base64,") >= 2
     # Re-running the same command reproduces the tables (the evaluation is deterministic).

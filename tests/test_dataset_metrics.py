@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stegwatch.cli import app
-from stegwatch.evaluation.dataset import balance, dataset_metrics, near_duplicates, normalized_entropy
+from stegwatch.evaluation.dataset import balance, dataset_metrics, independent_photographs, near_duplicates, normalized_entropy
 
 runner = CliRunner()
 
@@ -38,8 +38,27 @@ def test_dataset_metrics_on_the_smoke_corpus(smoke_corpus):
     # A stego file is a near-duplicate of its cover, which shares its cover_id.
     assert metrics["near_duplicates"]["within_cover_rate"] > 0.3
     assert metrics["distinct_cover_sources"] >= 3
+    # The smoke preset crops every built-in photograph (40 crops, round-robin over 20 scenes).
+    from stegwatch.corpus.sources import builtin_sources
+
+    assert metrics["independent_photographs"] == len(builtin_sources()) >= 18
     human = runner.invoke(app, ["dataset-metrics", str(smoke_corpus), "--no-validate", "--workers", "1"])
     assert human.exit_code == 0 and "normalized entropy" in human.stdout
+
+
+def test_independent_photographs_counts_listed_photographs_only():
+    from types import SimpleNamespace as Entry
+
+    entries = [
+        Entry(label="clean", category="photo", cover_id="photo:ski-chelsea-cat"),
+        Entry(label="clean", category="photo", cover_id="photo:ski-chelsea-cat"),  # two crops, one photograph
+        Entry(label="clean", category="photo", cover_id="photo:gc-erase-bee"),
+        Entry(label="clean", category="photo", cover_id="user:holiday-1234abcd"),  # origin unknown
+        Entry(label="clean", category="patterns", cover_id="synthetic:patterns-00001"),
+        Entry(label="clean", category="natural_noise", cover_id="photo:lomiri-wall-clock"),  # not a photo file
+        Entry(label="stego", category="pixel", cover_id="photo:palapeli-citrus-slices"),
+    ]
+    assert independent_photographs(entries) == 2
 
 
 def test_dataset_metrics_counts_a_bad_manifest_line(corpus_copy):

@@ -121,6 +121,18 @@ def test_outguess_round_trip(cover_jpeg):
 
 
 @needs_outguess
+def test_outguess_refuses_a_cover_it_reads_back_wrong(cover_jpeg, monkeypatch):
+    # OutGuess 0.4 reads another payload back from about 2% of small, smooth covers (seen
+    # on crops of GCompris' WebP photographs); such a cover must fail the embedding, so the
+    # builder moves to another cover instead of failing the job.
+    from stegwatch.stego import outguess
+
+    monkeypatch.setattr(outguess, "extract_with_tool", lambda args, data: b"something else")
+    with pytest.raises(EmbedError, match="reads back another payload"):
+        get_method("outguess").embed(carrier_from_bytes(cover_jpeg), b"a payload of some length", EmbedOptions(key="k"))
+
+
+@needs_outguess
 def test_outguess_error_becomes_embed_error(photo):
     gray = carrier_from_bytes(_gray_jpeg(photo.convert("L"), 85))
     assert get_method("outguess").capacity(gray) == 0

@@ -37,6 +37,16 @@ def test_split_keeps_every_cover_in_one_part(smoke_corpus):
     assert sum(idx.size for idx in parts.values()) == len(entries)
 
 
+def test_shown_scores_agree_with_the_verdict():
+    from stegwatch.detectors.base import shown_score
+
+    threshold = 0.6240184823101991  # a validation score, so a file can score exactly this
+    assert shown_score(threshold, True) >= threshold
+    assert shown_score(0.6240181, False) < threshold
+    assert shown_score(0.25, True) == shown_score(0.25, False) == 0.25
+    assert shown_score(1.0, True) == 1.0 and shown_score(0.0, False) == 0.0
+
+
 def test_threshold_for_fpr():
     scores = np.linspace(0, 1, 1000)
     t = threshold_for_fpr(scores, 0.01)

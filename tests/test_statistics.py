@@ -17,7 +17,7 @@ from stegwatch.features.statistics import (
 def luma():
     from stegwatch.corpus.sources import builtin_sources, load_source
 
-    source = next(s for s in builtin_sources() if s.name == "skimage:astronaut")
+    source = next(s for s in builtin_sources() if s.name == "ski-astronaut-collins")
     return np.asarray(load_source(source.path).convert("L").resize((256, 256)))
 
 

@@ -50,6 +50,10 @@ def corpus_build(
             f"{len(report.entries)} files, {report.bytes_on_disk / 1e6:.1f} MB on disk in {report.out}; "
             f"{report.jobs_run} made, {report.jobs_reused} already there; {report.seconds:.1f} s"
         )
+        out.print(f"{report.independent_photographs} independent photographs")
+        for package, row in report.missing_covers.items():
+            what = f"{row['missing']} listed files missing" + (f", {row['mismatched']} with other bytes" if row["mismatched"] else "")
+            err.print(f"[yellow]covers from {package} not used[/yellow] ({what}): install with: {row['install']}")
         for error in report.errors:
             err.print(f"[yellow]skipped[/yellow] {error.path}: {error.reason}")
         for method_key, hint in report.skipped_methods.items():
@@ -160,3 +164,34 @@ def methods(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for r in rows:
         table.add_row(r["key"], r["category"], r["technique"], ", ".join(r["carriers"]), "yes" if r["bit_order"] else "-", "yes" if r["keyed"] else "-", r["description"])
     out.print(table)
+
+
+@app.command("covers")
+@verb()
+def covers_command(
+    doc: Annotated[Optional[Path], typer.Option("--doc", help="Also write the cover document here (docs/covers.md).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """The curated cover photographs: per package, version, licences, photographs listed and present, what to install."""
+    from stegwatch.corpus.covers import covers_report
+
+    summary = covers_report(doc)
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title="Cover photographs (src/stegwatch/corpus/covers.tsv)")
+    for column in ("package", "version", "photos", "present", "cut-outs", "present", "set-up"):
+        table.add_column(column, justify="left" if column in ("package", "version", "set-up") else "right")
+    for p in summary["packages"]:
+        table.add_row(p["package"], p["installed_version"] or f"{p['listed_version']} (not installed)", str(p["photos_listed"]),
+                      str(p["photos_present"]), str(p["alpha_cutouts_listed"]), str(p["alpha_cutouts_present"]),
+                      "yes" if p["installed_by_setup"] else "optional")
+    table.add_row("[bold]total[/bold]", "", f"[bold]{summary['photos_listed']}[/bold]", f"[bold]{summary['photos_present']}[/bold]",
+                  str(summary["alpha_cutouts_listed"]), str(summary["alpha_cutouts_present"]), "")
+    out.print(table)
+    for package, row in summary["missing"].items():
+        what = f"{row['missing']} files missing" + (f", {row['mismatched']} with other bytes" if row["mismatched"] else "")
+        optional = "" if package in summary["setup_packages"] or package.startswith("pypi:") else " (optional)"
+        err.print(f"[yellow]{package}[/yellow]{optional}: {what}; install with: {row['install']}")
+    if doc is not None:
+        out.print(f"wrote {doc}")

@@ -144,6 +144,9 @@ def dataset_metrics_command(
     table.add_row("near-duplicates within a cover_id", f"{near['within_cover_rate']:.3%}", "")
     table.add_row("near-duplicates across cover_ids", f"{near['across_cover_rate']:.3%} ({near['across_cover_files']} files)", "")
     table.add_row("distinct cover sources / cover_ids", f"{metrics['distinct_cover_sources']} / {metrics['distinct_cover_ids']}", "")
+    table.add_row("independent photographs", str(metrics["independent_photographs"]), "")
+    for method, auc in (metrics.get("container_auc") or {}).items():
+        table.add_row(f"container-only AUC: {method}", "-" if auc is None else f"{auc:.3f}", "" if auc is None or auc <= 0.6 else "shortcut")
     if "label_validity" in metrics:
         v = metrics["label_validity"]
         table.add_row("stego labels proven", f"{v['stego_passed']} / {v['stego_checked']}", "" if v["stego_passed"] == v["stego_checked"] else "check")

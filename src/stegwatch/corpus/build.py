@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,7 +32,8 @@ from PIL import Image
 from stegwatch.corpus import negatives as negatives_module
 from stegwatch.parallel import map_unordered
 from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_length, text_payload
-from stegwatch.corpus.sources import PhotoSource, UserCover, builtin_sources, photo_crop, scan_user_covers
+from stegwatch.corpus.sources import (REDUCED_LONG_SIDE, REDUCTION_VERSION, PhotoSource, UserCover, independent_photograph_ids,
+                                      listed_sources, photo_crop, prepare_sources, scan_user_covers)
 from stegwatch.errors import CorpusError
 from stegwatch.format.files import DEFAULT_LIMITS, FORMAT_EXTENSIONS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
 from stegwatch.format.manifest import MANIFEST_NAME, sidecar_text, write_manifest
@@ -43,6 +45,8 @@ from stegwatch.stego.dct import count_changes, dct_rate_bytes, luma_nzac
 STATE_DIR = ".stegwatch-build"
 JOURNAL = "journal.jsonl"
 PLAN = "plan.json"
+#: Folder of the state folder holding the reduced photographs (see ``sources.prepare_sources``).
+COVER_CACHE = "covers"
 #: Bump when a change to the generators changes the files a seed produces.
 GENERATOR_VERSION = 3
 
@@ -104,6 +108,9 @@ class Preset:
     jpeg_covers: int
     dct_stego_per_method: int
     description: str
+    #: Photographs to crop from: "listed" (every listed photograph present: built-in and Debian)
+    #: or "builtin" (only those inside the Python wheels, the same on every machine).
+    covers: str = "listed"
 
     def stego_count(self, method: StegoMethod) -> int:
         return self.dct_stego_per_method if method.category == "dct" else self.stego_per_method
@@ -111,11 +118,12 @@ class Preset:
 
 PRESETS = {
     "smoke": Preset("smoke", photos=40, negatives_per_category=8, stego_per_method=12, jpeg_covers=24,
-                    dct_stego_per_method=8, description="a few hundred files in seconds, for tests"),
+                    dct_stego_per_method=8, description="a few hundred files in seconds, for tests", covers="builtin"),
     "default": Preset("default", photos=3100, negatives_per_category=300, stego_per_method=600, jpeg_covers=1200,
                       dct_stego_per_method=320,
                       description="8,800 clean files (3,100 photo crops, 1,200 JPEG covers, 300 per negatives "
-                      "category), 600 stego files per pixel or metadata method and 320 per JPEG method"),
+                      "category), 600 stego files per pixel or metadata method and 320 per JPEG method; "
+                      "covers from every listed photograph present", covers="listed"),
 }
 
 
@@ -193,6 +201,14 @@ class BuildReport:
     failed_jobs: list[FileError] = field(default_factory=list)
     #: Methods left out because a program they need is missing: method -> what to do.
     skipped_methods: dict[str, str] = field(default_factory=dict)
+    #: Listed cover photographs not usable here, per package: files missing, files with
+    #: other bytes, and the install command (see ``covers.CoverScan.missing_by_package``).
+    missing_covers: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def independent_photographs(self) -> int:
+        """Distinct listed photographs (``cover_id`` ``photo:...``) that the clean photo crops come from."""
+        return len(independent_photograph_ids(self.entries))
 
     @property
     def errors(self) -> list[FileError]:
@@ -219,6 +235,8 @@ class BuildReport:
             "bytes_on_disk": self.bytes_on_disk,
             "errors": [e.model_dump() for e in self.errors],
             "skipped_methods": self.skipped_methods,
+            "independent_photographs": self.independent_photographs,
+            "missing_covers": self.missing_covers,
         }
 
 
@@ -560,13 +578,15 @@ def _file_matches(out: Path, entry: dict) -> bool:
     return entry["label"] != "stego" or path.with_name(path.name + ".json").exists()
 
 
-def _plan_fingerprint(preset: Preset, seed: int, user_covers: list[UserCover]) -> dict:
+def _plan_fingerprint(preset: Preset, seed: int, user_covers: list[UserCover], sources: tuple[PhotoSource, ...]) -> dict:
     return {
         "generator_version": GENERATOR_VERSION,
         "preset": asdict(preset),
         "seed": seed,
         "user_covers": [c.sha256 for c in user_covers],
-        "builtin_sources": [s.name for s in builtin_sources()],
+        # The photographs used and how they were reduced: other covers make other files.
+        "cover_files": [f"{s.cover_id} {s.sha256}" for s in sources],
+        "cover_reduction": {"long_side": REDUCED_LONG_SIDE, "version": REDUCTION_VERSION},
     }
 
 
@@ -611,20 +631,21 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     state = out / STATE_DIR
     state.mkdir(exist_ok=True)
-    sources = builtin_sources()
+    listed = listed_sources(builtin_only=preset_obj.covers == "builtin")
+    sources = listed.sources
     if not sources:
-        raise CorpusError("no built-in photographs found: are scikit-image, scikit-learn and matplotlib installed?")
+        raise CorpusError("no listed photographs found: are scikit-image, scikit-learn and matplotlib installed?")
     user_covers, unusable = scan_user_covers([Path(c) for c in covers], limits)
     cover_errors = [FileError(path=p, reason=r) for p, r in unusable]
     failed_jobs: list[FileError] = []
 
-    fingerprint = _plan_fingerprint(preset_obj, seed, user_covers)
+    fingerprint = _plan_fingerprint(preset_obj, seed, user_covers, sources)
     plan_path = state / PLAN
     if plan_path.exists():
         previous = json.loads(plan_path.read_text(encoding="utf-8"))
         if previous != fingerprint:
             raise BuildConflict(
-                f"{out} holds a corpus built with other settings (preset, seed or covers); "
+                f"{out} holds a corpus built with other settings (preset, seed, covers or cover photographs); "
                 "build into an empty folder"
             )
     else:
@@ -639,6 +660,12 @@ def build_corpus(
     }
     todo = [job for job in jobs if job.id not in done and not (job.kind == "stego" and job.name in skipped)]
     reused = sum(1 for job in jobs if job.id in done)
+    # Each photograph is reduced once per build and crops read a memory map of it. The reduced
+    # pixels (about 450 MB for the default covers) stay while jobs run, so a resumed build reuses
+    # them, and go when the build ends.
+    cover_cache = state / COVER_CACHE
+    if todo:
+        sources = prepare_sources(sources, cover_cache, workers=workers)
     ctx = BuildContext(seed=seed, preset=preset_obj, sources=sources, user_covers=tuple(user_covers), out=out, limits=limits)
     finished = len(jobs) - len(todo)  # skipped jobs count as settled for the progress bar
     if progress:
@@ -656,6 +683,7 @@ def build_corpus(
                 finished += len(results)
                 if progress:
                     progress(finished, len(jobs))
+    shutil.rmtree(cover_cache, ignore_errors=True)
 
     entries = [ManifestEntry.model_validate(e) for job in jobs for e in done.get(job.id, [])]
     _write_manifest_if_changed(out, entries)
@@ -664,7 +692,7 @@ def build_corpus(
         out=str(out), preset=preset_obj.name, seed=seed, entries=sorted(entries, key=lambda e: e.file_path),
         jobs_total=len(jobs), jobs_run=len(todo), jobs_reused=reused,
         seconds=time.perf_counter() - started, bytes_on_disk=size, cover_errors=cover_errors, failed_jobs=failed_jobs,
-        skipped_methods=skipped,
+        skipped_methods=skipped, missing_covers=listed.missing_by_package(),
     )
 
 

@@ -8,6 +8,7 @@ deterministic.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 class Detection:
     """The verdict on one file.
 
-    ``score`` is probability-like (0..1); ``is_stego`` is ``score >=
-    threshold``; ``method`` is the most likely method key (None when the file
+    ``score`` is probability-like (0..1), given to 6 decimals (rounded
+    towards the verdict, so ``is_stego`` is ``score >= threshold`` for the
+    shown score too); ``method`` is the most likely method key (None when the file
     looks clean); ``error`` is set (and the rest empty) when the file could
     not be read.
     """
@@ -101,6 +103,17 @@ class StreamFeatureDetector:
         return detections_from_scores(self, paths, rows)
 
 
+def shown_score(score: float, is_stego: bool) -> float:
+    """``score`` to 6 decimals, rounded up for a stego verdict and down for a clean one.
+
+    Plain rounding could show a score just below the threshold for a file
+    flagged because its exact score equals it (the threshold is one of the
+    validation scores), or the reverse.
+    """
+    scaled = score * 1e6
+    return (math.ceil(scaled) if is_stego else math.floor(scaled)) / 1e6
+
+
 def detections_from_scores(
     detector: Detector,
     paths: list[str],
@@ -119,7 +132,7 @@ def detections_from_scores(
             per_method = {m: round(float(method_scores[k, j]), 6) for j, m in enumerate(methods)}
             best = methods[int(np.argmax(method_scores[k]))] if methods else None
             out[i] = Detection(
-                path=rows[i].path, is_stego=bool(is_stego), score=round(score, 6),
+                path=rows[i].path, is_stego=bool(is_stego), score=shown_score(score, bool(is_stego)),
                 method=best if is_stego else None, method_scores=per_method, model=model,
             )
     return out

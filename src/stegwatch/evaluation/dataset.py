@@ -9,6 +9,7 @@
   are near-duplicates when their hashes differ in at most ``max_distance``
   bits. Within a ``cover_id`` they are expected (a stego file and its cover);
   across ``cover_id`` groups they leak information between folds.
+- Independent photographs: :func:`independent_photographs`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from stegwatch.parallel import map_unordered
+from stegwatch.corpus.sources import independent_photograph_ids
 from stegwatch.corpus.validate import validate_corpus
 from stegwatch.format.files import UnreadableFile, load_carrier
 from stegwatch.format.manifest import ManifestRead, read_manifest, resolve_in_root
@@ -55,6 +57,19 @@ def normalized_entropy(counts: dict[str, int]) -> float:
         return 0.0
     p = values / values.sum()
     return float(min(1.0, -(p * np.log(p)).sum() / math.log(values.size)))
+
+
+def independent_photographs(entries) -> int:
+    """How many distinct real photographs the clean photo files come from.
+
+    Counted: the distinct ``cover_id`` of clean files of category ``photo``
+    whose ``cover_id`` is ``photo:<scene_id>``, the id stegwatch gives a
+    photograph of its curated cover list (one camera photograph per scene,
+    built-in or from a Debian package). Not counted: synthetic images, user
+    covers (``user:...``, their origin is unknown: one photograph may be
+    there many times) and corpora from other generators.
+    """
+    return len(independent_photograph_ids(entries))
 
 
 def _phash(root: Path, file_path: str) -> tuple[str, int | None]:
@@ -204,6 +219,7 @@ def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = Tr
         "cover_sources": dict(sorted(Counter(e.cover_source or "unknown" for e in entries).items())),
         "distinct_cover_sources": len({e.cover_source for e in entries}),
         "distinct_cover_ids": len({e.cover_id for e in entries}),
+        "independent_photographs": independent_photographs(entries),
     }
     if container:
         attributes: dict[str, dict] = {}

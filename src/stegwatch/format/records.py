@@ -91,7 +91,8 @@ class ManifestEntry(BaseModel):
     constraint: str | None = Field(default=None, description="for negatives: the rule it teaches")
     cover_id: str = Field(description="original photo or generator the file descends from")
     cover_source: str | None = Field(
-        default=None, description="where the cover came from: skimage, sklearn, matplotlib, user, synthetic"
+        default=None, description="where the cover came from: the package shipping the photograph (a Debian package, "
+        "or pypi:NAME for the built-in ones), user, synthetic"
     )
     payload_bytes: int | None = Field(default=None, ge=0)
     payload_bpp: float | None = Field(default=None, ge=0, description="payload bits per pixel")
