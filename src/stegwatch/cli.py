@@ -306,8 +306,12 @@ def train_command(
     config = TrainConfig(model=model, seed=seed, target_fpr=target_fpr, exclude_categories=tuple(exclude_category or ()),
                          drop_streams=tuple(drop_stream or ()), workers=_workers(workers))
     command = _command_line() or f"stegwatch train --model {model}"
-    with _progress("features", not as_json) as progress:
-        card = train(corpus, out_dir, config, command=command, progress=progress)
+    try:
+        with _progress("features", not as_json) as progress:
+            card = train(corpus, out_dir, config, command=command, progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(card, indent=2, sort_keys=True))
         return

@@ -25,7 +25,7 @@ from stegwatch.features.streams import FEATURE_VERSION, STREAMS, feature_names
 from stegwatch.features.cache import FeatureCache, default_cache_path
 from stegwatch.features.table import features_for_paths
 from stegwatch.format.files import write_text_atomic
-from stegwatch.format.manifest import MANIFEST_NAME, read_manifest, resolve_in_root
+from stegwatch.format.manifest import MANIFEST_NAME, EmptyCorpus, read_manifest, resolve_in_root
 from stegwatch.format.records import ManifestEntry
 
 DEFAULT_TARGET_FPR = 0.0005
@@ -61,7 +61,10 @@ def load_corpus_features(
     corpus: str | Path, *, workers: int = 1, progress=None, scheduler: str | None = None,
     cache: FeatureCache | str | Path | None = None,
 ) -> CorpusFeatures:
-    """Feature rows for every readable file of a corpus, through the feature cache (default: ``.stegwatch/features.sqlite``)."""
+    """Feature rows for every readable file of a corpus, through the feature cache (default: ``.stegwatch/features.sqlite``).
+
+    Raises :class:`EmptyCorpus` when the manifest lists nothing or no listed file can be read.
+    """
     root = Path(corpus)
     read = read_manifest(root)
     paths = [str(resolve_in_root(root, e.file_path)) for e in read.entries]
@@ -69,6 +72,9 @@ def load_corpus_features(
     keep = [i for i, r in enumerate(rows) if r.vector is not None]
     errors = [{"path": rows[i].path, "reason": rows[i].error} for i in range(len(rows)) if rows[i].vector is None]
     errors += [{"path": e.where, "reason": e.reason} for e in read.errors]
+    if not keep:
+        first = f"; first: {errors[0]['path']}: {errors[0]['reason']}" if errors else ""
+        raise EmptyCorpus(str(root / MANIFEST_NAME), f"no file of the corpus can be used ({len(errors)} refused or unreadable{first})")
     features = np.stack([rows[i].vector for i in keep]) if keep else np.zeros((0, len(feature_names())))
     digest = hashlib.sha256((root / MANIFEST_NAME).read_bytes()).hexdigest()
     return CorpusFeatures([read.entries[i] for i in keep], features, errors, digest)
