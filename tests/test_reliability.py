@@ -6,14 +6,20 @@ does about it, and which test here shows it.
 
 from __future__ import annotations
 
+import io
 import json
+import zlib
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from stegwatch.cli import app
+from stegwatch.format.files import UnreadableFile, carrier_from_bytes, load_carrier
 from stegwatch.format.manifest import EmptyCorpus, read_manifest
+
+from .conftest import png_bytes, random_rgb
 
 runner = CliRunner()
 
@@ -82,3 +88,57 @@ def test_the_manifest_reader_refuses_an_empty_manifest(tmp_path):
     (tmp_path / "manifest.jsonl").write_text("")
     with pytest.raises(EmptyCorpus, match="empty corpus"):
         read_manifest(tmp_path)
+
+
+# --- files whose structure breaks off after the first frame (item 14) ------------------------
+
+
+def _encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _three_frame_gif() -> bytes:
+    frames = [random_rgb(seed, 64, 64).quantize(64) for seed in range(3)]
+    return _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+
+
+def _png_chunks(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, type) of every chunk of a PNG."""
+    chunks, i = [], 8
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i:i + 4], "big")
+        chunks.append((i, data[i + 4:i + 8]))
+        i += 12 + length
+    return chunks
+
+
+def test_a_gif_cut_in_its_last_frame_is_an_error_record_not_a_clean_image(tmp_path):
+    gif = _three_frame_gif()
+    assert Image.open(io.BytesIO(gif)).n_frames == 3
+    cut = tmp_path / "cut.gif"
+    cut.write_bytes(gif[: len(gif) - 200])  # inside the third frame's image data
+    with pytest.raises(UnreadableFile, match="truncated or corrupt GIF"):
+        load_carrier(cut)
+    from stegwatch.detectors import load_detector
+
+    for model in ("v3", "v4"):
+        [record] = load_detector(model).detect([str(cut)])
+        assert record.error and "truncated" in record.error and record.is_stego is None and record.score is None
+
+
+def test_a_png_cut_after_its_pixels_or_with_a_broken_chunk_is_refused():
+    png = png_bytes(random_rgb(3, 48, 48))
+    with pytest.raises(UnreadableFile, match="truncated"):
+        carrier_from_bytes(png[:-12])  # IEND missing: Pillow alone decodes it
+    # A private chunk after the pixels, with one bit flipped: Pillow never reads it, its CRC fails.
+    iend = next(offset for offset, kind in _png_chunks(png) if kind == b"IEND")
+    body = b"prVt" + b"anything"
+    chunk = len(body[4:]).to_bytes(4, "big") + body + (zlib.crc32(body) ^ 1).to_bytes(4, "big")
+    broken = png[:iend] + chunk + png[iend:]
+    assert Image.open(io.BytesIO(broken)).load() is not None
+    with pytest.raises(UnreadableFile, match="CRC"):
+        carrier_from_bytes(broken)
+    # A trailer after IEND (the eoi method, camera thumbnails) is not a fault.
+    assert carrier_from_bytes(png + b"payload\x00").image.size == (48, 48)
