@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from stegwatch.cli import app
-from stegwatch.format.files import UnreadableFile, carrier_from_bytes, load_carrier
+from stegwatch.format.files import DEFAULT_LIMITS, UnreadableFile, carrier_from_bytes, load_carrier
 from stegwatch.format.manifest import EmptyCorpus, read_manifest
 
 from .conftest import png_bytes, random_rgb
@@ -142,3 +148,44 @@ def test_a_png_cut_after_its_pixels_or_with_a_broken_chunk_is_refused():
         carrier_from_bytes(broken)
     # A trailer after IEND (the eoi method, camera thumbnails) is not a fault.
     assert carrier_from_bytes(png + b"payload\x00").image.size == (48, 48)
+
+
+# --- memory per file (item 15) ----------------------------------------------------------------
+
+_PEAK_SCRIPT = """
+import resource, sys
+from stegwatch.detectors import load_detector
+detector = load_detector("v4")
+[record] = detector.detect([sys.argv[1]])
+print(record.error or "ok", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _scan_peak(path: Path) -> tuple[str, int]:
+    """(error or "ok", peak resident memory in bytes) of scanning one file with V4 in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(path)], capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"STEGWATCH_FEATURE_CACHE": str(path.parent / "cache.sqlite")})
+    assert done.returncode == 0, done.stderr
+    verdict, kib = done.stdout.split()[-2:]
+    return verdict, int(kib) * 1024
+
+
+def test_a_highly_compressible_huge_png_is_refused_from_its_header(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    Image.new("RGB", (7000, 7000)).save(bomb)  # 49 megapixels in about 150 KB
+    assert bomb.stat().st_size < 300_000
+    with pytest.raises(UnreadableFile, match="decompression bomb"):
+        load_carrier(bomb)
+
+
+@pytest.mark.slow
+def test_peak_memory_for_the_largest_accepted_file_stays_under_one_gigabyte(tmp_path):
+    side = int(DEFAULT_LIMITS.max_pixels ** 0.5)
+    largest = tmp_path / "largest.png"
+    # RGBA is the widest mode; the noise in the alpha LSBs makes every statistic do its full work.
+    pixels = np.full((side, side, 4), 200, dtype=np.uint8)
+    pixels[..., 3] ^= np.random.default_rng(0).integers(0, 2, size=(side, side), dtype=np.uint8)
+    Image.fromarray(pixels, "RGBA").save(largest)
+    verdict, peak = _scan_peak(largest)
+    assert verdict == "ok"
+    assert peak < 1024**3, f"peak {peak / 2**20:.0f} MiB"

@@ -126,16 +126,18 @@ def _fraction_true(mask: np.ndarray) -> float:
 def _lsb(samples: np.ndarray) -> np.ndarray:
     flat = samples.reshape(-1)
     lsb = samples & 1
-    channels = [samples[..., c] for c in range(samples.shape[2])]
     agreement = _fraction_true(lsb[:, 1:] == lsb[:, :-1]) if samples.shape[1] > 1 else 1.0
     bit1 = _fraction_true(lsb == ((samples >> 1) & 1))
+    lsb_mean = _fraction_true(lsb)
     # One pass over the samples for all ten prefixes; the last prefix is the whole sequence.
     ps = np.asarray([chi_square_from_histogram(h) for h in prefix_histograms(flat, prefix_bounds(flat.size, 10))])
-    prefix = flat[: max(64, flat.size // 20)]
-    return np.asarray([ps[-1], chi_square_attack(prefix), embedded_fraction(ps),
+    prefix_p = chi_square_attack(flat[: max(64, flat.size // 20)])
+    del flat, lsb  # free these full-size copies before SPA and WS make their own (peak memory per pixel)
+    channels = [samples[..., c] for c in range(samples.shape[2])]
+    return np.asarray([ps[-1], prefix_p, embedded_fraction(ps),
                        float(np.mean([sample_pair_analysis(c) for c in channels])),
                        float(np.mean([weighted_stego(c) for c in channels])),
-                       agreement, bit1, _fraction_true(lsb)])
+                       agreement, bit1, lsb_mean])
 
 
 def _palette(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
