@@ -7,12 +7,17 @@ does about it, and which test here shows it.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
-import resource
+import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from typer.testing import CliRunner
 from stegwatch.cli import app
 from stegwatch.format.files import DEFAULT_LIMITS, UnreadableFile, carrier_from_bytes, load_carrier
 from stegwatch.format.manifest import EmptyCorpus, read_manifest
+from stegwatch.monitoring.sinks import AlertConfig
 
 from .conftest import png_bytes, random_rgb
 
@@ -39,7 +45,7 @@ def _one_line_error(result, code: int = 2) -> str:
     assert result.exit_code == code, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
-    return result.output
+    return " ".join(result.output.split())  # rich wraps long lines at the terminal's width
 
 
 # --- empty and duplicated manifests (items 6 and 7) ------------------------------------------
@@ -189,3 +195,285 @@ def test_peak_memory_for_the_largest_accepted_file_stays_under_one_gigabyte(tmp_
     verdict, peak = _scan_peak(largest)
     assert verdict == "ok"
     assert peak < 1024**3, f"peak {peak / 2**20:.0f} MiB"
+
+
+# --- alert sinks: credentials only over TLS (item 1), deadlines (item 3), delivered counts (item 13) ---
+
+
+def _alerts(n: int = 2):
+    from stegwatch.monitoring.rules import Alert
+
+    return [Alert(rule=f"rule-{i}", severity="critical", metric="false_positive_rate.rate", value=0.1, threshold=0.0005,
+                  condition="gt", kind="value", run_id="run-1", model="v4 1.0", description="test alert") for i in range(n)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (made with the openssl program) and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl program is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+class SmtpRecorder:
+    """An aiosmtpd server on 127.0.0.1 that offers AUTH and records every AUTH command and message it receives."""
+
+    def __init__(self, *, starttls_context=None, implicit_context=None) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP, AuthResult
+
+        self.auth_lines: list[tuple[str, bool]] = []  # (argument, over TLS?)
+        self.messages: list = []
+        recorder = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+                recorder.messages.append(envelope.content)
+                return "250 OK"
+
+        class RecordingSMTP(SMTP):
+            async def smtp_AUTH(self, arg):  # noqa: N802 - aiosmtpd's name
+                recorder.auth_lines.append((arg, self._tls_protocol is not None or implicit_context is not None))
+                return await super().smtp_AUTH(arg)
+
+        class RecordingController(Controller):
+            def factory(self):
+                return RecordingSMTP(self.handler, **self.SMTP_kwargs)
+
+        self.port = _free_port()
+        self.controller = RecordingController(
+            Handler(), hostname="127.0.0.1", port=self.port, ssl_context=implicit_context, tls_context=starttls_context,
+            auth_require_tls=False, authenticator=lambda *args: AuthResult(success=True))
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+
+def _send(config, console=lambda line: None) -> list:
+    """What the sinks other than the console did with two alerts."""
+    from stegwatch.monitoring.sinks import dispatch
+
+    return [result for result in dispatch(_alerts(), config, console=console) if result.sink != "console"]
+
+
+def _email(port: int, **extra) -> dict:
+    return {"host": "127.0.0.1", "port": port, "sender": "stegwatch@example.org", "recipients": ["oncall@example.org"],
+            "username": "stegwatch", "password_env": "TEST_SMTP_PASSWORD", "timeout": 5, "deadline_s": 20} | extra
+
+
+def _server_context(tls_files):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*map(str, tls_files))
+    return context
+
+
+def test_smtp_credentials_are_never_sent_without_tls(monkeypatch):
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "not-a-real-password")
+    with SmtpRecorder() as server:  # offers AUTH, no STARTTLS
+        [auto] = _send(AlertConfig(log_file=None, email=_email(server.port)), console=lambda line: None)
+        [never] = _send(AlertConfig(log_file=None, email=_email(server.port, starttls="never")),
+                                  console=lambda line: None)
+        [always] = _send(AlertConfig(log_file=None, email=_email(server.port, starttls="always")),
+                                   console=lambda line: None)
+    assert server.auth_lines == [] and server.messages == []
+    assert auto.sent == 0 and "refusing to send the SMTP password in clear" in auto.error
+    assert never.sent == 0 and "in clear" in never.error
+    assert always.sent == 0 and "does not offer STARTTLS" in always.error
+    assert "not-a-real-password" not in auto.error + never.error + always.error
+
+
+def test_plaintext_auth_only_when_the_config_allows_it_and_then_with_a_warning(monkeypatch):
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "not-a-real-password")
+    warnings: list[str] = []
+    with SmtpRecorder() as server:
+        [result] = _send(AlertConfig(log_file=None, email=_email(server.port, allow_plaintext_auth=True)),
+                                   console=warnings.append)
+    assert result.error is None and result.sent == 2
+    assert len(server.auth_lines) == 1 and server.auth_lines[0][1] is False and len(server.messages) == 1
+    assert any("without TLS" in line for line in warnings)
+    assert not any("not-a-real-password" in line for line in warnings)
+
+
+def test_smtp_logs_in_after_starttls_or_over_implicit_tls(monkeypatch, tls_files):
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "not-a-real-password")
+    with SmtpRecorder(starttls_context=_server_context(tls_files)) as server:
+        [result] = _send(AlertConfig(log_file=None, email=_email(server.port, ca_file=str(tls_files[0]))),
+                                   console=lambda line: None)
+    assert result.error is None and server.auth_lines and all(tls for _, tls in server.auth_lines) and server.messages
+    with SmtpRecorder(implicit_context=_server_context(tls_files)) as server:
+        [result] = _send(AlertConfig(
+            log_file=None, email=_email(server.port, implicit_tls=True, ca_file=str(tls_files[0]))), console=lambda line: None)
+    assert result.error is None and len(server.auth_lines) == 1 and len(server.messages) == 1
+
+
+def test_an_unknown_starttls_setting_is_refused_when_the_config_loads(tmp_path):
+    from stegwatch.monitoring.monitor import MonitorConfig
+
+    config = tmp_path / "monitor.toml"
+    config.write_text('[alerts.email]\nhost = "127.0.0.1"\nsender = "a@b.c"\nrecipients = ["d@e.f"]\nstarttls = "maybe"\n')
+    with pytest.raises(ValueError, match="auto, always or never"):
+        MonitorConfig.load(config)
+
+
+class Trickler:
+    """A TCP server on 127.0.0.1 that reads a request, then answers one byte every ``every`` seconds, forever."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every = every
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.connections = 0
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(1)
+            try:
+                connection.recv(65536)
+                for byte in itertools.cycle(b"HTTP/1.1 200 OK\r\nX-Slow: "):
+                    if self.stop.wait(self.every):
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed by __exit__
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def __enter__(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.listener.close()
+
+
+def test_a_trickling_webhook_is_cut_off_at_its_total_deadline(monkeypatch):
+    with Trickler() as server:
+        monkeypatch.setenv("TEST_HOOK_URL", f"http://127.0.0.1:{server.port}/hook")
+        started = time.monotonic()
+        [result] = _send(AlertConfig(log_file=None, webhooks=[{"url_env": "TEST_HOOK_URL", "deadline_s": 2}]),
+                                   console=lambda line: None)
+        elapsed = time.monotonic() - started
+    assert result.sent == 0 and "deadline of 2 s passed" in result.error
+    assert elapsed < 2 + 8, elapsed  # the deadline covers both attempts; a per-read timeout never fires here
+
+
+@pytest.mark.slow
+def test_monitor_writes_its_dashboard_and_counts_nothing_sent_when_every_sink_fails(smoke_corpus, tmp_path, monkeypatch):
+    from .test_monitoring import _lowered_model
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with Trickler() as hook:
+        monkeypatch.setenv("TEST_HOOK_URL", f"http://127.0.0.1:{hook.port}/hook")
+        config = tmp_path / "monitor.toml"
+        config.write_text(f"""
+[dashboard]
+path = "{tmp_path / 'dash' / 'performance_dashboard.md'}"
+[alerts]
+log_file = "{blocker / 'alerts.log'}"
+[alerts.email]
+host = "127.0.0.1"
+port = {_free_port()}
+sender = "stegwatch@example.org"
+recipients = ["oncall@example.org"]
+deadline_s = 3
+[[alerts.webhook]]
+url_env = "TEST_HOOK_URL"
+deadline_s = 3
+""")
+        args = ["monitor", "--model-version", _lowered_model(tmp_path, 0.02), "--dataset-path", smoke_corpus, "--config", config,
+                "--db", tmp_path / "h.db", "--latency-sample", "3", "--workers", "1"]
+        first = invoke(*args)
+        second = invoke(*args)
+    assert first.exit_code == 0, first.output
+    text, again = (" ".join(result.output.split()) for result in (first, second))
+    alerts = int(text.split(" alert(s)")[0].rsplit(" ", 1)[1])
+    assert alerts > 0 and f"{alerts} alert(s), 0 sent" in text
+    assert "alert sink webhook:slack failed" in text and "deadline of 3 s passed" in text
+    assert "alert sink email failed" in text and "alert sink log failed" in text
+    assert (tmp_path / "dash" / "performance_dashboard.md").exists()
+    # Nothing was delivered, so the next run sends them again instead of treating them as sent.
+    assert f"{alerts} alert(s), 0 sent" in again and "alert sink webhook:slack failed" in again
+
+
+# --- history databases that are garbage or missing (item 8) --------------------------------
+
+
+def test_a_garbage_history_database_is_a_one_line_error(tmp_path, smoke_corpus):
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a SQLite database, just bytes " * 100)
+    assert "not a stegwatch history database" in _one_line_error(invoke("history", "export", "--db", garbage))
+    assert "not a stegwatch history database" in _one_line_error(invoke("baseline", "accept", "run-1", "--db", garbage))
+    started = time.monotonic()
+    result = invoke("monitor", "--model-version", "v3", "--dataset-path", smoke_corpus, "--db", garbage,
+                    "--dashboard", tmp_path / "dash.md", "--workers", "1")
+    assert "not a stegwatch history database" in _one_line_error(result)
+    assert time.monotonic() - started < 60  # refused before the evaluation
+    assert garbage.read_bytes().startswith(b"this is not a SQLite database")
+
+
+def test_read_only_commands_never_create_a_history_database_or_its_folder(tmp_path):
+    missing = tmp_path / "no-such-folder" / "history.db"
+    assert "no history database" in _one_line_error(invoke("history", "export", "--db", missing))
+    assert "no history database" in _one_line_error(invoke("baseline", "accept", "run-1", "--db", missing))
+    assert not missing.parent.exists()
+
+
+# --- Markdown injection in the dashboard (item 2) ---------------------------------------------
+
+HOSTILE = "evil`` `|<script>alert(1)</script>\n# heading <img src=x onerror=alert(2)>"
+
+
+@pytest.mark.slow
+def test_user_strings_cannot_break_out_of_the_markdown_dashboard(corpus_copy, tmp_path):
+    from markdown_it import MarkdownIt
+
+    from stegwatch.monitoring.monitor import MonitorConfig, monitor
+    from stegwatch.monitoring.rules import Rule
+
+    hostile_corpus = corpus_copy.rename(corpus_copy.parent / HOSTILE.replace("/", "-"))
+    config = MonitorConfig.load()
+    config.dashboard = tmp_path / "dash" / "performance_dashboard.md"
+    config.alerts.log_file = str(tmp_path / "alerts.log")
+    config.rules = [Rule(name=f"rule {HOSTILE}", metric="false_positive_rate.n", condition="gt", threshold=0,
+                         severity="warning", description=HOSTILE)]
+    monitor("v3", hostile_corpus, config=config, db=tmp_path / "h.db", latency_sample=0, console=lambda line: None,
+            command=f"stegwatch monitor --dataset-path {HOSTILE}")
+    markdown = config.dashboard.read_text()
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<script" not in html and not re.search(r"<img[^>]*onerror", html)
+    assert "&lt;script&gt;" in html and "&lt;img src=x" in html
+    assert html.count("<h1>") == 1  # the newline did not start a heading
+    overview = html.split("<h2>Overview</h2>")[1].split("</table>")[0]
+    assert overview.count("<tr>") == 6 and all(row.count("<td>") == 2 for row in overview.split("<tr>")[2:])
+    alerts = html.split("<h2>Alerts</h2>")[1].split("</table>")[0]
+    assert all(row.count("<td>") == 5 for row in alerts.split("<tr>")[2:])
+    # The corpus path survives whole inside its code span.
+    name = HOSTILE.replace("/", "-").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+    assert f"<code>{corpus_copy.parent}/{name}</code>" in html

@@ -633,7 +633,7 @@ def monitor_command(
                           "sinks": [vars(s) for s in result.sinks], "files": [str(f) for f in result.files]}, indent=2))
     else:
         out.print(f"run {result.metrics['run']['run_id']}: status {result.status.upper()}, {len(result.alerts)} alert(s), "
-                  f"{len(result.sent)} sent")
+                  f"{result.delivered} sent")
         for sink in result.sinks:
             if sink.error:
                 err.print(f"[yellow]alert sink {sink.sink} failed after {sink.attempts} attempts: {sink.error}[/yellow]")
@@ -646,7 +646,11 @@ def history_export(db: Annotated[Path, typer.Option(help="History database.")] =
     """Print every run of the history as JSON Lines (oldest first)."""
     from stegwatch.monitoring.history import export_jsonl
 
-    sys.stdout.write(export_jsonl(db))
+    try:
+        sys.stdout.write(export_jsonl(db))
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @baseline_app.callback()
@@ -722,7 +726,7 @@ def baseline_accept(
 
     try:
         accept_baseline(run_id, db)
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         err.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from None
     out.print(f"baseline accepted: {run_id}")

@@ -1,7 +1,9 @@
 """One monitor run: evaluate, record in the history, check rules, alert, regenerate the dashboard.
 
 The history row is written before any alert is sent, so a failing sink never
-loses the run.
+loses the run; the dashboard is written after the console and the alerts log
+and before email and webhooks, so a slow or hanging server never keeps it
+from being written. Each network sink has its own total deadline.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from stegwatch.evaluation.logs import convergence, parse_logs
 from stegwatch.monitoring import history
 from stegwatch.monitoring.dashboard import DEFAULT_DASHBOARD, render_dashboard
 from stegwatch.monitoring.rules import Alert, Rule, check, load_rules, status_of
-from stegwatch.monitoring.sinks import AlertConfig, SinkResult, dispatch
+from stegwatch.monitoring.sinks import AlertConfig, SinkResult, delivered, dispatch_local, dispatch_remote
 
 
 @dataclass
@@ -48,6 +50,8 @@ class MonitorResult:
     sinks: list[SinkResult]
     files: list[Path]
     exit_code: int
+    #: How many of ``sent`` reached a sink beyond the console (0 when every sink failed).
+    delivered: int = 0
 
 
 def _baseline(spec: str | None, model_name: str, db: Path) -> dict | None:
@@ -77,6 +81,8 @@ def monitor(
     scheduler: str | None = None,
 ) -> MonitorResult:
     config = config or MonitorConfig.load()
+    with history.connect(db):  # a file that is no history database is refused before the evaluation, not after
+        pass
     metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, scheduler=scheduler)
     metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False)
     training_log = model_path(model).parent / "training_log.jsonl"
@@ -92,12 +98,16 @@ def monitor(
     sent = [a for a in alerts if config.alerts.resend or history.mark_alert_sent(a.fingerprint, run_id, db)]
     model_label = f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"
     history.clear_resolved_alerts(model_label, {a.fingerprint for a in alerts}, db)
-    sinks = dispatch(sent, config.alerts, console=console)
+    sinks = dispatch_local(sent, config.alerts, console=console)
     runs = history.runs(db, metrics["run"]["model"]["name"])
     files = render_dashboard(runs, metrics, status, [a.to_json_dict() for a in alerts], config.dashboard,
                              training_log if training_log.exists() else None, recent_alerts(config.alerts.log_file))
+    sinks += dispatch_remote(sent, config.alerts, console=console)
+    count = delivered(sinks) if sent else 0
+    if sent and not count:  # nothing got through: send them again next run rather than never
+        history.forget_alerts_sent([a.fingerprint for a in sent], run_id, db)
     failing = {"critical": ("critical",), "warning": ("warning", "critical")}.get(fail_on or "", ())
-    return MonitorResult(metrics, status, alerts, sent, sinks, [*files, metrics_file], 1 if status in failing else 0)
+    return MonitorResult(metrics, status, alerts, sent, sinks, [*files, metrics_file], 1 if status in failing else 0, count)
 
 
 def recent_alerts(log_file: str | None, limit: int = 20) -> list[dict]:
