@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -21,6 +22,7 @@ import time
 import zlib
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -477,3 +479,130 @@ def test_user_strings_cannot_break_out_of_the_markdown_dashboard(corpus_copy, tm
     # The corpus path survives whole inside its code span.
     name = HOSTILE.replace("/", "-").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
     assert f"<code>{corpus_copy.parent}/{name}</code>" in html
+
+
+# --- serve: slow clients (item 5), deep JSON (item 9), atomic batches (item 10), old events (item 16) ---
+
+
+def _post(url: str, body, **kwargs) -> httpx.Response:
+    from .test_serve import AUTH
+
+    if isinstance(body, bytes):
+        return httpx.post(url + "/api/v1/metrics/log", content=body, headers=AUTH | {"Content-Type": "application/json"},
+                          timeout=30, **kwargs)
+    return httpx.post(url + "/api/v1/metrics/log", json=body, headers=AUTH, timeout=30, **kwargs)
+
+
+def test_deeply_nested_json_is_refused_with_422_before_parsing(tmp_path):
+    from .test_serve import _config, running
+
+    with running(_config(tmp_path)) as (url, _):
+        deep = _post(url, b"[" * 200_000 + b"]" * 200_000)
+        assert deep.status_code == 422 and "nested deeper than" in deep.text
+        assert _post(url, b'{"events": [' * 20 + b"]}" * 20).status_code == 422
+        assert httpx.get(url + "/health", timeout=10).json()["status"] == "ok"
+
+
+def test_a_batch_with_one_conflicting_request_id_stores_nothing(tmp_path):
+    from .test_serve import _config, event, running
+
+    with running(_config(tmp_path)) as (url, _):
+        first = event("scan-0")
+        assert _post(url, first).json() == {"stored": 1, "duplicates": 0, "conflicts": []}
+        batch = [event(f"scan-{i}") for i in range(1, 1000)] + [first | {"latency_ms": 99.0}]
+        refused = _post(url, {"events": batch})
+        assert refused.status_code == 409
+        assert refused.json() == {"stored": 0, "duplicates": 0, "conflicts": ["scan-0"]}
+        assert httpx.get(url + "/api/v1/state", timeout=10).json()["events"] == 1
+        stored = _post(url, {"events": batch[:-1] + [first]})
+        assert stored.status_code == 200 and stored.json() == {"stored": 999, "duplicates": 1, "conflicts": []}
+
+
+def test_events_older_than_the_horizon_are_refused(tmp_path):
+    from stegwatch.serving.config import ServeConfig
+
+    from .test_serve import _config, event, running
+
+    with running(_config(tmp_path, max_event_age_s=3600.0)) as (url, _):
+        for timestamp in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+            refused = _post(url, event("old") | {"timestamp": timestamp})
+            assert refused.status_code == 422, (timestamp, refused.text)
+        too_old = _post(url, event("two-hours", age_s=7200))
+        assert too_old.status_code == 422 and "in the past" in too_old.text
+        assert _post(url, event("half-hour", age_s=1800)).status_code == 200
+        assert httpx.get(url + "/api/v1/state", timeout=10).json()["events"] == 1
+    config = tmp_path / "serve.toml"
+    config.write_text('[serve]\nmax_event_age = "2h"\n')
+    assert ServeConfig.load(config).max_event_age_s == 7200
+    assert ServeConfig.load().max_event_age_s == 7 * 86400
+
+
+def _watch_until_closed(sockets: list[socket.socket], seconds: float, trickle: bytes) -> tuple[list[float | None], list[bytes]]:
+    """Send ``trickle`` to every open socket twice a second; (seconds until the server closed each, what each received)."""
+    started = time.monotonic()
+    closed: list[float | None] = [None] * len(sockets)
+    received = [b""] * len(sockets)
+    while time.monotonic() - started < seconds and None in closed:
+        open_now = [s for i, s in enumerate(sockets) if closed[i] is None]
+        readable, _, _ = select.select(open_now, [], [], 0.5)
+        for sock in readable:
+            i = sockets.index(sock)
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                data = b""
+            if data:
+                received[i] += data
+            else:
+                closed[i] = time.monotonic() - started
+        for i, sock in enumerate(sockets):
+            if closed[i] is None:
+                try:
+                    sock.send(trickle)
+                except OSError:
+                    closed[i] = time.monotonic() - started
+    return closed, received
+
+
+@pytest.mark.slow
+def test_serve_closes_slow_connections_and_caps_how_many_are_open(tmp_path):
+    from .test_serve import TOKEN
+
+    config = tmp_path / "serve.toml"
+    config.write_text("[serve]\nheader_timeout_s = 2\nbody_timeout_s = 2\nmax_connections = 20\n")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "stegwatch.cli", "serve", "--port", str(port), "--db", str(tmp_path / "h.db"),
+                               "--config", str(config)], env=os.environ | {"STEGWATCH_TOKEN": TOKEN},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"serve did not start: {server.stderr.read().decode() if server.poll() is not None else ''}")
+        # Slowloris: 30 connections, each sending its headers a byte at a time.
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]
+        for sock in slow:
+            sock.sendall(b"POST /api/v1/metrics/log HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        closed, _ = _watch_until_closed(slow, 30, b"a")
+        assert None not in closed, closed
+        assert sorted(closed)[9] < 1.5  # the ten beyond the cap of 20 are closed as they open
+        assert max(closed) < 2 + 6  # the rest when their headers are 2 s late (plus a generous margin)
+        # A body that trickles in gets 408 and its connection closed.
+        body = socket.create_connection(("127.0.0.1", port), timeout=5)
+        body.sendall(b"POST /api/v1/metrics/log HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 1000\r\n\r\n{")
+        [when], [answer] = _watch_until_closed([body], 30, b" ")
+        assert when is not None and when < 2 + 6 and answer.startswith(b"HTTP/1.1 408")
+        for sock in [*slow, body]:
+            sock.close()
+        assert httpx.get(url + "/health", timeout=5).json()["status"] == "ok"
+    finally:
+        server.terminate()
+        server.wait(30)
+        server.stderr.close()
+

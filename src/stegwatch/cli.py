@@ -577,13 +577,13 @@ def serve_command(
     Writes need a bearer token: set STEGWATCH_TOKEN (or the [serve] token_env variable) before starting;
     without one, writes are refused.
     """
-    import uvicorn
-
     from stegwatch.serving.app import create_app
     from stegwatch.serving.config import ServeConfig
+    from stegwatch.serving.server import serve
 
     try:
         settings = ServeConfig.load(config, db=db)
+        application = create_app(settings)
     except (FileNotFoundError, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -592,7 +592,7 @@ def serve_command(
     if not os.environ.get(settings.token_env):
         err.print(f"[yellow]{settings.token_env} is not set: event and feedback writes will be refused[/yellow]")
     err.print(f"stegwatch serve on http://{host}:{port}/ (history {settings.db})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    serve(application, settings, host=host, port=port)
 
 
 @app.command("monitor")
