@@ -606,3 +606,61 @@ def test_serve_closes_slow_connections_and_caps_how_many_are_open(tmp_path):
         server.wait(30)
         server.stderr.close()
 
+
+# --- orphaned workers (item 4) -------------------------------------------------------------------
+
+_POOL_SCRIPT = """
+import sys, time
+from stegwatch.corpus._parallel import map_unordered
+print("started", flush=True)
+for _ in map_unordered(time.sleep, [120.0] * 4, workers=2, chunk_size=1):
+    pass
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list a process's children")
+def test_pool_workers_and_the_resource_tracker_exit_when_the_parent_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", _POOL_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert parent.stdout.readline() == b"started\n"
+        deadline = time.monotonic() + 60
+        while len(_children(parent.pid)) < 3 and time.monotonic() < deadline:  # two workers and the resource tracker
+            time.sleep(0.2)
+        children = _children(parent.pid)
+        assert len(children) >= 3, children
+        time.sleep(1)  # the workers are inside their two-minute tasks
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [pid for pid in children if _alive(pid)]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.stdout.close()
+    for pid in left:  # clean up before failing, so a regression does not leave processes behind
+        os.kill(pid, 9)
+    assert not left, f"still running 10 s after the parent was killed: {left}"
