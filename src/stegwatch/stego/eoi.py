@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.format.structure import JPEG_SOI, PNG_SIGNATURE, end_of_gif, end_of_image, end_of_jpeg, end_of_png
+from stegwatch.format.structure import JPEG_SOI, end_of_gif, end_of_image, end_of_jpeg, end_of_png  # the walkers live in format/
 from stegwatch.stego._base import (
     Cover,
     cover_image,
@@ -99,3 +99,5 @@ METHOD = StegoMethod(
     description="payload appended after the end of the image",
     payload_unit="bytes",
 )
+
+__all__ = ["METHOD", "capacity", "embed", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png", "extract", "split_trailer"]
