@@ -664,3 +664,99 @@ def test_pool_workers_and_the_resource_tracker_exit_when_the_parent_is_killed():
     for pid in left:  # clean up before failing, so a regression does not leave processes behind
         os.kill(pid, 9)
     assert not left, f"still running 10 s after the parent was killed: {left}"
+
+
+# --- logs on a binary file, a baseline of the wrong shape (item 11) -------------------------
+
+
+def test_logs_on_a_binary_file_is_a_clear_error(tmp_path):
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 64)
+    assert "a binary file, not a text training log" in _one_line_error(invoke("logs", binary))
+    empty = tmp_path / "header-only.csv"
+    empty.write_text("epoch,loss\n")
+    assert "no training metric could be read" in _one_line_error(invoke("logs", empty))
+
+
+def test_logs_still_reads_the_good_files_beside_a_binary_one(tmp_path):
+    good = tmp_path / "history.json"
+    good.write_text(json.dumps({"loss": [0.9, 0.5, 0.3], "val_loss": [1.0, 0.6, 0.5]}))
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x00\x01\x02" * 100)
+    result = invoke("logs", good, binary, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["convergence"]["history"]["best_step"] == 3
+    assert [p["reason"] for p in report["problems"]] == ["a binary file, not a text training log"]
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '{"false_positives": {"a": 1}}', '{"false_positives": [{"sha256": 5}]}',
+                                     '"just a string"', "{not json"])
+def test_fp_regression_with_a_baseline_of_the_wrong_shape_is_a_clear_error(smoke_corpus, tmp_path, content):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(content)
+    result = invoke("fp-regression", "--model", "v3", "--corpus", smoke_corpus, "--baseline", baseline, "--workers", "1")
+    assert str(baseline) in _one_line_error(result)
+
+
+# --- extract with unreadable files among good ones (item 12) ---------------------------------
+
+
+def test_extract_processes_every_readable_file_and_reports_the_others(tmp_path):
+    good, unreadable, empty = tmp_path / "good.png", tmp_path / "unreadable.png", tmp_path / "empty.png"
+    good.write_bytes(png_bytes(random_rgb(5, 32, 32)))
+    unreadable.write_bytes(good.read_bytes())
+    unreadable.chmod(0o000)
+    empty.write_bytes(b"")
+    command = [sys.executable, "-m", "stegwatch.cli", "extract", "--json", "good.png", "unreadable.png", "empty.png"]
+    if os.geteuid() == 0:  # root reads any file: drop every capability, so the permission bits apply as they did for the user
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot make a file unreadable")
+        command = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--", *command]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    unreadable.chmod(0o644)
+    assert done.returncode == 1, done.stderr
+    records = {r["path"]: r for r in map(json.loads, done.stdout.splitlines())}
+    assert list(records) == ["good.png", "unreadable.png", "empty.png"]
+    assert records["good.png"]["error"] is None and records["good.png"]["streams"]
+    assert records["unreadable.png"]["error"] == "cannot read: Permission denied"
+    assert records["empty.png"]["error"] == "empty file (0 bytes)"
+
+
+# --- every seed builds: outguess files that do not extract back (item 17) --------------------
+
+
+def test_an_outguess_job_whose_file_does_not_extract_back_moves_to_another_cover(tmp_path):
+    from stegwatch.corpus.build import PRESETS, BuildContext, Job, run_job
+    from stegwatch.corpus.sources import builtin_sources
+    from stegwatch.stego import METHODS
+
+    if METHODS["outguess"].missing_tools():
+        pytest.skip(f"outguess is not installed: {METHODS['outguess'].install_hint}")
+    ctx = BuildContext(seed=1, preset=PRESETS["default"], sources=builtin_sources(), user_covers=(), out=tmp_path)
+    # With the default preset and seed 1, the first cover job 108 draws gives a file outguess cannot read back.
+    result = run_job(ctx, Job("stego", "outguess", 108))
+    assert result.error is None, result.error
+    [entry] = result.entries
+    from stegwatch.corpus.validate import check_entry
+    from stegwatch.format.files import DEFAULT_LIMITS
+    from stegwatch.format.records import ManifestEntry
+
+    assert check_entry(tmp_path, DEFAULT_LIMITS, ManifestEntry.model_validate(entry)).status == "passed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_every_seed_builds_the_smoke_preset_in_full(tmp_path, seed):
+    from stegwatch.corpus.build import PRESETS
+    from stegwatch.stego import METHODS
+
+    missing = [key for key, method in METHODS.items() if method.missing_tools()]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed, so the smoke preset cannot be built in full")
+    result = invoke("corpus", "build", "--out", tmp_path / "corpus", "--preset", "smoke", "--seed", seed, "--workers", "2", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    preset = PRESETS["smoke"]
+    assert report["errors"] == []
+    assert report["by_method"] == {key: preset.stego_count(method) for key, method in METHODS.items()}

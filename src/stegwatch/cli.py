@@ -219,7 +219,8 @@ def validate_streams(
 
 @app.command("extract")
 def extract(
-    files: Annotated[list[Path], typer.Argument(help="Image files to search.")],
+    # readable=False: an unreadable file is reported with the others' results, not refused while parsing arguments.
+    files: Annotated[list[Path], typer.Argument(help="Image files to search.", readable=False)],
     method: Annotated[Optional[str], typer.Option(help="Only this method's stream (default: all).")] = None,
     key: Annotated[Optional[str], typer.Option(help="Key for keyed methods (lsbm); default: the sidecar's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per file.")] = False,
@@ -527,7 +528,7 @@ def dataset_metrics_command(
 
 @app.command("logs")
 def logs_command(
-    paths: Annotated[list[Path], typer.Argument(help="Training logs (files, or TensorBoard run folders).")],
+    paths: Annotated[list[Path], typer.Argument(help="Training logs (files, or TensorBoard run folders).", readable=False)],
     fmt: Annotated[Optional[str], typer.Option("--format", help="stegwatch, csv, keras-history, tensorboard or starlight (default: detect).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write loss curves to this PNG.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tidy table, summary and problems as JSON.")] = False,
@@ -538,7 +539,11 @@ def logs_command(
     if fmt and fmt not in FORMATS:
         err.print(f"[red]unknown format {fmt!r}; choose from {', '.join(FORMATS)}[/red]")
         raise typer.Exit(2)
-    parsed = parse_logs(paths, fmt)
+    try:
+        parsed = parse_logs(paths, fmt)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     summary = convergence(parsed.table)
     if plot and not parsed.table.empty:
         plot_losses(parsed.table, plot)

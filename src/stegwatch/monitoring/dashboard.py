@@ -66,10 +66,11 @@ def trend_plots(history: list[dict]) -> dict[str, bytes]:
 def training_plot(training_log: Path | None) -> bytes | None:
     if training_log is None or not training_log.exists():
         return None
-    from stegwatch.evaluation.logs import _loss_names, parse_logs
+    from stegwatch.evaluation.logs import NoTrainingLog, _loss_names, parse_logs
 
-    table = parse_logs([training_log]).table
-    if table.empty:
+    try:
+        table = parse_logs([training_log]).table
+    except NoTrainingLog:
         return None
 
     def draw(axis):

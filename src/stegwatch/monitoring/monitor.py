@@ -16,7 +16,7 @@ from pathlib import Path
 from stegwatch.evaluation.dataset import dataset_metrics
 from stegwatch.format.files import write_text_atomic
 from stegwatch.evaluation.evaluate import evaluate, model_path
-from stegwatch.evaluation.logs import convergence, parse_logs
+from stegwatch.evaluation.logs import NoTrainingLog, convergence, parse_logs
 from stegwatch.monitoring import history
 from stegwatch.monitoring.dashboard import DEFAULT_DASHBOARD, render_dashboard
 from stegwatch.monitoring.rules import Alert, Rule, check, load_rules, status_of
@@ -87,7 +87,10 @@ def monitor(
     metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False)
     training_log = model_path(model).parent / "training_log.jsonl"
     if training_log.exists():
-        metrics["training"] = next(iter(convergence(parse_logs([training_log]).table).values()), None)
+        try:
+            metrics["training"] = next(iter(convergence(parse_logs([training_log]).table).values()), None)
+        except NoTrainingLog:  # a model's broken log costs its convergence summary, not the run
+            metrics["training"] = None
     base = _baseline(baseline, metrics["run"]["model"]["name"], db)
     alerts = check(metrics, config.rules, base)
     status = status_of(alerts)
