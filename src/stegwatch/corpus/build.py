@@ -9,7 +9,8 @@ corpus; a re-run verifies them by hash and does only what is missing, so an
 interrupted build resumes and a finished one changes nothing.
 
 Every stego file is extracted back right after embedding: a label that cannot
-be proven is never written.
+be proven is never written, and the job moves on to another cover, so every
+seed reaches the preset's counts.
 """
 
 from __future__ import annotations
@@ -341,17 +342,21 @@ def _payload_for(rng: np.random.Generator, method: StegoMethod, variant: str | f
     return random_payload(rng, bytes_for_rate(float(variant), carrier.image.width, carrier.image.height))
 
 
+class LabelNotProven(ValueError):
+    """A stego file whose label cannot be proven (its payload does not extract back, or its change count differs)."""
+
+
 def _prove(method: StegoMethod, stego: StegoFile, cover: CoverFile, payload: bytes, job: Job, limits: ReadLimits) -> None:
-    """Raise unless the label can be proven: by extraction, or by change rate for simulators."""
+    """Raise :class:`LabelNotProven` unless the label can be proven: by extraction, or by change rate for simulators."""
     if method.simulated:
         claimed = (stego.sidecar_extra or {})["simulation"]["changed_coefficients"]
         changed, _ = count_changes(cover.data, stego.data)
         if changed != claimed or changed == 0:
-            raise ValueError(f"{method.key}: {changed} coefficients changed, the simulation claims {claimed}")
+            raise LabelNotProven(f"{method.key}: {changed} coefficients changed, the simulation claims {claimed}")
         return
     found = method.extract(carrier_from_bytes(stego.data, job.id, limits), bit_order=stego.embedding.bit_order, key=stego.key)
     if not any(x.payload == payload for x in found):
-        raise ValueError(f"{method.key}: embedded payload could not be extracted back")
+        raise LabelNotProven(f"{method.key}: embedded payload could not be extracted back")
 
 
 def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
@@ -374,13 +379,14 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
             continue
         try:
             stego = method.embed(carrier, payload, options)
-        except EmbedError as exc:
+            # outguess, for one, sometimes writes a file it cannot read back: that cover is skipped like one too small.
+            _prove(method, stego, cover, payload, job, ctx.limits)
+        except (EmbedError, LabelNotProven) as exc:
             reasons.append(f"{cover.file_path}: {exc}")
             continue
         break
     else:
         raise ValueError(f"no cover could carry a {method.key} payload; last: {reasons[-1] if reasons else 'none'}")
-    _prove(method, stego, cover, payload, job, ctx.limits)
     file_path = f"stego/{method.key}/{method.key}-{job.index:05d}{stego.extension}"
     sidecar = Sidecar(embedding=stego.embedding, clean_file=cover.file_path, key=stego.key, **(stego.sidecar_extra or {}))
     _write(ctx, file_path, stego.data)
