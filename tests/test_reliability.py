@@ -25,6 +25,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -760,3 +762,112 @@ def test_every_seed_builds_the_smoke_preset_in_full(tmp_path, seed):
     preset = PRESETS["smoke"]
     assert report["errors"] == []
     assert report["by_method"] == {key: preset.stego_count(method) for key, method in METHODS.items()}
+
+
+# --- a standing fuzz test of the readers, extract and both detectors (item 18) -----------------
+
+
+def _seed_files() -> dict[str, bytes]:
+    """Small valid files of each format the reader walks: PNG (RGB and RGBA), JPEG, a two-frame GIF, BMP."""
+    rgb = random_rgb(11, 24, 20)
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 24), dtype=np.uint8)))
+    frames = [rgb.quantize(16), random_rgb(12, 24, 20).quantize(16)]
+    return {"png": png_bytes(rgb), "rgba.png": png_bytes(rgba), "jpg": _encode(rgb, "JPEG", quality=85),
+            "gif": _encode(frames[0], "GIF", save_all=True, append_images=frames[1:]), "bmp": _encode(rgb, "BMP")}
+
+
+def _length_fields(data: bytes) -> list[tuple[int, int]]:
+    """(offset, width in bytes) of the fields that size what follows: PNG chunk lengths, JPEG segment
+    lengths, GIF screen and frame sizes and sub-block sizes, BMP header sizes."""
+    fields: list[tuple[int, int]] = []
+    if data.startswith(b"\x89PNG"):
+        fields = [(offset, 4) for offset, _ in _png_chunks(data)]
+    elif data.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 4 <= len(data) and data[i] == 0xFF and data[i + 1] not in (0xD9, 0xDA):
+            fields.append((i + 2, 2))
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    elif data.startswith(b"GIF"):
+        fields = [(6, 2), (8, 2), (10, 1)] + [(i, 1) for i in range(13, len(data), 37)]
+    elif data.startswith(b"BM"):
+        fields = [(2, 4), (10, 4), (14, 4), (18, 4), (22, 4), (34, 4)]
+    return fields
+
+
+def _fix_png_crcs(data: bytes) -> bytes:
+    """Recompute every whole chunk's CRC, so a mutation reaches the decoder instead of the CRC check."""
+    out = bytearray(data)
+    for offset, _ in _png_chunks(data):
+        end = offset + 8 + int.from_bytes(data[offset:offset + 4], "big")
+        if end + 4 <= len(out):
+            out[end:end + 4] = zlib.crc32(out[offset + 4:end]).to_bytes(4, "big")
+    return bytes(out)
+
+
+def _mutate(data: bytes, mutations: list[tuple], fix_crcs: bool = False) -> bytes:
+    out = bytearray(data)
+    for kind, *args in mutations:
+        if not out:
+            break
+        if kind == "flip":
+            for position in args[0]:
+                out[position % len(out)] ^= 1 << (position % 8)
+        elif kind == "truncate":
+            del out[int(args[0] * len(out)):]
+        elif kind == "duplicate":  # a run of bytes (a chunk, a segment, a frame's blocks) repeated elsewhere
+            start = args[0] % len(out)
+            piece = out[start:start + args[1]]
+            at = args[2] % (len(out) + 1)
+            out[at:at] = piece
+        elif kind == "length":
+            fields = _length_fields(bytes(out))
+            if fields:
+                offset, width = fields[args[0] % len(fields)]
+                out[offset:offset + width] = (args[1] % (1 << (8 * width))).to_bytes(width, "big")
+    return _fix_png_crcs(bytes(out)) if fix_crcs and out.startswith(b"\x89PNG") else bytes(out)
+
+
+_SEEDS = _seed_files()
+_MUTATION = st.one_of(
+    st.tuples(st.just("flip"), st.lists(st.integers(0, 1 << 20), min_size=1, max_size=8)),
+    st.tuples(st.just("truncate"), st.floats(0, 1)),
+    st.tuples(st.just("duplicate"), st.integers(0, 1 << 20), st.integers(1, 400), st.integers(0, 1 << 20)),
+    st.tuples(st.just("length"), st.integers(0, 1 << 10),
+              st.sampled_from([0, 1, 2, 7, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF]) | st.integers(0, (1 << 32) - 1)),
+)
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    from stegwatch.detectors import load_detector
+
+    return [load_detector("v3"), load_detector("v4")]
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(sorted(_SEEDS)), mutations=st.lists(_MUTATION, min_size=1, max_size=3),
+       fix_crcs=st.booleans(), key=st.sampled_from([None, "fuzz-key"]))
+def test_mutated_images_never_raise_and_always_give_records(detectors, tmp_path, kind, mutations, fix_crcs, key):
+    """Bit flips, truncation, duplicated runs and rewritten length fields (PNG CRCs optionally made to match, so the
+    damage reaches the decoder): the reader refuses with a reason or accepts, extract and both detectors give records."""
+    from stegwatch.stego import Extraction, extract_all
+
+    data = _mutate(_SEEDS[kind], mutations, fix_crcs)
+    try:
+        carrier = carrier_from_bytes(data, "fuzzed")
+    except UnreadableFile as exc:
+        carrier, reason = None, exc.reason
+        assert reason
+    if carrier is not None:
+        found = extract_all(carrier, key=key)
+        assert all(isinstance(x, Extraction) for xs in found.values() for x in xs)
+    path = tmp_path / f"fuzzed.{kind}"
+    path.write_bytes(data)
+    for detector in detectors:
+        [record] = detector.detect([str(path)])
+        if carrier is None:
+            assert record.error and record.score is None and record.is_stego is None
+        else:
+            assert record.error is None, record.error  # a file the reader accepts is scored, never a feature crash
+            assert 0.0 <= record.score <= 1.0 and isinstance(record.is_stego, bool)

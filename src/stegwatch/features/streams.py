@@ -147,6 +147,8 @@ def _palette(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     palette = np.asarray(image.getpalette() or [0, 0, 0], dtype=float)
     palette = np.resize(palette, (len(palette) // 3 + (len(palette) // 3) % 2) * 3).reshape(-1, 3)
     used = np.unique(indices)
+    if used[-1] >= len(palette):  # a corrupt file's indices past the palette's end: black, as decoders show them
+        palette = np.vstack([palette, np.zeros((int(used[-1]) + 1 - len(palette), 3))])
     twins = np.clip(used ^ 1, 0, len(palette) - 1)
     twin_distance = float(np.mean(np.linalg.norm(palette[used] - palette[twins], axis=1))) / 441.7
     twin_used = float(np.mean(np.isin(used ^ 1, used)))
