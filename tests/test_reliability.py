@@ -189,13 +189,18 @@ def test_a_highly_compressible_huge_png_is_refused_from_its_header(tmp_path):
 
 
 @pytest.mark.slow
-def test_peak_memory_for_the_largest_accepted_file_stays_under_one_gigabyte(tmp_path):
+@pytest.mark.parametrize("kind", ["rgba-png", "cmyk-jpeg"])
+def test_peak_memory_for_the_largest_accepted_file_stays_under_one_gigabyte(tmp_path, kind):
     side = int(DEFAULT_LIMITS.max_pixels ** 0.5)
-    largest = tmp_path / "largest.png"
-    # RGBA is the widest mode; the noise in the alpha LSBs makes every statistic do its full work.
-    pixels = np.full((side, side, 4), 200, dtype=np.uint8)
-    pixels[..., 3] ^= np.random.default_rng(0).integers(0, 2, size=(side, side), dtype=np.uint8)
-    Image.fromarray(pixels, "RGBA").save(largest)
+    rng = np.random.default_rng(0)
+    if kind == "rgba-png":  # the widest pixel mode; noise in the alpha LSBs makes every statistic do its full work
+        largest = tmp_path / "largest.png"
+        pixels = np.full((side, side, 4), 200, dtype=np.uint8)
+        pixels[..., 3] ^= rng.integers(0, 2, size=(side, side), dtype=np.uint8)
+        Image.fromarray(pixels, "RGBA").save(largest)
+    else:  # the most DCT coefficients: four full-resolution channels of noise
+        largest = tmp_path / "largest.jpg"
+        Image.fromarray(rng.integers(0, 256, size=(side, side, 4), dtype=np.uint8), "CMYK").save(largest, quality=95, subsampling=0)
     verdict, peak = _scan_peak(largest)
     assert verdict == "ok"
     assert peak < 1024**3, f"peak {peak / 2**20:.0f} MiB"

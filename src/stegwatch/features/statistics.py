@@ -57,7 +57,9 @@ def chi_square_attack(values: np.ndarray, *, min_expected: float = 5.0, exclude:
         return chi_square_from_histogram(np.bincount(values, minlength=256), min_expected=min_expected)
     offset = int(values.min())
     offset -= offset % 2  # keep pairs aligned on even values
-    return chi_square_from_histogram(np.bincount((values - offset).astype(np.int64)), min_expected=min_expected)
+    shifted = values.astype(np.int64)  # widened once, then shifted in place: one full-size copy, not three
+    shifted -= offset
+    return chi_square_from_histogram(np.bincount(shifted), min_expected=min_expected)
 
 
 def prefix_bounds(size: int, steps: int) -> list[int]:

@@ -240,7 +240,7 @@ def _dct(carrier: CarrierFile) -> np.ndarray:
     except ValueError:
         return np.zeros(len(FEATURE_NAMES["dct"]))
     luma = image.Y
-    ac = luma[ac_mask(luma.shape)].astype(np.int64)
+    ac = luma[ac_mask(luma.shape)]  # int16, as read: every count below is the same as in int64, at a quarter the memory
     hist = np.asarray([np.count_nonzero(ac == v) for v in range(-3, 4)], dtype=float) / max(1, ac.size)
     h1 = np.count_nonzero(np.abs(ac) == 1)
     h2 = np.count_nonzero(np.abs(ac) == 2)
