@@ -198,9 +198,11 @@ def test_peak_memory_for_the_largest_accepted_file_stays_under_one_gigabyte(tmp_
         pixels = np.full((side, side, 4), 200, dtype=np.uint8)
         pixels[..., 3] ^= rng.integers(0, 2, size=(side, side), dtype=np.uint8)
         Image.fromarray(pixels, "RGBA").save(largest)
-    else:  # the most DCT coefficients: four full-resolution channels of noise
+    else:  # the most DCT coefficients (four full-resolution channels of noise), and a trailer up to the size limit
         largest = tmp_path / "largest.jpg"
         Image.fromarray(rng.integers(0, 256, size=(side, side, 4), dtype=np.uint8), "CMYK").save(largest, quality=95, subsampling=0)
+        with largest.open("ab") as handle:
+            handle.write(rng.bytes(DEFAULT_LIMITS.max_bytes - largest.stat().st_size))
     verdict, peak = _scan_peak(largest)
     assert verdict == "ok"
     assert peak < 1024**3, f"peak {peak / 2**20:.0f} MiB"

@@ -31,7 +31,7 @@ from stegwatch.features.statistics import (
 from stegwatch.format.files import CarrierFile
 from stegwatch.stego import get_method
 from stegwatch.stego._base import AI42, BIT_ORDERS, from_bits
-from stegwatch.stego.eoi import end_of_image, split_trailer
+from stegwatch.stego.eoi import end_of_image, trailer_start
 from stegwatch.stego.exif import decode_user_comment, read_user_comment
 
 FEATURE_VERSION = 3
@@ -99,13 +99,15 @@ def _meta(carrier: CarrierFile) -> np.ndarray:
         payload, _ = decode_user_comment(comment)
         stripped = payload.strip(b" \x00\t\r\n")
         nonblank, comment_len = float(bool(stripped)), math.log1p(len(stripped))
-    trailer, skipped = split_trailer(carrier.data)
+    data = carrier.data
+    start, skipped = trailer_start(data)
+    start = len(data) if start is None else start  # no trailer; offsets, not a copy of a large one
     printable = 0.0
-    if trailer:
-        head = trailer[:256].decode("utf-8", errors="replace")
+    if start < len(data):
+        head = data[start:start + 256].decode("utf-8", errors="replace")
         printable = sum(ch.isprintable() for ch in head) / max(1, len(head))
-    return np.asarray([has_exif, nonblank, comment_len, math.log1p(len(trailer)), printable, float(skipped),
-                       float(trailer.startswith(AI42))])
+    return np.asarray([has_exif, nonblank, comment_len, math.log1p(len(data) - start), printable, float(skipped),
+                       float(data.startswith(AI42, start))])
 
 
 def _alpha(carrier: CarrierFile) -> np.ndarray:

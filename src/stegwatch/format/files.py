@@ -39,9 +39,10 @@ class ReadLimits:
 
     ``max_bytes`` is the file size in bytes; ``max_pixels`` is width x height,
     checked from the header before any pixel is decoded. Computing a file's
-    features takes about 32 bytes per pixel at its peak (RGBA, the widest
-    mode) plus twice the file's size, so the defaults (4096 x 4096 pixels,
-    200 MiB) keep one file well under 1 GB (docs/reliability.md).
+    features takes at most about 36 bytes per pixel at its peak (a
+    four-channel JPEG; an RGBA PNG about 26) plus the file's size, so the
+    defaults (4096 x 4096 pixels, 200 MiB) keep one file under 1 GB
+    (docs/reliability.md).
     """
 
     max_bytes: int = 200 * 1024 * 1024

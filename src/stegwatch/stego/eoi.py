@@ -46,23 +46,33 @@ def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) 
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding())
 
 
+def trailer_start(data: bytes) -> tuple[int | None, int]:
+    """Where the trailer begins: after the end of the image and any complete JPEG images that follow it.
+
+    Returns that offset (None when the end of the image cannot be found) and
+    how many embedded JPEG images were skipped. Offsets, not copies, so a
+    large trailer is never held twice.
+    """
+    _, end = end_of_image(data)
+    if end is None:
+        return None, 0
+    skipped = 0
+    while data.startswith(JPEG_SOI, end):
+        inner_end = end_of_jpeg(data, end)
+        if inner_end is None:
+            break
+        end = inner_end
+        skipped += 1
+    return end, skipped
+
+
 def split_trailer(data: bytes) -> tuple[bytes, int]:
     """Bytes after the end of the image, less any complete JPEG images that follow it.
 
     Returns the remaining trailer and how many embedded JPEG images were skipped.
     """
-    _, end = end_of_image(data)
-    if end is None:
-        return b"", 0
-    trailer = data[end:]
-    skipped = 0
-    while trailer.startswith(JPEG_SOI):
-        inner_end = end_of_jpeg(trailer)
-        if inner_end is None:
-            break
-        trailer = trailer[inner_end:]
-        skipped += 1
-    return trailer, skipped
+    start, skipped = trailer_start(data)
+    return (b"", 0) if start is None else (data[start:], skipped)
 
 
 def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
@@ -100,4 +110,5 @@ METHOD = StegoMethod(
     payload_unit="bytes",
 )
 
-__all__ = ["METHOD", "capacity", "embed", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png", "extract", "split_trailer"]
+__all__ = ["METHOD", "capacity", "embed", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png", "extract", "split_trailer",
+           "trailer_start"]
