@@ -36,6 +36,7 @@ from stegwatch.format.manifest import EmptyCorpus, read_manifest
 from stegwatch.monitoring.sinks import AlertConfig
 
 from .conftest import png_bytes, random_rgb
+from .test_monitoring import _free_port
 
 runner = CliRunner()
 
@@ -216,12 +217,6 @@ def _alerts(n: int = 2):
 
     return [Alert(rule=f"rule-{i}", severity="critical", metric="false_positive_rate.rate", value=0.1, threshold=0.0005,
                   condition="gt", kind="value", run_id="run-1", model="v4 1.0", description="test alert") for i in range(n)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
