@@ -69,9 +69,30 @@ def connect(db: str | Path = DEFAULT_DB, *, create: bool = True):
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.executescript(_SCHEMA)
+        except sqlite3.OperationalError:  # locked, read-only, out of space: the file itself is fine
+            raise
         except sqlite3.DatabaseError as exc:
             raise HistoryError(f"{path} is not a stegwatch history database: {exc}") from None
         yield connection
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_database(db: str | Path = DEFAULT_DB) -> None:
+    """Raise :class:`HistoryError` when ``db`` exists and is not a SQLite file (a missing one is created when written).
+
+    Reads 16 bytes and takes no lock, so a run can refuse a bad ``--db`` before its long work starts.
+    """
+    path = Path(db)
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise HistoryError(f"{path} is not a stegwatch history database: not a file")
+    with path.open("rb") as handle:
+        head = handle.read(len(_SQLITE_HEADER))
+    if head and head != _SQLITE_HEADER:
+        raise HistoryError(f"{path} is not a stegwatch history database: not a SQLite file")
 
 
 def append_run(metrics: dict, status: str, db: str | Path = DEFAULT_DB) -> str:

@@ -81,8 +81,7 @@ def monitor(
     scheduler: str | None = None,
 ) -> MonitorResult:
     config = config or MonitorConfig.load()
-    with history.connect(db):  # a file that is no history database is refused before the evaluation, not after
-        pass
+    history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
     metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, scheduler=scheduler)
     metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False)
     training_log = model_path(model).parent / "training_log.jsonl"
