@@ -157,7 +157,13 @@ def test_library_errors_exit_with_their_code_and_one_line_on_stderr(monkeypatch,
     assert result.stderr == "error: the corpus is upside down\n" and result.stdout == ""
     unknown = invoke("scan", tmp_path, "--model", "nope")
     assert unknown.exit_code == 2 and unknown.stderr.startswith("error: unknown model 'nope'")
-    # A missing run: BaselineNotFound (or, before it, a KeyError): its message, not the repr of one.
+    # A missing history database, then a missing run in an existing one (BaselineNotFound): one line each.
+    missing_db = invoke("baseline", "accept", "nope", "--db", tmp_path / "h.db")
+    assert missing_db.exit_code == 2 and missing_db.stderr.startswith("error: no history database at ")
+    from stegwatch.monitoring import history
+
+    with history.connect(tmp_path / "h.db"):  # an empty, valid history
+        pass
     missing = invoke("baseline", "accept", "nope", "--db", tmp_path / "h.db")
     assert missing.exit_code == 2 and missing.stderr.startswith("error: no run 'nope' in ")
 

@@ -18,7 +18,8 @@ from stegwatch.corpus.sources import builtin_sources, load_source
 from stegwatch.format.files import CarrierFile, decode_image, load_carrier
 from stegwatch.format.manifest import read_manifest
 from stegwatch.stego import extract_all
-from stegwatch.stego.eoi import PNG_SIGNATURE, end_of_image, end_of_png, split_trailer
+from stegwatch.format.structure import PNG_SIGNATURE, end_of_image, end_of_png
+from stegwatch.stego.eoi import split_trailer
 
 LOOKALIKES = ("metadata_text", "trailer_lookalike", "pipeline_alpha", "quantized_palette")
 #: Enough draws that every kind of every category shows up (the rarest, a caption in a JPEG COM segment, about 1 in 40).

@@ -394,12 +394,16 @@ def test_serve_command_binds_loopback_by_default_and_refuses_a_bad_config(tmp_pa
 
     from stegwatch.cli import app
 
+    from stegwatch.serving.server import GuardedH11Protocol
+
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda application, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, *args, **kwargs: calls.append(server.config))
     monkeypatch.delenv("STEGWATCH_TOKEN", raising=False)
     result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "h.db")])
     assert result.exit_code == 0, result.output
-    assert calls == [{"host": "127.0.0.1", "port": 8080, "log_level": "warning", "access_log": False}]
+    [config] = calls
+    assert (config.host, config.port, config.log_level, config.access_log) == ("127.0.0.1", 8080, "warning", False)
+    assert issubclass(config.http, GuardedH11Protocol) and config.http.header_timeout_s == 10
     assert "writes will be refused" in result.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[serve]\nwindows = ["soon"]\n')

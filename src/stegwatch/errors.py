@@ -28,6 +28,10 @@ class ManifestError(CorpusError):
         self.reason = reason
 
 
+class EmptyCorpus(ManifestError):
+    """A corpus with nothing to work on: an empty manifest, or no file that can be read."""
+
+
 class EmbedError(StegwatchError):
     """The payload does not fit, or the cover cannot carry this method."""
 
@@ -44,4 +48,4 @@ class BaselineNotFound(StegwatchError):
     """A monitor baseline named by run id or file does not exist."""
 
 
-__all__ = ["BaselineNotFound", "ConfigError", "CorpusError", "EmbedError", "ManifestError", "ModelError", "StegwatchError"]
+__all__ = ["BaselineNotFound", "ConfigError", "CorpusError", "EmbedError", "EmptyCorpus", "ManifestError", "ModelError", "StegwatchError"]

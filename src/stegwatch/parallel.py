@@ -1,8 +1,21 @@
-"""Run a function over many items on a process pool, in chunks, yielding results as they finish."""
+"""Run a function over many items on a process pool, in chunks, yielding results as they finish.
+
+Workers end when the process that started them dies, however it dies
+(``kill -9`` included): on Linux the kernel sends them SIGKILL
+(``PR_SET_PDEATHSIG``); elsewhere a thread in each worker watches its parent.
+With the workers gone, multiprocessing's resource tracker reads the end of its
+pipe and exits too, so nothing of a killed run lingers.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
@@ -13,6 +26,30 @@ R = TypeVar("R")
 
 def _run_chunk(func: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
     return [func(item) for item in chunk]
+
+
+#: ``prctl`` option: the signal this process gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+
+
+def _watch_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(every_s)
+    os._exit(1)
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this process as soon as ``parent_pid`` (the process that started it) is gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before the request took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="stegwatch-parent-watch", daemon=True).start()
 
 
 #: ``scheduler`` value that starts a Dask LocalCluster on this machine (for trying the Dask path).
@@ -41,7 +78,8 @@ def map_unordered(
         return
     # spawn: workers start clean (no inherited threads or locks from the progress display).
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         pending: set[Future[list[R]]] = set()
         for chunk in chunks:
             pending.add(pool.submit(_run_chunk, func, chunk))

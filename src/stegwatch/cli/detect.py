@@ -27,7 +27,7 @@ from stegwatch.provenance import command_line
 from stegwatch.stats import DEFAULT_TARGET_FPR
 
 @app.command("train")
-@verb()
+@verb(FileNotFoundError, ValueError)
 def train_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the model file (model.onnx, v3_calibration.json, ...), model_card.json, training_log.jsonl.")],
     corpus: Annotated[Optional[Path], typer.Option(help="Corpus to train on (default: build/default-corpus with --preset).")] = None,

@@ -154,9 +154,9 @@ def dataset_metrics_command(
 
 
 @app.command("logs")
-@verb()
+@verb(ValueError)
 def logs_command(
-    paths: Annotated[list[Path], typer.Argument(help="Training logs (files, or TensorBoard run folders).")],
+    paths: Annotated[list[Path], typer.Argument(help="Training logs (files, or TensorBoard run folders).", readable=False)],
     fmt: Annotated[Optional[str], typer.Option("--format", help="stegwatch, csv, keras-history, tensorboard or starlight (default: detect).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write loss curves to this PNG.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tidy table, summary and problems as JSON.")] = False,

@@ -59,7 +59,7 @@ def monitor_command(
                     "sinks": [vars(s) for s in result.sinks], "files": [str(f) for f in result.files]}, sort_keys=False)
     else:
         out.print(f"run {result.metrics['run']['run_id']}: status {result.status.upper()}, {len(result.alerts)} alert(s), "
-                  f"{len(result.sent)} sent")
+                  f"{result.delivered} sent")
         for sink in result.sinks:
             if sink.error:
                 err.print(f"[yellow]alert sink {sink.sink} failed after {sink.attempts} attempts: {sink.error}[/yellow]")
@@ -68,7 +68,7 @@ def monitor_command(
 
 
 @history_app.command("export")
-@verb()
+@verb(ValueError)
 def history_export(db: Annotated[Path, typer.Option(help="History database.")] = DEFAULT_DB) -> None:
     """Print every run of the history as JSON Lines (oldest first)."""
     from stegwatch.monitoring.history import export_jsonl
@@ -77,7 +77,7 @@ def history_export(db: Annotated[Path, typer.Option(help="History database.")] =
 
 
 @baseline_app.command("accept")
-@verb(KeyError)
+@verb(KeyError, ValueError)
 def baseline_accept(
     run_id: Annotated[str, typer.Argument(help="The run to accept as its model's baseline.")],
     db: Annotated[Path, typer.Option(help="History database.")] = DEFAULT_DB,

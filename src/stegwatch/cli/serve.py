@@ -25,15 +25,15 @@ def serve_command(
     Writes need a bearer token: set STEGWATCH_TOKEN (or the [serve] token_env variable) before starting;
     without one, writes are refused.
     """
-    import uvicorn
-
     from stegwatch.serving.app import create_app
     from stegwatch.serving.config import ServeConfig
+    from stegwatch.serving.server import serve
 
     settings = ServeConfig.load(config, db=db)
+    application = create_app(settings)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]listening on {host}: reachable from other machines; put it behind TLS[/yellow]")
     if not os.environ.get(settings.token_env):
         err.print(f"[yellow]{settings.token_env} is not set: event and feedback writes will be refused[/yellow]")
     err.print(f"stegwatch serve on http://{host}:{port}/ (history {settings.db})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    serve(application, settings, host=host, port=port)

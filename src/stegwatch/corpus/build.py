@@ -9,7 +9,8 @@ corpus; a re-run verifies them by hash and does only what is missing, so an
 interrupted build resumes and a finished one changes nothing.
 
 Every stego file is extracted back right after embedding: a label that cannot
-be proven is never written.
+be proven is never written, and the job moves on to another cover, so every
+seed reaches the preset's counts.
 """
 
 from __future__ import annotations
@@ -450,23 +451,28 @@ def _payload_for(rng: np.random.Generator, method: StegoMethod, variant: str | f
     return random_payload(rng, n_bytes) if framed else rng.integers(0, 256, n_bytes, dtype=np.uint8).tobytes()
 
 
+class LabelNotProven(ValueError):
+    """A stego file whose label cannot be proven (its payload does not read back, or its change count differs)."""
+
+
 def _prove(method: StegoMethod, stego: StegoFile, cover: CoverFile, payload: bytes, job: Job, limits: ReadLimits,
            framed: bool = True) -> None:
-    """Raise unless the label can be proven: by extraction, by reading the raw bits back (unframed), or by change rate."""
+    """Raise :class:`LabelNotProven` unless the label can be proven: by extraction, by reading the raw bits back
+    (unframed), or by change rate for simulators."""
     if method.simulated:
         claimed = (stego.sidecar_extra or {})["simulation"]["changed_coefficients"]
         changed, _ = count_changes(cover.data, stego.data)
         if changed != claimed or changed == 0:
-            raise ValueError(f"{method.key}: {changed} coefficients changed, the simulation claims {claimed}")
+            raise LabelNotProven(f"{method.key}: {changed} coefficients changed, the simulation claims {claimed}")
         return
     carrier = carrier_from_bytes(stego.data, job.id, limits)
     if not framed:
         if method.read_unframed(carrier, len(payload), stego.embedding.bit_order or "lsb-first") != payload:
-            raise ValueError(f"{method.key}: embedded bits could not be read back")
+            raise LabelNotProven(f"{method.key}: embedded bits could not be read back")
         return
     found = method.extract(carrier, bit_order=stego.embedding.bit_order, key=stego.key)
     if not any(x.payload == payload for x in found):
-        raise ValueError(f"{method.key}: embedded payload could not be extracted back")
+        raise LabelNotProven(f"{method.key}: embedded payload could not be extracted back")
 
 
 def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
@@ -496,14 +502,15 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
             continue
         try:
             stego = method.embed(carrier, payload, options)
-        except EmbedError as exc:
+            # outguess, for one, sometimes writes a file it cannot read back: that cover is skipped like one too small.
+            _prove(method, stego, cover, payload, job, ctx.limits, options.framed)
+        except (EmbedError, LabelNotProven) as exc:
             reasons.append(f"{cover.file_path}: {exc}")
             continue
         break
     else:
         raise ValueError(f"no cover could carry a {method.key} payload; last: {reasons[-1] if reasons else 'none'}")
     framed = options.framed
-    _prove(method, stego, cover, payload, job, ctx.limits, framed)
     file_path = f"stego/{method.key}/{method.key}-{job.index:05d}{stego.extension}"
     extra = (stego.sidecar_extra or {}) | ({} if framed else {"framing": "none", "payload_bytes": len(payload)})
     sidecar = Sidecar(embedding=stego.embedding, clean_file=cover.file_path, key=stego.key, **extra)

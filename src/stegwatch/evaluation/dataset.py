@@ -25,7 +25,8 @@ from stegwatch.parallel import map_unordered
 from stegwatch.corpus.sources import independent_photograph_ids
 from stegwatch.corpus.validate import validate_corpus
 from stegwatch.format.files import UnreadableFile, load_carrier
-from stegwatch.format.manifest import ManifestRead, read_manifest, resolve_in_root
+from stegwatch.errors import EmptyCorpus
+from stegwatch.format.manifest import MANIFEST_NAME, ManifestRead, read_manifest, resolve_in_root
 
 IMBALANCE_FLAG = 0.10
 NEAR_DUPLICATE_BITS = 4
@@ -191,6 +192,8 @@ def dataset_metrics(corpus: str | Path, *, workers: int = 1, validate: bool = Tr
     root = Path(corpus)
     read = manifest if manifest is not None else read_manifest(root)
     entries = read.entries
+    if not entries:
+        raise EmptyCorpus(str(root / MANIFEST_NAME), f"no usable manifest line ({len(read.errors)} refused; first: {read.errors[0]})")
     labels = Counter(e.label for e in entries)
     methods = Counter(e.method for e in entries if e.method)
     categories = Counter(e.category for e in entries if e.label == "clean" and e.category != "photo")

@@ -37,6 +37,21 @@ def false_positives(model: str | Path, corpus: str | Path, *, threshold: float |
     return fps, rate_record(int(flagged.sum()), len(clean)), detector
 
 
+def read_baseline(path: Path) -> list[dict]:
+    """The false positives of a baseline written by ``--update-baseline``; ValueError naming what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"baseline {path}: cannot be read as JSON: {exc}") from None
+    rows = data.get("false_positives") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), str) for k in ("sha256", "file_path", "category"))
+            and isinstance(r.get("score", 0), int | float) for r in rows):
+        raise ValueError(f"baseline {path} is not a false-positive baseline: expected an object whose false_positives "
+                         "is a list of records with sha256, file_path, category and score (write one with --update-baseline)")
+    return rows
+
+
 def compare(current: list[dict], baseline: list[dict]) -> dict[str, list[dict]]:
     """New, fixed and unchanged false positives, matched by file hash."""
     now = {r["sha256"]: r for r in current}
@@ -59,11 +74,12 @@ def fp_regression(
     workers: int = 1,
     command: str = "",
 ) -> dict:
-    """Run the regression; returns the report (``failed`` says whether CI should fail)."""
+    """Run the regression; returns the report (``failed`` says whether CI should fail).
+
+    Raises ValueError for a baseline that is not one (before any feature is computed).
+    """
+    previous: list[dict] = read_baseline(baseline) if baseline is not None and baseline.exists() else []
     current, fpr, detector = false_positives(model, corpus, threshold=threshold, workers=workers)
-    previous: list[dict] = []
-    if baseline is not None and baseline.exists():
-        previous = json.loads(baseline.read_text(encoding="utf-8")).get("false_positives", [])
     changes = compare(current, previous)
     for key in changes:
         changes[key].sort(key=lambda r: (r["category"], -r.get("score", 0), r["file_path"]))
@@ -96,4 +112,4 @@ def fp_regression(
     return report
 
 
-__all__ = ["compare", "false_positives", "fp_regression"]
+__all__ = ["compare", "false_positives", "fp_regression", "read_baseline"]

@@ -12,7 +12,9 @@ Formats (detected from the file, or named with ``format``):
   Acc=..., ...`` followed by ``Val Loss=..., ...`` (older runs lack the bit-order
   fields; any ``Key=value`` pairs are read).
 
-A malformed line is reported with its line number and skipped.
+A malformed line is reported with its line number and skipped; a binary or
+unreadable file is reported and skipped. When nothing at all can be read,
+:func:`parse_logs` raises :class:`NoTrainingLog`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ _STEP_KEYS = ("step", "epoch", "iteration", "global_step")
 _EPOCH_LINE = re.compile(r"^\s*Epoch\s+(\d+)\s*/\s*(\d+)\s*[:\-]?\s*(.*)$", re.IGNORECASE)
 _VAL_LINE = re.compile(r"^\s*Val(?:idation)?\b[:\s]*(.*)$", re.IGNORECASE)
 _PAIR = re.compile(r"([A-Za-z][A-Za-z0-9 _\-/()]*?)\s*[=:]\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)")
+
+
+class NoTrainingLog(ValueError):
+    """None of the given files holds a training metric that could be read."""
 
 
 @dataclass
@@ -217,15 +223,22 @@ def parse_logs(paths: list[Path], fmt: str | None = None) -> ParsedLog:
             all_rows += _rows_tensorboard(path, run, problems)
             continue
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            raw = path.read_bytes()
         except OSError as exc:
             problems.append({"run": run, "line": None, "reason": f"cannot read: {exc.strerror or exc}"})
             continue
+        if b"\x00" in raw[:65536]:
+            problems.append({"run": run, "line": None, "reason": "a binary file, not a text training log"})
+            continue
+        text = raw.decode("utf-8", errors="replace")
         parser = {"stegwatch": _rows_stegwatch, "csv": _rows_csv, "keras-history": _rows_keras_history,
                   "starlight": _rows_starlight}[kind]
         all_rows += parser(text, run, problems)
     table = pd.DataFrame(all_rows, columns=["run", "step", "metric", "value"])
-    table = table[table["value"].map(lambda v: not math.isnan(v))].reset_index(drop=True)
+    table = table[table["value"].map(lambda v: not math.isnan(v)).astype(bool)].reset_index(drop=True)
+    if table.empty:
+        detail = "; ".join(f"{p['run']}: {p['reason']}" for p in problems[:3]) or "no step with a numeric metric"
+        raise NoTrainingLog(f"no training metric could be read from {', '.join(str(p) for p in paths)} ({detail})")
     return ParsedLog(table=table, problems=problems, formats=formats)
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stegwatch.errors import ConfigError
+from stegwatch.errors import ConfigError, EmptyCorpus
 from stegwatch.features.cache import DEFAULT_CACHE, FeatureCache
 from stegwatch.features.streams import feature_names
 from stegwatch.features.table import features_for_paths
-from stegwatch.format.manifest import ManifestRead, read_manifest, resolve_in_root
+from stegwatch.format.manifest import MANIFEST_NAME, ManifestRead, read_manifest, resolve_in_root
 from stegwatch.format.records import ManifestEntry
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ def load_corpus_features(
     keep = [i for i, r in enumerate(rows) if r.vector is not None]
     errors = [{"path": rows[i].path, "reason": rows[i].error} for i in range(len(rows)) if rows[i].vector is None]
     errors += [{"path": e.where, "reason": e.reason} for e in read.errors]
+    if not keep:
+        first = f"; first: {errors[0]['path']}: {errors[0]['reason']}" if errors else ""
+        what = f"the {split} split of the corpus" if split else "the corpus"
+        raise EmptyCorpus(str(root / MANIFEST_NAME), f"no file of {what} can be used ({len(errors)} refused or unreadable{first})")
     features = np.stack([rows[i].vector for i in keep]) if keep else np.zeros((0, len(feature_names())))
     log.info("%s: %d files with features, %d unreadable or rejected", root, len(keep), len(errors))
     return CorpusFeatures([read.entries[i] for i in keep], features, errors, read.sha256, read)

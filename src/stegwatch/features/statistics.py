@@ -57,7 +57,9 @@ def chi_square_attack(values: np.ndarray, *, min_expected: float = 5.0, exclude:
         return chi_square_from_histogram(np.bincount(values, minlength=256), min_expected=min_expected)
     offset = int(values.min())
     offset -= offset % 2  # keep pairs aligned on even values
-    return chi_square_from_histogram(np.bincount((values - offset).astype(np.int64)), min_expected=min_expected)
+    shifted = values.astype(np.int64)  # widened once, then shifted in place: one full-size copy, not three
+    shifted -= offset
+    return chi_square_from_histogram(np.bincount(shifted), min_expected=min_expected)
 
 
 def prefix_bounds(size: int, steps: int) -> list[int]:
@@ -166,7 +168,8 @@ def weighted_stego(channel: np.ndarray) -> float:
         # (centre - flipped LSB) is +1 for odd centres and -1 for even ones.
         np.divide((2 * (centre & 1) - 1) * (4 * centre - total), 4.0, out=signed_error[row: row + _WS_BLOCK_ROWS])
     weights /= weights.sum()
-    estimate = 2.0 * np.sum(weights * signed_error)
+    # The product in place: the same values summed the same way, without a third full-size array.
+    estimate = 2.0 * np.sum(np.multiply(weights, signed_error, out=signed_error))
     return float(np.clip(estimate, 0.0, 1.0))
 
 
@@ -178,7 +181,9 @@ def lsb_flat_inconsistency(plane: np.ndarray) -> float:
 
     Near 0 for flat alpha masks and flat palette regions, near 0.5 where bits were written in.
     """
-    x = plane.astype(np.int64)
+    x = np.asarray(plane)
+    if x.dtype != np.uint8:  # 8-bit planes need no widening: the comparisons are exact in uint8
+        x = x.astype(np.int64)
     left, right = x[:, :-1], x[:, 1:]
     same_upper = (left >> 1) == (right >> 1)
     if not same_upper.any():

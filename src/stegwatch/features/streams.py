@@ -31,7 +31,7 @@ from stegwatch.features.statistics import (
 from stegwatch.format.files import CarrierFile
 from stegwatch.stego import get_method
 from stegwatch.stego.base import AI42, BIT_ORDERS, from_bits
-from stegwatch.stego.eoi import end_of_image, split_trailer
+from stegwatch.stego.eoi import end_of_image, trailer_start
 from stegwatch.stego.exif import decode_user_comment, read_user_comment
 
 FEATURE_VERSION = 3
@@ -99,13 +99,15 @@ def _meta(carrier: CarrierFile) -> np.ndarray:
         payload, _ = decode_user_comment(comment)
         stripped = payload.strip(b" \x00\t\r\n")
         nonblank, comment_len = float(bool(stripped)), math.log1p(len(stripped))
-    trailer, skipped = split_trailer(carrier.data)
+    data = carrier.data
+    start, skipped = trailer_start(data)
+    start = len(data) if start is None else start  # no trailer; offsets, not a copy of a large one
     printable = 0.0
-    if trailer:
-        head = trailer[:256].decode("utf-8", errors="replace")
+    if start < len(data):
+        head = data[start:start + 256].decode("utf-8", errors="replace")
         printable = sum(ch.isprintable() for ch in head) / max(1, len(head))
-    return np.asarray([has_exif, nonblank, comment_len, math.log1p(len(trailer)), printable, float(skipped),
-                       float(trailer.startswith(AI42))])
+    return np.asarray([has_exif, nonblank, comment_len, math.log1p(len(data) - start), printable, float(skipped),
+                       float(data.startswith(AI42, start))])
 
 
 def _alpha(carrier: CarrierFile) -> np.ndarray:
@@ -126,16 +128,18 @@ def _fraction_true(mask: np.ndarray) -> float:
 def _lsb(samples: np.ndarray) -> np.ndarray:
     flat = samples.reshape(-1)
     lsb = samples & 1
-    channels = [samples[..., c] for c in range(samples.shape[2])]
     agreement = _fraction_true(lsb[:, 1:] == lsb[:, :-1]) if samples.shape[1] > 1 else 1.0
     bit1 = _fraction_true(lsb == ((samples >> 1) & 1))
+    lsb_mean = _fraction_true(lsb)
     # One pass over the samples for all ten prefixes; the last prefix is the whole sequence.
     ps = np.asarray([chi_square_from_histogram(h) for h in prefix_histograms(flat, prefix_bounds(flat.size, 10))])
-    prefix = flat[: max(64, flat.size // 20)]
-    return np.asarray([ps[-1], chi_square_attack(prefix), embedded_fraction(ps),
+    prefix_p = chi_square_attack(flat[: max(64, flat.size // 20)])
+    del flat, lsb  # free these full-size copies before SPA and WS make their own (peak memory per pixel)
+    channels = [samples[..., c] for c in range(samples.shape[2])]
+    return np.asarray([ps[-1], prefix_p, embedded_fraction(ps),
                        float(np.mean([sample_pair_analysis(c) for c in channels])),
                        float(np.mean([weighted_stego(c) for c in channels])),
-                       agreement, bit1, _fraction_true(lsb)])
+                       agreement, bit1, lsb_mean])
 
 
 def _palette(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +149,8 @@ def _palette(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     palette = np.asarray(image.getpalette() or [0, 0, 0], dtype=float)
     palette = np.resize(palette, (len(palette) // 3 + (len(palette) // 3) % 2) * 3).reshape(-1, 3)
     used = np.unique(indices)
+    if used[-1] >= len(palette):  # a corrupt file's indices past the palette's end: black, as decoders show them
+        palette = np.vstack([palette, np.zeros((int(used[-1]) + 1 - len(palette), 3))])
     twins = np.clip(used ^ 1, 0, len(palette) - 1)
     twin_distance = float(np.mean(np.linalg.norm(palette[used] - palette[twins], axis=1))) / 441.7
     twin_used = float(np.mean(np.isin(used ^ 1, used)))
@@ -236,7 +242,7 @@ def _dct(carrier: CarrierFile) -> np.ndarray:
     except ValueError:
         return np.zeros(len(FEATURE_NAMES["dct"]))
     luma = image.Y
-    ac = luma[ac_mask(luma.shape)].astype(np.int64)
+    ac = luma[ac_mask(luma.shape)]  # int16, as read: every count below is the same as in int64, at a quarter the memory
     hist = np.asarray([np.count_nonzero(ac == v) for v in range(-3, 4)], dtype=float) / max(1, ac.size)
     h1 = np.count_nonzero(np.abs(ac) == 1)
     h2 = np.count_nonzero(np.abs(ac) == 2)

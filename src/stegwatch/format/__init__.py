@@ -9,6 +9,7 @@ from stegwatch.format.files import (
 )
 from stegwatch.format.manifest import (
     MANIFEST_NAME,
+    EmptyCorpus,
     ManifestError,
     ManifestRead,
     sidecar_path,
@@ -32,6 +33,7 @@ __all__ = [
     "ManifestRead",
     "sidecar_path",
     "DEFAULT_LIMITS",
+    "EmptyCorpus",
     "BitOrder",
     "CarrierFile",
     "EmbeddingType",

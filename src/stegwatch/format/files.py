@@ -4,6 +4,9 @@ Every path that reads a file the user gave us goes through :func:`load_carrier`:
 it refuses empty, oversized, non-image, truncated and decompression-bomb files
 with :class:`UnreadableFile` (a reason a person can act on), never with a
 library traceback. Pixel counts are checked from the header, before decoding.
+A JPEG, PNG or GIF whose structure breaks off or is corrupt anywhere (a later
+GIF frame, a PNG chunk after the pixels) is refused too, though its first
+frame decodes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from stegwatch.format.structure import structure_problem
 
 
 #: File-name suffixes of the image formats stegwatch reads (folder scans and ``--covers`` use them).
@@ -40,11 +45,15 @@ class ReadLimits:
     """Upper bounds on what we agree to read.
 
     ``max_bytes`` is the file size in bytes; ``max_pixels`` is width x height,
-    checked from the header before any pixel is decoded.
+    checked from the header before any pixel is decoded. Computing a file's
+    features takes at most about 36 bytes per pixel at its peak (a
+    four-channel JPEG; an RGBA PNG about 26) plus the file's size, so the
+    defaults (4096 x 4096 pixels, 200 MiB) keep one file under 1 GB
+    (docs/reliability.md).
     """
 
     max_bytes: int = 200 * 1024 * 1024
-    max_pixels: int = 50_000_000
+    max_pixels: int = 4096 * 4096
 
 
 DEFAULT_LIMITS = ReadLimits()
@@ -125,6 +134,10 @@ def decode_image(data: bytes, path: str, limits: ReadLimits = DEFAULT_LIMITS) ->
             if "truncated" in reason.lower() or isinstance(exc, EOFError):
                 raise UnreadableFile(path, f"truncated image: {reason}") from None
             raise UnreadableFile(path, f"corrupt image data: {reason}") from None
+    # Pillow decodes the first frame only and stops at the pixels; the rest of the file must be whole too.
+    problem = structure_problem(data)
+    if problem:
+        raise UnreadableFile(path, problem)
     return image
 
 

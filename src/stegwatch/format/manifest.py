@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from stegwatch.format.files import write_text_atomic
-from stegwatch.errors import ManifestError
+from stegwatch.errors import EmptyCorpus, ManifestError
 from stegwatch.format.records import ManifestEntry, Sidecar, check_relative_path
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -57,8 +57,10 @@ def _summarize_validation(exc: ValidationError) -> str:
 def read_manifest(root: str | os.PathLike[str], *, strict: bool = False) -> ManifestRead:
     """Read ``root/manifest.jsonl``.
 
-    Lines that are not JSON, fail the schema, or point outside ``root`` are
-    collected in ``errors`` (``strict=True`` raises the first instead).
+    Lines that are not JSON, fail the schema, point outside ``root``, or list
+    a ``file_path`` another line lists too (both lines are refused) are
+    collected in ``errors`` (``strict=True`` raises the first instead). A
+    manifest that lists nothing raises :class:`EmptyCorpus`.
     """
     manifest_path = Path(root) / MANIFEST_NAME
     result = ManifestRead()
@@ -70,9 +72,12 @@ def read_manifest(root: str | os.PathLike[str], *, strict: bool = False) -> Mani
         raise ManifestError(str(manifest_path), "no manifest.jsonl in this folder") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(str(manifest_path), f"cannot read: {exc}") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise EmptyCorpus(str(manifest_path), "the manifest lists no files (empty corpus)")
+    first_line: dict[str, int] = {}  # file_path -> the first line listing it
+    repeated: set[str] = set()
+    for number, line in lines:
         where = f"{manifest_path}:{number}"
         try:
             entry = ManifestEntry.model_validate(json.loads(line))
@@ -84,11 +89,18 @@ def read_manifest(root: str | os.PathLike[str], *, strict: bool = False) -> Mani
         except ValueError as exc:
             error = ManifestError(where, str(exc))
         else:
-            result.entries.append(entry)
-            continue
+            earlier = first_line.setdefault(entry.file_path, number)
+            if earlier == number:
+                result.entries.append(entry)
+                continue
+            # Counting one file twice skews every rate; neither line can be trusted over the other.
+            repeated.add(entry.file_path)
+            error = ManifestError(where, f"file_path {entry.file_path!r} is listed twice (lines {earlier} and {number}); "
+                                         "both lines are refused")
         if strict:
             raise error
         result.errors.append(error)
+    result.entries = [e for e in result.entries if e.file_path not in repeated]
     return result
 
 

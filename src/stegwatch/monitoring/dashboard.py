@@ -9,6 +9,7 @@ files are written atomically.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,10 +131,41 @@ def html_template(name: str | None) -> bool:
     return bool(name) and ".html" in name
 
 
+# What Markdown (or the HTML a Markdown renderer passes through) would act on inside a table cell.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#])")
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).splitlines())
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as literal text in Markdown: punctuation Markdown or HTML would act on is
+    backslash-escaped (so ``<script>`` stays text), line breaks become spaces (a table row stays one row)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _one_line(value))
+
+
+def markdown_code(value: object) -> str:
+    """``value`` as an inline code span nothing can break out of: fenced by more backticks than any
+    run inside it, ``|`` escaped (table cells), line breaks as spaces."""
+    text = _one_line(value).replace("|", "\\|")
+    if not text:
+        return "-"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def template_environment(*extra: Path) -> jinja2.Environment:
-    """The dashboard templates (and ``extra`` folders searched first), HTML autoescaped, strict."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader([*extra, TEMPLATES]), autoescape=html_template,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    """The dashboard templates (and ``extra`` folders searched first), HTML autoescaped, strict.
+
+    Markdown templates escape every string that comes from outside (paths,
+    model and rule names, commands) with the ``md`` and ``code`` filters.
+    """
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader([*extra, TEMPLATES]), autoescape=html_template,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.filters.update(md=markdown_text, code=markdown_code)
+    return environment
 
 
 def dashboard_context(history: list[dict], current: dict, status: str, alerts: list[dict], rules: list[Rule],

@@ -41,17 +41,61 @@ CREATE TABLE IF NOT EXISTS alerts_sent (
 """
 
 
+class HistoryError(ValueError):
+    """A history database that cannot be used: missing where a command only reads, or not a SQLite database."""
+
+
+def _missing(path: Path) -> HistoryError:
+    folder = "" if path.parent.is_dir() else f" (no folder {path.parent})"
+    return HistoryError(f"no history database at {path}{folder}: run `stegwatch monitor` first, or give --db")
+
+
 @contextmanager
-def connect(db: str | Path = DEFAULT_DB):
-    """A connection with WAL, a 30 s busy timeout and foreign keys; the schema is created if missing."""
+def connect(db: str | Path = DEFAULT_DB, *, create: bool = True):
+    """A connection with WAL, a 30 s busy timeout and foreign keys; the schema is created if missing.
+
+    ``create=False`` refuses a database (or folder) that does not exist
+    instead of creating it. A file that is not a SQLite database raises
+    :class:`HistoryError`, naming the file.
+    """
     path = Path(db)
+    if not create and not path.is_file():
+        raise _missing(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=30.0, isolation_level=None)) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.executescript(_SCHEMA)
+    try:
+        connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise HistoryError(f"cannot open the history database {path}: {exc}") from None
+    with closing(connection):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.executescript(_SCHEMA)
+        except sqlite3.OperationalError:  # locked, read-only, out of space: the file itself is fine
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"{path} is not a stegwatch history database: {exc}") from None
         yield connection
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_database(db: str | Path = DEFAULT_DB) -> None:
+    """Raise :class:`HistoryError` when ``db`` exists and is not a SQLite file (a missing one is created when written).
+
+    Reads 16 bytes and takes no lock, so a run can refuse a bad ``--db`` before its long work starts.
+    """
+    path = Path(db)
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise HistoryError(f"{path} is not a stegwatch history database: not a file")
+    with path.open("rb") as handle:
+        head = handle.read(len(_SQLITE_HEADER))
+    if head and head != _SQLITE_HEADER:
+        raise HistoryError(f"{path} is not a stegwatch history database: not a SQLite file")
 
 
 def append_run(metrics: dict, status: str, db: str | Path = DEFAULT_DB) -> str:
@@ -76,7 +120,9 @@ _RUN_COLUMNS = "SELECT run_id, timestamp, model_name, model_version, status, met
 
 
 def _select_runs(db: str | Path, where: str = "", args: tuple = ()) -> list[dict]:
-    with connect(db) as connection:
+    if not Path(db).exists():  # nothing stored yet; reading never creates the file or its folder
+        return []
+    with connect(db, create=False) as connection:
         rows = connection.execute(f"{_RUN_COLUMNS} {where} ORDER BY timestamp, run_id", args).fetchall()
     return [{"run_id": r[0], "timestamp": r[1], "model_name": r[2], "model_version": r[3], "status": r[4],
              "metrics": json.loads(r[5])} for r in rows]
@@ -102,6 +148,8 @@ def accept_baseline(run_id: str, db: str | Path = DEFAULT_DB) -> None:
     """Make ``run_id`` the baseline of its model (``stegwatch baseline accept RUN``)."""
     from datetime import UTC, datetime
 
+    if not Path(db).exists():
+        raise KeyError(str(_missing(Path(db))))
     run = get_run(run_id, db)
     if run is None:
         raise BaselineNotFound(f"no run {run_id!r} in {db}")
@@ -112,7 +160,9 @@ def accept_baseline(run_id: str, db: str | Path = DEFAULT_DB) -> None:
 
 def baseline_for(model_name: str, db: str | Path = DEFAULT_DB) -> dict | None:
     """The accepted baseline run of ``model_name``, or None."""
-    with connect(db) as connection:
+    if not Path(db).exists():
+        return None
+    with connect(db, create=False) as connection:
         row = connection.execute("SELECT run_id FROM baselines WHERE model_name = ?", (model_name,)).fetchone()
     return get_run(row[0], db) if row else None
 
@@ -130,6 +180,13 @@ def mark_alert_sent(fingerprint: str, run_id: str, db: str | Path = DEFAULT_DB) 
     return not known
 
 
+def forget_alerts_sent(fingerprints: list[str], run_id: str, db: str | Path = DEFAULT_DB) -> None:
+    """Undo :func:`mark_alert_sent` for alerts first marked by ``run_id`` (none of them was delivered)."""
+    with connect(db) as connection:
+        connection.executemany("DELETE FROM alerts_sent WHERE fingerprint = ? AND first_run_id = ?",
+                               [(fingerprint, run_id) for fingerprint in fingerprints])
+
+
 def clear_resolved_alerts(model: str, active: set[str], db: str | Path = DEFAULT_DB) -> None:
     """Forget ``model``'s alerts whose condition no longer holds, so they are sent again if it returns.
 
@@ -142,5 +199,7 @@ def clear_resolved_alerts(model: str, active: set[str], db: str | Path = DEFAULT
 
 
 def export_jsonl(db: str | Path = DEFAULT_DB) -> str:
-    """The history as JSON Lines: one run per line, oldest first."""
+    """The history as JSON Lines: one run per line, oldest first. Raises :class:`HistoryError` when there is no database."""
+    if not Path(db).is_file():
+        raise _missing(Path(db))
     return "".join(json.dumps(run, sort_keys=True) + "\n" for run in runs(db))

@@ -1,7 +1,9 @@
 """One monitor run: evaluate, record in the history, check rules, alert, regenerate the dashboard.
 
 The history row is written before any alert is sent, so a failing sink never
-loses the run.
+loses the run; the dashboard is written after the console and the alerts log
+and before email and webhooks, so a slow or hanging server never keeps it
+from being written. Each network sink has its own total deadline.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from pathlib import Path
 from stegwatch.evaluation.dataset import dataset_metrics
 from stegwatch.format.files import write_text_atomic
 from stegwatch.detectors import model_path
+from stegwatch.errors import BaselineNotFound, ConfigError
 from stegwatch.evaluation.evaluate import evaluate
+from stegwatch.evaluation.logs import NoTrainingLog, convergence, parse_logs
 from stegwatch.features.corpus import load_corpus_features
-from stegwatch.evaluation.logs import convergence, parse_logs
 from stegwatch.monitoring import history
 from stegwatch.monitoring.dashboard import DEFAULT_DASHBOARD, render_dashboard
-from stegwatch.errors import BaselineNotFound, ConfigError
 from stegwatch.monitoring.rules import Alert, Rule, check, load_rules, read_toml, rules_from_tables, status_of
-from stegwatch.monitoring.sinks import AlertConfig, SinkResult, dispatch
+from stegwatch.monitoring.sinks import AlertConfig, SinkResult, delivered, dispatch_local, dispatch_remote
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class MonitorResult:
     sinks: list[SinkResult]
     files: list[Path]
     exit_code: int
+    #: How many of ``sent`` reached a sink beyond the console (0 when every sink failed).
+    delivered: int = 0
 
 
 def _baseline(spec: str | None, model_name: str, db: Path) -> dict | None:
@@ -93,18 +97,25 @@ def monitor(
 
     ``config``: a :class:`MonitorConfig`, the path of its TOML file, or None
     (the defaults); ``dashboard`` overrides its dashboard path. The corpus is
-    read once, and the history row is written before any alert is sent.
+    read once, and the history row is written before any alert is sent; the
+    dashboard is written before email and webhooks are tried.
     """
     config = config if isinstance(config, MonitorConfig) else MonitorConfig.load(config)
     if dashboard is not None:
         config.dashboard = Path(dashboard)
+    history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
     data = load_corpus_features(corpus, workers=workers, scheduler=scheduler, split=split)  # the corpus is read once, for every section
     metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, data=data)
     metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
                                          manifest=data.manifest)
     path = model_path(model)
     training_log = path.parent / "training_log.jsonl" if path is not None else None
-    training_table = parse_logs([training_log]).table if training_log is not None and training_log.exists() else None
+    training_table = None
+    if training_log is not None and training_log.exists():
+        try:
+            training_table = parse_logs([training_log]).table
+        except NoTrainingLog:  # a model's broken log costs its convergence summary, not the run
+            metrics["training"] = None
     if training_table is not None:
         metrics["training"] = next(iter(convergence(training_table).values()), None)
     base = _baseline(baseline, metrics["run"]["model"]["name"], db)
@@ -118,12 +129,16 @@ def monitor(
     model_label = f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"
     history.clear_resolved_alerts(model_label, {a.fingerprint for a in alerts}, db)
     log.info("run %s recorded in %s: status %s, %d alert(s), %d new", run_id, db, status, len(alerts), len(sent))
-    sinks = dispatch(sent, config.alerts, console=console)
+    sinks = dispatch_local(sent, config.alerts, console=console)
     runs = history.runs(db, metrics["run"]["model"]["name"])
     files = render_dashboard(runs, metrics, status, [a.to_json_dict() for a in alerts], config.dashboard, config.rules,
                              training_table, recent_alerts(config.alerts.log_file))
+    sinks += dispatch_remote(sent, config.alerts, console=console)
+    count = delivered(sinks) if sent else 0
+    if sent and not count:  # nothing got through: send them again next run rather than never
+        history.forget_alerts_sent([a.fingerprint for a in sent], run_id, db)
     failing = {"critical": ("critical",), "warning": ("warning", "critical")}.get(fail_on or "", ())
-    return MonitorResult(metrics, status, alerts, sent, sinks, [*files, metrics_file], 1 if status in failing else 0)
+    return MonitorResult(metrics, status, alerts, sent, sinks, [*files, metrics_file], 1 if status in failing else 0, count)
 
 
 def recent_alerts(log_file: str | None, limit: int = 20) -> list[dict]:

@@ -14,26 +14,31 @@ Routes:
 Writes need ``Authorization: Bearer <token>`` where the token is the value of
 the environment variable named by ``token_env`` (default ``STEGWATCH_TOKEN``);
 with no token configured, writes are refused. Bodies over ``max_body_bytes``
-get 413, malformed ones 422 with the reasons; neither is stored.
+get 413, bodies slower than ``body_timeout_s`` 408, malformed ones (or nested
+deeper than :data:`MAX_JSON_DEPTH`) 422 with the reasons; none is stored. A
+batch with a conflicting request id gets 409 and nothing of it is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import os
+import re
 import threading
 import time
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from stegwatch.evaluation.logs import parse_logs
+from stegwatch.evaluation.logs import NoTrainingLog, parse_logs
 from stegwatch.monitoring import history
 from stegwatch.monitoring.dashboard import dashboard_context, template_environment
 from stegwatch.monitoring.monitor import recent_alerts
@@ -49,13 +54,18 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes (declared or streamed) with 413."""
+    """ASGI middleware: refuse request bodies over ``limit`` bytes (declared or streamed) with 413,
+    and bodies not received within ``timeout_s`` seconds with 408 (closing the connection)."""
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout_s: float = 30.0) -> None:
+        self.app, self.limit, self.timeout_s = app, limit, timeout_s
 
     async def _refuse(self, scope, receive, send) -> None:
         await JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, status_code=413)(scope, receive, send)
+
+    async def _too_slow(self, scope, receive, send) -> None:
+        await JSONResponse({"detail": f"request body not received within {self.timeout_s:g} s"}, status_code=408,
+                           headers={"Connection": "close"})(scope, receive, send)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -66,17 +76,22 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            async with asyncio.timeout(self.timeout_s):  # the whole body, however slowly it trickles in
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.limit:
+                        await self._refuse(scope, receive, send)
+                        return
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            await self._too_slow(scope, receive, send)
+            return
         replayed = False
 
         async def replay():
@@ -158,8 +173,12 @@ class LiveState:
             baseline = history.baseline_for(latest["model_name"], self.config.db)
             alerts = check(metrics, self.config.monitor.rules, baseline["metrics"] if baseline else None)
             training_log = Path(metrics["run"]["model"].get("path") or "").parent / "training_log.jsonl"
+            try:
+                training_table = parse_logs([training_log]).table if training_log.is_file() else None
+            except NoTrainingLog:  # a broken log costs the loss plot, not the page
+                training_table = None
             context, _ = dashboard_context(model_runs, metrics, latest["status"], [a.to_json_dict() for a in alerts], self.config.monitor.rules,
-                                           parse_logs([training_log]).table if training_log.is_file() else None,
+                                           training_table,
                                            recent_alerts(self.config.monitor.alerts.log_file))
             html = self.templates.get_template("dashboard_body.html.j2").render(**context)
         with self._lock:
@@ -177,6 +196,18 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text, quote=True)
+
+
+#: Deepest JSON nesting a body may have; an event batch needs 3. Checked before parsing, so a deep body never recurses.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of ``[`` and ``{`` in a JSON text, brackets inside strings not counted (no parsing)."""
+    structure = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    step = np.isin(structure, (ord("["), ord("{"))).astype(np.int32) - np.isin(structure, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
 
 
 def _validation_response(exc: ValidationError) -> JSONResponse:
@@ -202,7 +233,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             store.close()
 
     app = FastAPI(title="stegwatch", lifespan=lifespan, docs_url=None, redoc_url=None)  # the docs pages load from a CDN
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, timeout_s=config.body_timeout_s)
     app.state.live, app.state.alerter, app.state.config = live, alerter, config
 
     def authorize(request: Request) -> None:
@@ -215,10 +246,14 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     async def json_body(request: Request):
         raw = await request.body()
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            raise HTTPException(422, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise HTTPException(422, f"body is not JSON: {exc}") from None
+
+    context = {"max_age": timedelta(seconds=config.max_event_age_s)}
 
     @app.post("/api/v1/metrics/log")
     async def log_events(request: Request):
@@ -226,9 +261,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         payload = await json_body(request)
         try:
             if isinstance(payload, dict) and "events" in payload:
-                events = EventBatch.model_validate(payload).events
+                events = EventBatch.model_validate(payload, context=context).events
             else:
-                events = [ScanEvent.model_validate(payload)]
+                events = [ScanEvent.model_validate(payload, context=context)]
         except ValidationError as exc:
             return _validation_response(exc)
         result = await run_in_threadpool(store.add_events, events)

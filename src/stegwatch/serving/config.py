@@ -10,6 +10,7 @@ from stegwatch.errors import ConfigError
 from stegwatch.monitoring.monitor import MonitorConfig
 from stegwatch.monitoring.rules import read_toml
 from stegwatch.serving.aggregates import DEFAULT_WINDOWS
+from stegwatch.serving.events import DEFAULT_MAX_EVENT_AGE
 
 DEFAULT_TOKEN_ENV = "STEGWATCH_TOKEN"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,23 +35,39 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000
     alert_interval_s: float = 10.0
     poll_ms: int = 2000
+    #: Seconds a connection has to deliver a request's headers, and a request its body.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    #: Open connections at most; one more is closed as it opens.
+    max_connections: int = 200
+    #: Events older than this (seconds before now) are refused.
+    max_event_age_s: float = DEFAULT_MAX_EVENT_AGE.total_seconds()
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, db: Path | None = None) -> ServeConfig:
         data = read_toml(path) if path else {}
         monitor = MonitorConfig.from_toml(data)
         raw = data.get("serve", {})
-        unknown = set(raw) - {"windows", "token_env", "max_body_bytes", "alert_interval_s", "poll_ms"}
+        unknown = set(raw) - {"windows", "token_env", "max_body_bytes", "alert_interval_s", "poll_ms", "header_timeout_s",
+                              "body_timeout_s", "max_connections", "max_event_age"}
         if unknown:
             raise ConfigError(f"[serve]: unknown setting(s) {', '.join(sorted(unknown))}")
         windows = {name: parse_window(name) for name in raw.get("windows", list(DEFAULT_WINDOWS))}
         if len(windows) < 2:
             raise ConfigError("[serve] windows: give at least two (the current window and the trailing baseline)")
+        defaults = cls.__dataclass_fields__
         config = cls(db=db or history.DEFAULT_DB, monitor=monitor, windows=dict(sorted(windows.items(), key=lambda kv: kv[1])),
                      token_env=str(raw.get("token_env", DEFAULT_TOKEN_ENV)), max_body_bytes=int(raw.get("max_body_bytes", 1_000_000)),
-                     alert_interval_s=float(raw.get("alert_interval_s", 10.0)), poll_ms=int(raw.get("poll_ms", 2000)))
+                     alert_interval_s=float(raw.get("alert_interval_s", 10.0)), poll_ms=int(raw.get("poll_ms", 2000)),
+                     header_timeout_s=float(raw.get("header_timeout_s", defaults["header_timeout_s"].default)),
+                     body_timeout_s=float(raw.get("body_timeout_s", defaults["body_timeout_s"].default)),
+                     max_connections=int(raw.get("max_connections", defaults["max_connections"].default)),
+                     max_event_age_s=parse_window(raw["max_event_age"]) if "max_event_age" in raw
+                     else defaults["max_event_age_s"].default)
         if config.max_body_bytes < 1024:
             raise ConfigError("[serve] max_body_bytes must be at least 1024")
+        if min(config.header_timeout_s, config.body_timeout_s) <= 0 or config.max_connections < 1:
+            raise ConfigError("[serve] header_timeout_s and body_timeout_s must be positive, max_connections at least 1")
         return config
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 #: Clock skew tolerated on event timestamps (an event from the future beyond this is refused).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: How old an event may be when it arrives (``[serve] max_event_age``); older ones are refused.
+DEFAULT_MAX_EVENT_AGE = timedelta(days=7)
 MAX_BATCH = 1000
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
@@ -45,9 +47,18 @@ class ScanEvent(BaseModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _not_in_the_future(cls, value: datetime) -> datetime:
-        if value - datetime.now(UTC) > MAX_CLOCK_SKEW:
+    def _recent(cls, value: datetime, info: ValidationInfo) -> datetime:
+        """Not beyond the clock skew in the future, nor older than the horizon (``max_age`` in the validation context)."""
+        now = datetime.now(UTC)
+        max_age = (info.context or {}).get("max_age", DEFAULT_MAX_EVENT_AGE)
+        try:
+            ahead = value - now
+        except OverflowError:  # year 1 or 9999 with an offset falls outside what UTC can hold
+            ahead = timedelta.max if value.year > now.year else timedelta.min
+        if ahead > MAX_CLOCK_SKEW:
             raise ValueError(f"timestamp is more than {MAX_CLOCK_SKEW} in the future")
+        if -ahead > max_age:
+            raise ValueError(f"timestamp is more than {max_age} in the past (the server's max_event_age)")
         return value
 
     @model_validator(mode="after")
@@ -79,4 +90,4 @@ class Feedback(BaseModel):
     reviewer: ShortText | None = None
 
 
-__all__ = ["MAX_BATCH", "EventBatch", "Feedback", "ScanEvent"]
+__all__ = ["DEFAULT_MAX_EVENT_AGE", "MAX_BATCH", "EventBatch", "Feedback", "ScanEvent"]

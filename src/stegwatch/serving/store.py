@@ -4,7 +4,7 @@ Each request is one ``BEGIN IMMEDIATE`` transaction, so concurrent writers
 take turns and a kill mid-request leaves either the whole batch or none of
 it. ``request_id`` is the primary key: an identical retry is counted as a
 duplicate and not stored again; a different body under a used id is a
-conflict, reported and not stored. Connections are per thread (the web
+conflict, reported, and the whole batch holding it is not stored. Connections are per thread (the web
 server runs handlers on a thread pool).
 """
 
@@ -97,7 +97,10 @@ class ProductionStore:
         return result
 
     def add_events(self, events: Iterable[ScanEvent]) -> IngestResult:
-        """Store new events in one transaction; identical retries are duplicates, reused ids with new bodies conflicts."""
+        """Store new events in one transaction; identical retries are duplicates, reused ids with new bodies conflicts.
+
+        A batch with any conflict stores nothing (``stored`` 0, every conflicting id listed).
+        """
         events = list(events)
         received = time.time()
         digests = [_body_digest(e) for e in events]
@@ -123,6 +126,8 @@ class ProductionStore:
                 fresh.append((event.request_id, event.timestamp.timestamp(), received, event.model_version, event.latency_ms,
                               event.score, event.verdict, event.method, event.image_format, event.image_bytes, event.width,
                               event.height, event.error, digest))
+            if result.conflicts:  # a batch is stored whole or not at all
+                return result
             connection.executemany(f"INSERT INTO production_events VALUES ({','.join('?' * 14)})", fresh)
             result.stored = len(fresh)
             return result

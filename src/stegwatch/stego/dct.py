@@ -15,6 +15,7 @@ import jpeglib
 import numpy as np
 
 from stegwatch.format.files import CarrierFile
+from stegwatch.format.structure import end_of_jpeg
 from stegwatch.stego.base import Cover, EmbedError, cover_image, encode_image
 
 
@@ -41,10 +42,11 @@ def read_dct(data: bytes) -> DctImage:
     """Coefficients of a JPEG given as bytes; ValueError when it is not a readable JPEG."""
     if not data.startswith(b"\xff\xd8"):
         raise ValueError("not a JPEG file")
+    end = end_of_jpeg(data) or len(data)  # a trailer holds no coefficients: libjpeg never needs to read it
     with tempfile.TemporaryDirectory(prefix="stegwatch-dct-") as folder:
         path = os.path.join(folder, "in.jpg")
         with open(path, "wb") as handle:
-            handle.write(data)
+            handle.write(memoryview(data)[:end])
         try:
             jpeg = jpeglib.read_dct(path)
             jpeg.load()

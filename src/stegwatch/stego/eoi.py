@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
+from stegwatch.format.structure import JPEG_SOI, end_of_gif, end_of_image, end_of_jpeg, end_of_png  # the walkers live in format/
 from stegwatch.stego.base import (
     Cover,
     cover_image,
@@ -30,8 +31,6 @@ from stegwatch.stego.base import (
 
 KEY = "eoi"
 MAX_PAYLOAD = 1 << 20
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SOI = b"\xff\xd8\xff"
 
 
 def capacity(cover: Cover) -> int:
@@ -52,111 +51,24 @@ def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) 
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding())
 
 
-def end_of_jpeg(data: bytes, start: int = 0) -> int | None:
-    """Offset just past the EOI marker of the JPEG starting at ``start``; None if malformed."""
-    n = len(data)
-    if data[start : start + 2] != b"\xff\xd8":
-        return None
-    i = start + 2
-    while i < n:
-        if data[i] != 0xFF:
-            return None
-        while i < n and data[i] == 0xFF:  # fill bytes
-            i += 1
-        if i >= n:
-            return None
-        marker = data[i]
-        i += 1
-        if marker == 0xD9:
-            return i
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            continue
-        if i + 2 > n:
-            return None
-        length = int.from_bytes(data[i : i + 2], "big")
-        if length < 2:
-            return None
-        i += length
-        if marker != 0xDA:
-            continue
-        # Entropy-coded data: runs until an FF that is not stuffing (FF00) or a restart marker.
-        while True:
-            j = data.find(b"\xff", i)
-            if j < 0 or j + 1 >= n:
-                return None
-            following = data[j + 1]
-            if following == 0x00 or 0xD0 <= following <= 0xD7:
-                i = j + 2
-            elif following == 0xFF:
-                i = j + 1
-            else:
-                i = j
-                break
-    return None
+def trailer_start(data: bytes) -> tuple[int | None, int]:
+    """Where the trailer begins: after the end of the image and any complete JPEG images that follow it.
 
-
-def end_of_png(data: bytes) -> int | None:
-    """Offset just past the CRC of the ``IEND`` chunk; None if malformed."""
-    if not data.startswith(PNG_SIGNATURE):
-        return None
-    i = len(PNG_SIGNATURE)
-    n = len(data)
-    while i + 12 <= n:
-        length = int.from_bytes(data[i : i + 4], "big")
-        chunk_type = data[i + 4 : i + 8]
-        i += 12 + length
-        if chunk_type == b"IEND":
-            return i if i <= n else None
-    return None
-
-
-def _skip_sub_blocks(data: bytes, i: int) -> int | None:
-    n = len(data)
-    while i < n:
-        size = data[i]
-        i += 1
-        if size == 0:
-            return i
-        i += size
-    return None
-
-
-def end_of_gif(data: bytes) -> int | None:
-    """Offset just past the ``0x3B`` trailer; None if malformed."""
-    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
-        return None
-    packed = data[10]
-    i = 13 + (3 * (2 ** ((packed & 7) + 1)) if packed & 0x80 else 0)
-    n = len(data)
-    while i < n:
-        block = data[i]
-        if block == 0x3B:
-            return i + 1
-        if block == 0x21:  # extension: label, then sub-blocks
-            nxt = _skip_sub_blocks(data, i + 2)
-        elif block == 0x2C:  # image descriptor, optional local table, LZW size, sub-blocks
-            if i + 10 > n:
-                return None
-            local = data[i + 9]
-            i += 10 + (3 * (2 ** ((local & 7) + 1)) if local & 0x80 else 0)
-            nxt = _skip_sub_blocks(data, i + 1)
-        else:
-            return None
-        if nxt is None:
-            return None
-        i = nxt
-    return None
-
-
-def end_of_image(data: bytes) -> tuple[str, int | None]:
-    """The container kind (``JPEG``, ``PNG``, ``GIF`` or ``other``) and where its image ends."""
-    if data.startswith(JPEG_SOI):
-        return "JPEG", end_of_jpeg(data)
-    if data.startswith(PNG_SIGNATURE):
-        return "PNG", end_of_png(data)
-    if data[:4] == b"GIF8":
-        return "GIF", end_of_gif(data)
-    return "other", None
+    Returns that offset (None when the end of the image cannot be found) and
+    how many embedded JPEG images were skipped. Offsets, not copies, so a
+    large trailer is never held twice.
+    """
+    _, end = end_of_image(data)
+    if end is None:
+        return None, 0
+    skipped = 0
+    while data.startswith(JPEG_SOI, end):
+        inner_end = end_of_jpeg(data, end)
+        if inner_end is None:
+            break
+        end = inner_end
+        skipped += 1
+    return end, skipped
 
 
 def split_trailer(data: bytes) -> tuple[bytes, int]:
@@ -164,18 +76,8 @@ def split_trailer(data: bytes) -> tuple[bytes, int]:
 
     Returns the remaining trailer and how many embedded JPEG images were skipped.
     """
-    _, end = end_of_image(data)
-    if end is None:
-        return b"", 0
-    trailer = data[end:]
-    skipped = 0
-    while trailer.startswith(JPEG_SOI):
-        inner_end = end_of_jpeg(trailer)
-        if inner_end is None:
-            break
-        trailer = trailer[inner_end:]
-        skipped += 1
-    return trailer, skipped
+    start, skipped = trailer_start(data)
+    return (b"", 0) if start is None else (data[start:], skipped)
 
 
 def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
@@ -212,3 +114,6 @@ METHOD = StegoMethod(
     description="payload appended after the end of the image",
     payload_unit="bytes",
 )
+
+__all__ = ["METHOD", "capacity", "embed", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png", "extract", "split_trailer",
+           "trailer_start"]
