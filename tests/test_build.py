@@ -174,7 +174,7 @@ def test_jpeg_covers_are_clean_files_in_three_qualities_grayscale_and_colour(smo
 
 
 def test_user_jpegs_join_the_jpeg_pool_untouched(tmp_path):
-    from stegwatch.corpus.build import BuildContext, jpeg_cover_file
+    from stegwatch.corpus.build import BuildContext, clean_file, cover_candidates
     from stegwatch.corpus.sources import builtin_sources, scan_user_covers
 
     from .conftest import jpeg_bytes
@@ -187,7 +187,9 @@ def test_user_jpegs_join_the_jpeg_pool_untouched(tmp_path):
     assert not errors
     ctx = BuildContext(seed=0, preset=PRESETS["smoke"], sources=builtin_sources(), user_covers=tuple(covers), out=tmp_path)
     assert ctx.n_jpeg_covers == PRESETS["smoke"].jpeg_covers + 1
-    assert jpeg_cover_file(ctx, PRESETS["smoke"].jpeg_covers).data == original
+    holiday = ("user", "", ctx.user_jpegs[0])
+    assert holiday in cover_candidates(ctx, METHODS["jsteg"])
+    assert clean_file(ctx, holiday).data == original
 
 
 def test_journal_lines_are_json(smoke_corpus):
@@ -218,9 +220,10 @@ def test_a_failing_jpeg_cover_job_is_a_failed_job(tmp_path, monkeypatch):
 
     monkeypatch.setitem(build._CLEAN_FILES, "jpeg", broken)
     report = build_corpus(tmp_path / "c", preset="smoke", seed=3, workers=1)
-    assert {e.path.split(":")[0] for e in report.failed_jobs} == {"jpeg"}
-    assert len(report.failed_jobs) == PRESETS["smoke"].jpeg_covers
-    assert all("disk full" in e.reason for e in report.failed_jobs)
+    jpeg_jobs = [e for e in report.failed_jobs if e.path.startswith("jpeg:")]
+    assert len(jpeg_jobs) == PRESETS["smoke"].jpeg_covers and all("disk full" in e.reason for e in jpeg_jobs)
+    # stego jobs whose covers are those JPEGs fail with them, and say so
+    assert {e.path.split(":")[0] for e in report.failed_jobs} <= {"jpeg", "stego"}
 
 
 def test_an_unknown_preset_is_a_corpus_error_and_makes_no_folder(tmp_path):

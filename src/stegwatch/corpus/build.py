@@ -49,7 +49,7 @@ PLAN = "plan.json"
 #: Folder of the state folder holding the reduced photographs (see ``sources.prepare_sources``).
 COVER_CACHE = "covers"
 #: Bump when a change to the generators changes the files a seed produces.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 #: Target rates (bits per pixel) of the random-payload rate sweep.
 RATES_BPP = (0.05, 0.1, 0.2, 0.4)
@@ -77,7 +77,7 @@ PAYLOAD_VARIANTS: dict[str, tuple[str | float, ...]] = {
 #: JPEG qualities of the JPEG covers, used in turn.
 JPEG_QUALITIES = (75, 85, 95)
 #: Covers a stego job tries before it gives up (a cover can be too small or the wrong kind).
-MAX_COVER_ATTEMPTS = 50
+MAX_COVER_ATTEMPTS = 100
 #: Shortest payload worth embedding; covers too small for it are skipped for that job.
 MIN_PAYLOAD = 16
 # Image sizes of photo crops and their weights: mostly 256x256.
@@ -290,12 +290,21 @@ def photo_container(index: int) -> tuple[str, str]:
     return _PHOTO_CONTAINERS[_CONTAINER_SCHEDULE[index % len(_CONTAINER_SCHEDULE)]]
 
 
-def cover_candidates(ctx: BuildContext, method: StegoMethod) -> list[int]:
-    """Indices into the method's cover pool whose container the method keeps (user covers are checked when loaded)."""
-    if method.category == "dct":
-        return list(range(ctx.n_jpeg_covers))
-    photos = [i for i in range(ctx.preset.photos) if method.accepts(*photo_container(i))]
-    return photos + list(range(ctx.preset.photos, ctx.n_covers))
+def cover_candidates(ctx: BuildContext, method: StegoMethod) -> list[CleanRef]:
+    """The clean files a stego job of ``method`` may take as its cover.
+
+    Every clean file of the corpus (photo crops, JPEG covers, user covers and
+    negatives) that could carry the method, so that the stego files'
+    containers are drawn from the same clean files a detector compares them
+    with. A photo crop, a JPEG cover or a user cover whose container the
+    method cannot keep is left out here, a negative when it is loaded.
+    """
+    photos = [("photo", "", i) for i in range(ctx.preset.photos) if method.accepts(*photo_container(i))]
+    jpegs = [("jpeg", "", i) for i in range(ctx.preset.jpeg_covers)] if "JPEG" in method.carriers else []
+    users = [("user", "", i) for i, cover in enumerate(ctx.user_covers) if cover.format in method.carriers
+             or (cover.format == "MPO" and "JPEG" in method.carriers)]
+    negatives = [("negative", category, i) for category in negatives_module.GENERATORS for i in range(ctx.preset.negatives_per_category)]
+    return photos + jpegs + users + negatives
 
 
 def in_container(image: Image.Image, mode: str, rng: np.random.Generator) -> Image.Image:
@@ -347,20 +356,6 @@ def user_file(ctx: BuildContext, index: int) -> CoverFile:
     return CoverFile(f"clean/user/{name}", data, cover.cover_id, "user")
 
 
-def cover_file(ctx: BuildContext, cover_index: int) -> CoverFile:
-    """Cover number ``cover_index`` of the stego pool: photo crops, then user covers."""
-    if cover_index < ctx.preset.photos:
-        return photo_file(ctx, cover_index)
-    return user_file(ctx, cover_index - ctx.preset.photos)
-
-
-def jpeg_cover_file(ctx: BuildContext, cover_index: int) -> CoverFile:
-    """Cover number ``cover_index`` of the JPEG pool: JPEG covers, then the user's JPEGs."""
-    if cover_index < ctx.preset.jpeg_covers:
-        return jpeg_file(ctx, cover_index)
-    return user_file(ctx, ctx.user_jpegs[cover_index - ctx.preset.jpeg_covers])
-
-
 # --- entries ------------------------------------------------------------------------
 
 
@@ -399,24 +394,39 @@ def run_photo(ctx: BuildContext, job: Job) -> list[dict]:
     ]
 
 
-def run_negative(ctx: BuildContext, job: Job) -> list[dict]:
-    rng = job_rng(ctx.seed, job)
-    category = job.name
+def negative_file(ctx: BuildContext, category: str, index: int) -> CoverFile:
+    """The clean negative number ``index`` of ``category`` (deterministic)."""
+    rng = job_rng(ctx.seed, Job("negative", category, index))
     size = int(rng.choice(_SIZES, p=_SIZE_WEIGHTS))
     if category in negatives_module.SYNTHETIC:
         base = Image.new("RGB", (size, size))
-        cover_id, cover_source = f"synthetic:{category}-{job.index:05d}", "synthetic"
+        cover_id, cover_source = f"synthetic:{category}-{index:05d}", "synthetic"
     else:
         source = ctx.sources[int(rng.integers(len(ctx.sources)))]
         base, _ = photo_crop(source, rng, size)
         cover_id, cover_source = source.cover_id, source.cover_source
     negative = negatives_module.GENERATORS[category](rng, base)
-    file_path = f"negatives/{category}/{category}-{job.index:05d}{FORMAT_EXTENSIONS[negative.format]}"
-    _write(ctx, file_path, negative.data)
+    file_path = f"negatives/{category}/{category}-{index:05d}{FORMAT_EXTENSIONS[negative.format]}"
+    return CoverFile(file_path, negative.data, cover_id, cover_source)
+
+
+def run_negative(ctx: BuildContext, job: Job) -> list[dict]:
+    negative = negative_file(ctx, job.name, job.index)
+    _write(ctx, negative.file_path, negative.data)
     return [
-        _entry(ctx, file_path, negative.data, label="clean", method=None, category=category,
-               constraint=negatives_module.CONSTRAINTS[category], cover_id=cover_id, cover_source=cover_source)
+        _entry(ctx, negative.file_path, negative.data, label="clean", method=None, category=job.name,
+               constraint=negatives_module.CONSTRAINTS[job.name], cover_id=negative.cover_id, cover_source=negative.cover_source)
     ]
+
+
+#: A clean file of the corpus, named by the job that makes it: (kind, name, index).
+CleanRef = tuple[str, str, int]
+
+
+def clean_file(ctx: BuildContext, ref: CleanRef) -> CoverFile:
+    """The clean file ``ref`` names, made again (deterministic): the same bytes as the corpus holds."""
+    kind, name, index = ref
+    return negative_file(ctx, name, index) if kind == "negative" else _CLEAN_FILES[kind](ctx, index)
 
 
 def stego_variant(method: StegoMethod, index: int) -> tuple[str | None, str | float]:
@@ -484,11 +494,9 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
     candidates = cover_candidates(ctx, method)
     if not candidates:
         raise ValueError(f"no cover in this corpus has a container {method.key} can carry")
-    start = int(rng.integers(len(candidates)))
     reasons: list[str] = []
-    for attempt in range(min(len(candidates), MAX_COVER_ATTEMPTS)):
-        index = candidates[(start + attempt) % len(candidates)]
-        cover = jpeg_cover_file(ctx, index) if is_dct else cover_file(ctx, index)
+    for pick in rng.permutation(len(candidates))[:MAX_COVER_ATTEMPTS]:
+        cover = clean_file(ctx, candidates[int(pick)])
         carrier = carrier_from_bytes(cover.data, cover.file_path, ctx.limits)
         if not method.accepts(carrier.format, carrier.image.mode):
             reasons.append(f"{cover.file_path}: {method.key} cannot keep a {carrier.format} {carrier.image.mode} container")

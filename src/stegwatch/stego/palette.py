@@ -13,6 +13,7 @@ from PIL import Image
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
+from stegwatch.errors import EmbedError
 from stegwatch.stego.base import (
     Cover,
     cover_image,
@@ -44,10 +45,16 @@ def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) 
     carrier = options.carrier or "PNG"
     indexed = cover if cover.mode == "P" else to_palette(cover)
     palette = indexed.getpalette() or []
+    # An index's LSB twin must be a palette entry. The palette is kept as it is (the stego file keeps
+    # its cover's container), so a palette with an odd number of entries cannot carry a payload.
+    entries = len(palette) // 3
+    if entries % 2:
+        raise EmbedError(f"{KEY}: a palette of {entries} entries (odd) has an index without an LSB twin")
+    palette = palette[: 3 * entries]
     indices = np.array(indexed).reshape(-1)
     set_lsbs(indices, to_bits(payload + TERMINATOR if options.framed else payload, options.bit_order))
     stego = Image.fromarray(indices.reshape(indexed.height, indexed.width), "P")
-    stego.putpalette(palette + [0] * (768 - len(palette)))
+    stego.putpalette(palette)
     data = encode_image(stego, carrier)
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding(options.bit_order))
 
