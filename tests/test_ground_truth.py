@@ -14,7 +14,7 @@ from stegwatch.stego import METHODS
 from stegwatch.stego.base import from_bits
 
 #: Methods whose stego file is the cover's own JPEG with new coefficients or metadata (same quantization tables).
-SAME_TABLES = {"jsteg", "f5", "nsf5", "juniward", "exif", "eoi"}
+SAME_TABLES = {"jsteg", "f5", "nsf5", "juniward", "exif", "eoi", "outguess"}
 
 
 def _container(path) -> dict:

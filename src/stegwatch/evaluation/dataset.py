@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from stegwatch.parallel import map_unordered
+from stegwatch.stego.dct import ijg_quality
 from stegwatch.corpus.sources import independent_photograph_ids
 from stegwatch.corpus.validate import validate_corpus
 from stegwatch.format.files import UnreadableFile, load_carrier
@@ -33,10 +34,6 @@ NEAR_DUPLICATE_BITS = 4
 #: Container attributes a shortcut-learning detector could use instead of the embedding.
 CONTAINER_ATTRIBUTES = ("format", "mode", "width", "height", "jpeg_quality", "palette_size", "has_alpha", "bit_depth")
 _BIT_DEPTH = {"1": 1, "L": 8, "P": 8, "LA": 8, "PA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "I;16": 16, "I": 32, "F": 32}
-# The IJG (libjpeg) standard luminance table at quality 50, for the quality estimate.
-_IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-                      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=float)
 
 
 def balance(counts: dict[str, int]) -> dict:
@@ -84,14 +81,6 @@ def _phash(root: Path, file_path: str) -> tuple[str, int | None]:
     return file_path, int("".join("1" if b else "0" for b in bits), 2)
 
 
-def jpeg_quality(luma_table) -> float | None:
-    """The IJG quality (1-100) whose scaled standard table is closest to ``luma_table`` (64 values, any order); None if absent."""
-    if luma_table is None or len(luma_table) != 64:
-        return None
-    scale = float(np.mean(np.asarray(sorted(luma_table), dtype=float) * 100 / np.sort(_IJG_LUMA)))
-    return float(np.clip((200 - scale) / 2 if scale <= 100 else 5000 / scale, 1, 100))
-
-
 def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
     """The container of one file, from its header only: format, mode, size, JPEG quality, palette size, alpha, bit depth."""
     from PIL import Image
@@ -102,7 +91,7 @@ def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
             palette = image.getpalette() if image.mode in ("P", "PA") else None
             return file_path, {
                 "format": image.format or "UNKNOWN", "mode": image.mode, "width": image.width, "height": image.height,
-                "jpeg_quality": jpeg_quality(tables.get(0)) if image.format == "JPEG" else None,
+                "jpeg_quality": ijg_quality(tables.get(0)) if image.format == "JPEG" else None,
                 "palette_size": len(palette) // 3 if palette else 0,
                 "has_alpha": image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info,
                 "bit_depth": _BIT_DEPTH.get(image.mode, 8),

@@ -123,3 +123,28 @@ def count_changes(cover_data: bytes, stego_data: bytes) -> tuple[int, int]:
 def require_capacity(method: str, needed_bits: int, available: int) -> None:
     if needed_bits > available:
         raise EmbedError(f"{method}: {needed_bits} bits do not fit in {available} usable coefficients")
+
+
+# The IJG (libjpeg) standard luminance table at quality 50 (raster order), which libjpeg scales by quality.
+IJG_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.int64)
+
+
+def ijg_table(quality: int) -> np.ndarray:
+    """libjpeg's luminance table for ``quality`` (1-100), baseline-clipped to 1..255."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((IJG_LUMA * scale + 50) // 100, 1, 255)
+
+
+def ijg_quality(luma_table) -> int | None:
+    """The IJG quality (1-100) of a luminance quantization table (64 values, any coefficient order).
+
+    The quality whose libjpeg table it is exactly; else the closest one (tables of other encoders);
+    None when there is no table.
+    """
+    if luma_table is None or len(luma_table) != 64:
+        return None
+    table = np.sort(np.asarray(luma_table, dtype=np.int64))
+    errors = [int(np.abs(np.sort(ijg_table(q)) - table).sum()) for q in range(1, 101)]
+    return int(np.argmin(errors)) + 1

@@ -6,15 +6,22 @@ tool). The key is recorded in the sidecar. OutGuess 0.4 needs a colour JPEG
 cover (it refuses grayscale). On some covers (seen on small, smooth crops of
 lossy WebP photographs, about 2% of them) it writes a file whose payload it
 reads back wrong; :func:`embed` extracts each file back and refuses those
-covers, so the corpus builder moves on to another.
+covers, so the corpus builder moves on to another. OutGuess recompresses
+the image at the quality given with ``-p``: :func:`embed` passes the cover's
+own (from its quantization table) and refuses a cover whose tables the
+result does not keep, so a stego file has its cover's container.
 """
 
 from __future__ import annotations
 
+import io
+
+from PIL import Image
+
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego.base import Cover, EmbedError, EmbedOptions, Extraction, StegoFile, StegoMethod
-from stegwatch.stego.dct import jpeg_bytes_of, luma_nzac
+from stegwatch.stego.dct import ijg_quality, jpeg_bytes_of, luma_nzac
 from stegwatch.stego._tools import embed_with_tool, extract_with_tool
 
 KEY = "outguess"
@@ -32,15 +39,27 @@ def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) 
     if not options.key:
         raise EmbedError("outguess: a key is required")
     key = options.key
+    cover_jpeg = jpeg_bytes_of(cover, options.jpeg_quality)
+    tables = _tables(cover_jpeg)
+    # OutGuess recompresses at the quality given with -p (75 unless told): give it the cover's own, so
+    # that the stego file keeps the cover's quantization tables (its container).
+    quality = str(ijg_quality(tables.get(0)) or options.jpeg_quality)
     data = embed_with_tool(
         "outguess",
-        lambda f: ["outguess", "-k", key, "-d", str(f / "message"), str(f / "cover.jpg"), str(f / "stego.jpg")],
-        jpeg_bytes_of(cover, options.jpeg_quality),
+        lambda f: ["outguess", "-k", key, "-p", quality, "-d", str(f / "message"), str(f / "cover.jpg"), str(f / "stego.jpg")],
+        cover_jpeg,
         payload,
     )
+    if _tables(data) != tables:
+        raise EmbedError("outguess: cannot keep this cover's quantization tables (not libjpeg's standard ones)")
     if _read_back(data, key) != payload:
         raise EmbedError("outguess: the program reads back another payload from this cover")
     return StegoFile(data=data, format="JPEG", embedding=METHOD.embedding(), key=key)
+
+
+def _tables(data: bytes) -> dict:
+    with Image.open(io.BytesIO(data)) as image:
+        return {k: list(v) for k, v in (getattr(image, "quantization", None) or {}).items()}
 
 
 def _read_back(data: bytes, key: str) -> bytes | None:
