@@ -25,6 +25,8 @@ from stegwatch.stego.dct import ijg_quality, jpeg_bytes_of, luma_nzac
 from stegwatch.stego._tools import embed_with_tool, extract_with_tool
 
 KEY = "outguess"
+#: The quality OutGuess recompresses at unless told otherwise (its ``-p`` default).
+OUTGUESS_QUALITY = 75
 
 
 def capacity(cover: Cover) -> int:
@@ -39,11 +41,13 @@ def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) 
     if not options.key:
         raise EmbedError("outguess: a key is required")
     key = options.key
-    cover_jpeg = jpeg_bytes_of(cover, options.jpeg_quality)
+    # A cover that is not a JPEG file is encoded at OutGuess's own default quality (75): at higher ones
+    # the program often cannot read its own payload back.
+    cover_jpeg = jpeg_bytes_of(cover, OUTGUESS_QUALITY)
     tables = _tables(cover_jpeg)
     # OutGuess recompresses at the quality given with -p (75 unless told): give it the cover's own, so
     # that the stego file keeps the cover's quantization tables (its container).
-    quality = str(ijg_quality(tables.get(0)) or options.jpeg_quality)
+    quality = str(ijg_quality(tables.get(0)) or OUTGUESS_QUALITY)
     data = embed_with_tool(
         "outguess",
         lambda f: ["outguess", "-k", key, "-p", quality, "-d", str(f / "message"), str(f / "cover.jpg"), str(f / "stego.jpg")],
