@@ -186,9 +186,9 @@ def test_user_jpegs_join_the_jpeg_pool_untouched(tmp_path):
     covers, errors = scan_user_covers([tmp_path / "mine"])
     assert not errors
     ctx = BuildContext(seed=0, preset=PRESETS["smoke"], sources=builtin_sources(), user_covers=tuple(covers), out=tmp_path)
-    assert ctx.n_jpeg_covers == PRESETS["smoke"].jpeg_covers + 1
-    holiday = ("user", "", ctx.user_jpegs[0])
-    assert holiday in cover_candidates(ctx, METHODS["jsteg"])
+    holiday = ("user", "", next(i for i, c in enumerate(covers) if c.format == "JPEG"))
+    drawing = ("user", "", next(i for i, c in enumerate(covers) if c.format == "PNG"))
+    assert holiday in cover_candidates(ctx, METHODS["jsteg"]) and drawing not in cover_candidates(ctx, METHODS["jsteg"])
     assert clean_file(ctx, holiday).data == original
 
 

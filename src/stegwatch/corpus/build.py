@@ -162,19 +162,6 @@ class BuildContext:
     out: Path
     limits: ReadLimits = DEFAULT_LIMITS
 
-    @property
-    def n_covers(self) -> int:
-        return self.preset.photos + len(self.user_covers)
-
-    @property
-    def user_jpegs(self) -> tuple[int, ...]:
-        """Indices of the user covers that are JPEG files (JPEG methods embed into them untouched)."""
-        return tuple(i for i, c in enumerate(self.user_covers) if c.format in ("JPEG", "MPO"))
-
-    @property
-    def n_jpeg_covers(self) -> int:
-        return self.preset.jpeg_covers + len(self.user_jpegs)
-
 
 @dataclass
 class JobResult:
