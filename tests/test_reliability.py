@@ -478,7 +478,7 @@ def test_user_strings_cannot_break_out_of_the_markdown_dashboard(corpus_copy, tm
     assert "&lt;script&gt;" in html and "&lt;img src=x" in html
     assert html.count("<h1>") == 1  # the newline did not start a heading
     overview = html.split("<h2>Overview</h2>")[1].split("</table>")[0]
-    assert overview.count("<tr>") == 6 and all(row.count("<td>") == 2 for row in overview.split("<tr>")[2:])
+    assert overview.count("<tr>") == 7 and all(row.count("<td>") == 2 for row in overview.split("<tr>")[2:])
     alerts = html.split("<h2>Alerts</h2>")[1].split("</table>")[0]
     assert all(row.count("<td>") == 5 for row in alerts.split("<tr>")[2:])
     # The corpus path survives whole inside its code span.

@@ -26,13 +26,28 @@ from stegwatch.errors import ConfigError
 from stegwatch.provenance import command_line
 from stegwatch.stats import DEFAULT_TARGET_FPR
 
+LABELS_HELP = ("A CSV of path,label[,method][,group][,source] (paths relative to it; label clean or stego), "
+               "used instead of --corpus: any labelled folder, no stegwatch corpus needed.")
+IN_SAMPLE_HELP = ("Keep files whose covers the model was trained or calibrated on (left out by default); "
+                  "the run and every document from it are marked in-sample.")
+
+
+def one_source(corpus: Path | None, labels: Path | None) -> Path:
+    """The one of ``--corpus`` and ``--labels`` that was given."""
+    if (corpus is None) == (labels is None):
+        raise ConfigError("give exactly one of --corpus (a stegwatch corpus) and --labels (a labelled CSV)")
+    return corpus if corpus is not None else labels
+
 
 @app.command("evaluate")
 @verb(FileNotFoundError, ValueError)
 def evaluate_command(
     model: Annotated[str, typer.Option(help=MODEL_HELP)],
-    corpus: Annotated[Path, typer.Option(help="Corpus folder holding manifest.jsonl.")],
-    folds: Annotated[Optional[int], typer.Option(help="k-fold cross-validation grouped by cover_id (trainable detectors are retrained per fold).")] = None,
+    corpus: Annotated[Optional[Path], typer.Option(help="Corpus folder holding manifest.jsonl.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help=LABELS_HELP)] = None,
+    folds: Annotated[Optional[int], typer.Option(help="k-fold cross-validation grouped by cover_id (the detector is refitted per fold: V4 retrained, V3 recalibrated).")] = None,
+    allow_in_sample: Annotated[bool, typer.Option("--allow-in-sample", help=IN_SAMPLE_HELP)] = False,
+    by_source: Annotated[bool, typer.Option("--by-source", help="Add leave-one-cover-source-out FPR and detection, and their gap to the in-source readings (refits per source).")] = False,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for metrics.json (written atomically).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
     target_fpr: Annotated[float, typer.Option(help="The false-positive rate to prove (and, per fold, to choose thresholds for).")] = DEFAULT_TARGET_FPR,
@@ -44,24 +59,32 @@ def evaluate_command(
     executor: ExecutorOption = "local",
     scheduler: SchedulerOption = None,
 ) -> None:
-    """Evaluate a detector: FPR with exact intervals, detection per method, ROC/AUC, P_E, MD5, folds, latency."""
+    """Evaluate a detector: FPR with file- and cover-group intervals, detection per method, ROC/AUC, P_E, MD5, folds, latency.
+
+    Files from covers the model was trained or calibrated on are left out and counted (--allow-in-sample keeps them).
+    """
     from stegwatch.evaluation.evaluate import METRICS_FILE, evaluate
 
+    source = one_source(corpus, labels)
     with progress_bar("features", not as_json) as progress:
-        metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, threshold=threshold,
+        metrics = evaluate(model, corpus, labels=labels, folds=folds, seed=seed, target_fpr=target_fpr, threshold=threshold,
                            workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(), progress=progress,
-                           scheduler=scheduler_for(executor, scheduler), out=out_dir, split=split)
+                           scheduler=scheduler_for(executor, scheduler), out=out_dir, split=split,
+                           allow_in_sample=allow_in_sample, by_source=by_source)
     if as_json:
         print_json(metrics)
         return
     fpr = metrics["false_positive_rate"]
-    table = Table(title=f"{metrics['run']['model']['name']} {metrics['run']['model']['version']} on {corpus} (run {metrics['run']['run_id']})")
-    for column in ("measure", "value", "95% interval", "count / n"):
+    in_sample = " [IN-SAMPLE]" if metrics["in_sample"] else ""
+    table = Table(title=f"{metrics['run']['model']['name']} {metrics['run']['model']['version']} on {source} "
+                        f"(run {metrics['run']['run_id']}){in_sample}")
+    for column in ("measure", "value", "95% interval (files)", "95% interval (cover groups)", "n files (cover groups)"):
         table.add_column(column, justify="left" if column == "measure" else "right")
 
     def row(name: str, r: dict) -> None:
         value = f"{r['rate']:.4%}" if r["rate"] is not None else "-"
-        table.add_row(name, value, f"{r['ci_low']:.4%} - {r['ci_high']:.4%}", f"{r['count']} / {r['n']}")
+        table.add_row(name, value, f"{r['ci_low']:.4%} - {r['ci_high']:.4%}", f"{r['group_ci_low']:.4%} - {r['group_ci_high']:.4%}",
+                      f"{r['count']} / {r['n']} ({r['n_groups']})")
 
     row("false-positive rate", fpr)
     for key, r in metrics["false_positive_rate_by_category"].items():
@@ -72,8 +95,29 @@ def evaluate_command(
     table.add_row("P_E / MD5", f"{metrics['p_e']:.4f} / {metrics['md5']:.4f}" if metrics["p_e"] is not None else "-", "", "")
     out.print(table)
     proven = "proven" if metrics["fpr_target_proven"] else "not proven"
-    out.print(f"FPR below {metrics['fpr_target']:.4%}: {proven} (upper bound {fpr['upper_bound']:.4%} with {fpr['n']} clean files; "
-              f"zero false positives on {metrics['n_needed_for_target']} would prove it); {metrics['unreadable']} unreadable files")
+    out.print(f"FPR below {metrics['fpr_target']:.4%}: {proven} (upper bound {fpr['group_upper_bound']:.4%} over "
+              f"{fpr['n_groups']} cover groups, {fpr['upper_bound']:.4%} if the {fpr['n']} clean files were independent; "
+              f"zero false positives on {metrics['n_needed_photographs_for_target']} independent photographs would prove it); "
+              f"{metrics['unreadable']} unreadable files")
+    excluded = metrics["excluded_in_sample"]
+    if excluded["files"]:
+        what = "evaluated anyway (--allow-in-sample): this run is IN-SAMPLE" if excluded["kept"] else "left out"
+        out.print(f"{excluded['files']} files ({excluded['cover_groups']} cover groups) descend from covers the model was "
+                  f"trained or calibrated on: {what}")
+    elif not excluded["training_covers_known"]:
+        out.print("[yellow]the model does not record its training covers: in-sample files could not be excluded[/yellow]")
+    if metrics["cross_validation"]:
+        thresholds = ", ".join(f"{t:.6f}" for t in metrics["cross_validation"]["thresholds"])
+        out.print(f"each fold decided at its own threshold: {thresholds}")
+    general = metrics.get("generalization")
+    if general and general.get("available"):
+        inside, outside = general["in_source"], general["out_of_source"]
+        out.print(f"out-of-source FPR {outside['false_positive_rate']['rate']:.3%} (group upper bound "
+                  f"{outside['false_positive_rate']['group_upper_bound']:.3%}) against in-source "
+                  f"{inside['false_positive_rate']['rate']:.3%} ({inside['false_positive_rate']['group_upper_bound']:.3%}); "
+                  f"detection {outside['detection_rate']['rate']:.2%} against {inside['detection_rate']['rate']:.2%}")
+    elif general:
+        out.print(f"generalization: {general['reason']}")
     if metrics["latency"]:
         lat = metrics["latency"]
         out.print(f"latency p50 {lat['per_image_ms']['p50']:.1f} ms, p95 {lat['per_image_ms']['p95']:.1f} ms; {lat['images_per_second']:.1f} images/s")
@@ -92,12 +136,17 @@ def fp_regression_command(
     threshold: Annotated[Optional[float], typer.Option(help="Override the model's threshold.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+    allow_in_sample: Annotated[bool, typer.Option("--allow-in-sample", help=IN_SAMPLE_HELP)] = False,
 ) -> None:
-    """List every false positive on clean files and compare with a baseline. Exit 1 on a new one or a high FPR bound."""
+    """List every false positive on clean files and compare with a baseline. Exit 1 on a new one or a high FPR bound.
+
+    The limit is checked against the FPR's upper bound over cover groups.
+    """
     from stegwatch.evaluation.fp_regression import fp_regression
 
     report = fp_regression(model, corpus, baseline=baseline, update_baseline=update_baseline, limit=limit,
-                           threshold=threshold, workers=workers_or_all(workers), command=command_line())
+                           threshold=threshold, workers=workers_or_all(workers), command=command_line(),
+                           allow_in_sample=allow_in_sample)
     if as_json:
         print_json(report)
     else:
@@ -109,7 +158,12 @@ def fp_regression_command(
                 table.add_row(change, r["category"], r["file_path"], f"{r['score']:.4f}")
         out.print(table)
         fpr = report["false_positive_rate"]
-        out.print(f"FPR {fpr['count']}/{fpr['n']} (upper bound {fpr['upper_bound']:.4%}, limit {report['limit']:.4%}); "
+        excluded = report["excluded_in_sample"]
+        if excluded["files"]:
+            out.print(f"{excluded['files']} clean files ({excluded['cover_groups']} cover groups) from covers the model was fitted on: "
+                      + ("kept (--allow-in-sample): IN-SAMPLE" if excluded["kept"] else "left out"))
+        out.print(f"FPR {fpr['count']}/{fpr['n']} files ({fpr['n_groups']} cover groups; upper bound {fpr['group_upper_bound']:.4%} "
+                  f"over groups, {fpr['upper_bound']:.4%} over files; limit {report['limit']:.4%}); "
                   + ("; ".join(report["reasons"]) if report["failed"] else "no regression"))
     raise typer.Exit(1 if report["failed"] else 0)
 

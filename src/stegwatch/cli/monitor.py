@@ -22,6 +22,7 @@ from stegwatch.cli._app import (
     verb,
     workers_or_all,
 )
+from stegwatch.cli.evaluate import IN_SAMPLE_HELP, LABELS_HELP
 from stegwatch.errors import ConfigError
 from stegwatch.monitoring.history import DEFAULT_DB
 from stegwatch.provenance import command_line
@@ -31,7 +32,10 @@ from stegwatch.provenance import command_line
 @verb(FileNotFoundError, ValueError, KeyError)
 def monitor_command(
     model_version: Annotated[str, typer.Option("--model-version", help=MODEL_HELP)],
-    dataset_path: Annotated[Path, typer.Option("--dataset-path", help="Corpus folder holding manifest.jsonl.")],
+    dataset_path: Annotated[Optional[Path], typer.Option("--dataset-path", help="Corpus folder holding manifest.jsonl.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help=LABELS_HELP)] = None,
+    allow_in_sample: Annotated[bool, typer.Option("--allow-in-sample", help=IN_SAMPLE_HELP)] = False,
+    by_source: Annotated[Optional[bool], typer.Option("--by-source/--no-by-source", help="Leave-one-cover-source-out refits (default: the config's [generalization] by_source, else on).")] = None,
     baseline: Annotated[Optional[str], typer.Option(help="Baseline run id or metrics file (default: the accepted baseline).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file of rules, alert sinks and the dashboard path.")] = None,
     db: Annotated[Path, typer.Option(help="History database.")] = DEFAULT_DB,
@@ -49,7 +53,9 @@ def monitor_command(
 
     if fail_on not in (None, "warning", "critical"):
         raise ConfigError("--fail-on must be warning or critical")
-    result = monitor(model_version, dataset_path, baseline=baseline, config=config, dashboard=dashboard, db=db, fail_on=fail_on,
+    if (dataset_path is None) == (labels is None):
+        raise ConfigError("give exactly one of --dataset-path (a stegwatch corpus) and --labels (a labelled CSV)")
+    result = monitor(model_version, dataset_path, labels=labels, allow_in_sample=allow_in_sample, by_source=by_source, baseline=baseline, config=config, dashboard=dashboard, db=db, fail_on=fail_on,
                      workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(),
                      console=(lambda line: err.print(line, markup=False, highlight=False)),
                      scheduler=scheduler_for(executor, scheduler), split=split)
@@ -60,6 +66,10 @@ def monitor_command(
     else:
         out.print(f"run {result.metrics['run']['run_id']}: status {result.status.upper()}, {len(result.alerts)} alert(s), "
                   f"{result.delivered} sent")
+        excluded = result.metrics["excluded_in_sample"]
+        if excluded["files"]:
+            out.print(f"{excluded['files']} files ({excluded['cover_groups']} cover groups) from covers the model was fitted on: "
+                      + ("kept (--allow-in-sample): this run is IN-SAMPLE" if excluded["kept"] else "left out"))
         for sink in result.sinks:
             if sink.error:
                 err.print(f"[yellow]alert sink {sink.sink} failed after {sink.attempts} attempts: {sink.error}[/yellow]")

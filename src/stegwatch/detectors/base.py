@@ -50,7 +50,9 @@ class Detector(Protocol):
     ``trainable`` says whether evaluation refits the detector on each fold's
     training part (with :meth:`refit`) or scores every fold with the detector
     as it is. ``streams`` names the feature streams the detector reads (what a
-    stream ablation may drop).
+    stream ablation may drop). ``training_cover_ids`` is the set of cover
+    groups its training or calibration used (None: not recorded); evaluation
+    never scores their files unless asked to.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Detector(Protocol):
     threshold: float
     trainable: bool
     streams: tuple[str, ...]
+    training_cover_ids: frozenset[str] | None
 
     def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None, cache=None, progress=None) -> list[Detection]:
         """One :class:`Detection` per path, in order.
@@ -91,6 +94,7 @@ class StreamFeatureDetector:
     threshold: float
     trainable: bool = False
     streams: tuple[str, ...] = STREAMS
+    training_cover_ids: frozenset[str] | None = None
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise NotImplementedError

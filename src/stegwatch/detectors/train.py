@@ -23,7 +23,7 @@ from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
 from stegwatch.features.streams import FEATURE_VERSION
 from stegwatch.format.records import ManifestEntry
 from stegwatch.provenance import git_commit, git_dirty
-from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, rate_record, roc_auc
+from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,20 @@ def quality(entries: list[ManifestEntry], scores: np.ndarray, threshold: float, 
         rate = e.payload_bpnzac if e.payload_bpnzac is not None else e.payload_bpp
         rate_keys.append(f"{e.method}@{'text' if e.payload_kind == 'text' else round(float(rate or 0), 2)}")
     detected = labels & flagged
-    right = sum(1 for i in np.flatnonzero(detected) if predicted_methods[i] == entries[i].method)
+    groups = np.asarray([e.cover_id for e in entries], dtype=object)
+    hits = np.flatnonzero(detected)
+    right = np.asarray([predicted_methods[i] == entries[i].method for i in hits], dtype=bool)
     return {
         "n_files": len(entries),
-        "false_positive_rate": rate_record(int(flagged[clean].sum()), int(clean.sum())),
-        "false_positive_rate_by_category": grouped_rates(flagged[clean], [e.category for e in entries if e.label == "clean"]),
-        "detection_rate_by_method": grouped_rates(flagged[labels], methods[labels]),
-        "detection_rate_by_method_and_payload": grouped_rates(flagged[labels], np.asarray(rate_keys, dtype=object)[labels]),
+        "cover_groups": len(set(groups.tolist())),
+        "false_positive_rate": group_rate_record(flagged[clean], groups[clean]),
+        "false_positive_rate_by_category": grouped_rates(flagged[clean], [e.category for e in entries if e.label == "clean"], groups[clean]),
+        "detection_rate_by_method": grouped_rates(flagged[labels], methods[labels], groups[labels]),
+        "detection_rate_by_method_and_payload": grouped_rates(flagged[labels], np.asarray(rate_keys, dtype=object)[labels], groups[labels]),
         "auc": roc_auc(labels, scores),
         "auc_by_method": {m: roc_auc(labels[(methods == m) | clean], scores[(methods == m) | clean])
                           for m in sorted(set(methods[labels]))},
-        "attribution_accuracy": rate_record(right, int(detected.sum())),
+        "attribution_accuracy": group_rate_record(right, groups[hits]),
     }
 
 
@@ -98,6 +101,8 @@ def _provenance(corpus: Path, data: CorpusFeatures, config: TrainConfig, command
         "config": asdict(config),
         "split": {part: {"files": int(idx.size), "cover_ids": len({data.entries[i].cover_id for i in idx})}
                   for part, idx in split.items()},
+        # Every cover group fitting or threshold choice saw: evaluation leaves their files out (never scored in-sample).
+        "training_cover_ids": sorted({data.entries[i].cover_id for part in ("train", "val") for i in split[part]}),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
     }
 

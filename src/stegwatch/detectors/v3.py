@@ -134,23 +134,29 @@ def calibrate(clean_features: np.ndarray, threshold_features: np.ndarray, target
 class V3Detector(StreamFeatureDetector):
     """Classical statistics combined by clean-file calibration (see the module docstring).
 
-    Not ``trainable``: evaluation scores every fold with the calibration as it
-    is; :meth:`refit` recalibrates on given rows (the recipe ``train`` uses).
+    Its calibration is fitting: V3 counts as trained. Evaluation with folds
+    recalibrates it on each fold's training part (:meth:`refit`, the recipe
+    ``train`` uses), exactly as V4 is retrained, and never scores the covers its
+    calibration used (``training_cover_ids``).
     """
 
     name = NAME
-    trainable = False
+    trainable = True
 
-    def __init__(self, calibration: V3Calibration, version: str = "3.0", threshold: float | None = None) -> None:
+    def __init__(self, calibration: V3Calibration, version: str = "3.0", threshold: float | None = None,
+                 training_cover_ids: frozenset[str] | None = None) -> None:
         self.calibration = calibration
         self.version = version
         self.threshold = calibration.threshold if threshold is None else threshold
+        self.training_cover_ids = training_cover_ids
 
     @classmethod
     def load(cls, path: str | Path, threshold: float | None = None) -> V3Detector:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         card = data.get("model_card", {})
-        return cls(V3Calibration.from_json_dict(data), version=card.get("version", "3.0"), threshold=threshold)
+        covers = card.get("training_cover_ids")
+        return cls(V3Calibration.from_json_dict(data), version=card.get("version", "3.0"), threshold=threshold,
+                   training_cover_ids=frozenset(covers) if covers is not None else None)
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         scores = method_scores(v3_statistics(features), self.calibration.quantiles)
@@ -170,7 +176,7 @@ class V3Detector(StreamFeatureDetector):
         clean_fit = [i for i in train[fit] if data.entries[i].label == "clean" and data.entries[i].category not in excluded]
         clean_val = [i for i in train[val] if data.entries[i].label == "clean"]
         calibration = calibrate(data.features[clean_fit], data.features[clean_val], target_fpr, {})
-        return V3Detector(calibration, version=self.version)
+        return V3Detector(calibration, version=self.version, training_cover_ids=frozenset(groups[train].tolist()))
 
 
 def train_v3(data: CorpusFeatures, split: dict, config: TrainConfig, provenance: dict, out: Path) -> dict:

@@ -84,6 +84,8 @@ class V4Detector(StreamFeatureDetector):
         self.classes: list[str] = list(card["classes"])
         self.streams: tuple[str, ...] = tuple(card["streams"])
         self._columns = _columns(card["feature_names"])
+        covers = card.get("training_cover_ids")
+        self.training_cover_ids = frozenset(covers) if covers is not None else None
 
     @classmethod
     def load(cls, onnx_path: str | Path, threshold: float | None = None) -> V4Detector:
@@ -117,7 +119,9 @@ class V4Detector(StreamFeatureDetector):
             excluded = set(exclude_categories)
             fit = np.asarray([i for i in fit if data.entries[i].category not in excluded], dtype=int)
         model, threshold = fit_v4(features, labels, fit, val, params, target_fpr)
-        return FittedV4(model, names, threshold, name=self.name, version=self.version)
+        fitted = FittedV4(model, names, threshold, name=self.name, version=self.version)
+        fitted.training_cover_ids = frozenset(groups[train].tolist())
+        return fitted
 
 
 class FittedV4(StreamFeatureDetector):

@@ -18,8 +18,8 @@ from stegwatch.corpus.negatives import GENERATORS
 from stegwatch.detectors import load_detector
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.errors import ModelError
-from stegwatch.evaluation.evaluate import fold_assignment
-from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, rate_record, roc_auc
+from stegwatch.evaluation.folds import fold_assignment, out_of_fold
+from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, roc_auc
 from stegwatch.features.streams import STREAMS
 from stegwatch.format.files import write_json_atomic
 from stegwatch.provenance import new_run_id
@@ -27,25 +27,20 @@ from stegwatch.provenance import new_run_id
 log = logging.getLogger(__name__)
 
 
-def _out_of_fold(detector, data, assignment, folds, seed, target_fpr, **variant) -> tuple[np.ndarray, np.ndarray]:
-    n = len(data.entries)
-    scores, flags = np.zeros(n), np.zeros(n, dtype=bool)
-    for fold in range(folds):
-        test, train = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
-        fitted = detector.refit(data, train, seed=seed + fold, target_fpr=target_fpr, **variant)
-        s = fitted.score_features(data.features[test])[0]
-        scores[test], flags[test] = s, s >= fitted.threshold
-    return scores, flags
+def _out_of_fold(detector, data, assignment, seed, target_fpr, **variant) -> tuple[np.ndarray, np.ndarray]:
+    oof = out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, **variant)
+    return oof.scores, oof.flags
 
 
 def _summary(data, scores, flags) -> dict:
     entries = data.entries
     labels = np.asarray([e.label == "stego" for e in entries])
     clean = ~labels
+    groups = data.groups
     return {
-        "false_positive_rate": rate_record(int(flags[clean].sum()), int(clean.sum())),
-        "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"]),
-        "detection_rate_by_method": grouped_rates(flags[labels], [e.method for e in entries if e.label == "stego"]),
+        "false_positive_rate": group_rate_record(flags[clean], groups[clean]),
+        "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"], groups[clean]),
+        "detection_rate_by_method": grouped_rates(flags[labels], [e.method for e in entries if e.label == "stego"], groups[labels]),
         "roc_auc": roc_auc(labels, scores),
     }
 
@@ -64,12 +59,12 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
     data = load_corpus_features(corpus, workers=workers)
     assignment = fold_assignment(data, folds, seed)
     items = only or (list(GENERATORS) if by == "category" else [s for s in STREAMS if s in detector.streams])
-    full = _summary(data, *_out_of_fold(detector, data, assignment, folds, seed, target_fpr))
+    full = _summary(data, *_out_of_fold(detector, data, assignment, seed, target_fpr))
     variants = {}
     for item in items:
         log.info("ablation without %s %s", by, item)
         variant = {"exclude_categories": (item,)} if by == "category" else {"drop_streams": (item,)}
-        result = _summary(data, *_out_of_fold(detector, data, assignment, folds, seed, target_fpr, **variant))
+        result = _summary(data, *_out_of_fold(detector, data, assignment, seed, target_fpr, **variant))
         result["change"] = {
             "false_positive_rate": (result["false_positive_rate"]["rate"] or 0) - (full["false_positive_rate"]["rate"] or 0),
             "false_positive_rate_by_category": {

@@ -1,13 +1,26 @@
 """``stegwatch evaluate``: every number about a detector on a corpus, with its interval and its run.
 
-Without folds, the detector is applied as it is to every file. With ``folds``,
-files are split by ``StratifiedGroupKFold`` (stratified by class, grouped by
-``cover_id``, so no photograph's descendants sit in two folds); a trainable
-detector (V4) is retrained on the other folds for each fold, with its
-threshold chosen on a grouped validation part of those folds, and a fixed
-detector (V3) is scored on the same folds without training. Pooled
-out-of-fold results give the headline numbers; per-fold results give their
-spread.
+No number may be better than a fresh set of photographs would show:
+
+* **Cover groups are the unit.** Every rate carries, beside its file-level
+  exact interval, an interval over cover groups (``n_groups``,
+  ``group_ci_low``, ``group_ci_high``, ``group_upper_bound``; see
+  :func:`stegwatch.stats.group_interval`). Whether the target FPR is proven is
+  decided on ``group_upper_bound``.
+* **No silent in-sample run.** Without folds, the detector is applied as it
+  is, and files whose ``cover_id`` its training or calibration used (its
+  card's ``training_cover_ids``) are left out and counted
+  (``excluded_in_sample``); ``allow_in_sample`` keeps them and marks the run
+  ``in_sample``. With ``folds``, files are split by ``StratifiedGroupKFold``
+  (grouped by ``cover_id``) and every detector that can be refitted (V4
+  retrained, V3 recalibrated) is refitted per fold, each fold with its own
+  threshold, so every decision is out-of-fold.
+* **Thresholds as deployed.** The headline rates use the model's own
+  threshold (or each fold's); ``oracle_detection_at_fpr`` is the ROC curve
+  read at a threshold chosen on the very clean files it reports on, and is
+  labelled so.
+* **Generalization is measured** (``by_source``): see
+  :mod:`stegwatch.evaluation.generalization`.
 """
 
 from __future__ import annotations
@@ -34,7 +47,10 @@ from stegwatch.evaluation.schema import Metrics
 from stegwatch.format.files import write_json_atomic
 from stegwatch.format.manifest import resolve_in_root
 from stegwatch.provenance import git_commit, machine_info, new_run_id
-from stegwatch.stats import DEFAULT_TARGET_FPR, grouped_rates, n_needed_zero_failures, rate_record, roc_auc, threshold_for_fpr
+from stegwatch.errors import ConfigError, EmptyCorpus
+from stegwatch.evaluation.folds import fold_assignment, out_of_fold
+from stegwatch.evaluation.generalization import generalization
+from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, n_needed_zero_failures, roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +59,13 @@ FIXED_FPRS = (DEFAULT_TARGET_FPR, 0.01, 0.05)
 METRICS_FILE = "metrics.json"
 
 
-def fold_assignment(data: CorpusFeatures, folds: int, seed: int) -> np.ndarray:
-    """Fold number of every file: StratifiedGroupKFold by class, grouped by cover_id."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
-    groups = np.asarray([e.cover_id for e in data.entries])
-    assignment = np.full(len(labels), -1, dtype=int)
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
-        assignment[test] = fold
-    return assignment
-
-
 def _fold_result(fold: int, entries, scores, flags, threshold) -> dict:
     labels = np.asarray([e.label == "stego" for e in entries])
+    groups = np.asarray([e.cover_id for e in entries], dtype=object)
     return {
-        "fold": fold, "n_files": len(entries), "cover_ids": len({e.cover_id for e in entries}), "threshold": threshold,
-        "false_positive_rate": rate_record(int(flags[~labels].sum()), int((~labels).sum())),
-        "detection_rate": rate_record(int(flags[labels].sum()), int(labels.sum())),
+        "fold": fold, "n_files": len(entries), "cover_ids": len(set(groups.tolist())), "threshold": threshold,
+        "false_positive_rate": group_rate_record(flags[~labels], groups[~labels]),
+        "detection_rate": group_rate_record(flags[labels], groups[labels]),
         "roc_auc": roc_auc(labels, scores),
     }
 
@@ -111,20 +115,46 @@ def roc_curves(labels: np.ndarray, scores: np.ndarray, methods: np.ndarray, poin
 
 
 def decisions_of(entries, flags: np.ndarray) -> dict:
-    """Which files were evaluated and which were flagged, by short content hash, per clean set and method."""
-    groups: dict[str, dict[str, list[str]]] = {}
+    """Which files were evaluated and which were flagged, by short content hash, per clean set and method.
+
+    ``evaluated`` is sorted; ``groups[i]`` is the cover group of ``evaluated[i]``
+    (paired tests resample groups, not files).
+    """
+    sets: dict[str, dict[str, list]] = {}
     for entry, flagged in zip(entries, flags, strict=True):
-        group = groups.setdefault("clean" if entry.label == "clean" else f"method:{entry.method}", {"evaluated": [], "flagged": []})
-        group["evaluated"].append(entry.sha256[:16])
+        group = sets.setdefault("clean" if entry.label == "clean" else f"method:{entry.method}", {"evaluated": [], "flagged": []})
+        group["evaluated"].append((entry.sha256[:16], entry.cover_id))
         if flagged:
             group["flagged"].append(entry.sha256[:16])
-    return {key: {k: sorted(v) for k, v in value.items()} for key, value in sorted(groups.items())}
+    out = {}
+    for key, value in sorted(sets.items()):
+        pairs = sorted(value["evaluated"])
+        out[key] = {"evaluated": [p[0] for p in pairs], "groups": [p[1] for p in pairs], "flagged": sorted(value["flagged"])}
+    return out
+
+
+def exclude_in_sample(detector, data: CorpusFeatures, allow: bool) -> tuple[CorpusFeatures, dict]:
+    """Leave out (or, with ``allow``, keep and count) the files whose cover group the detector was fitted on."""
+    covers = getattr(detector, "training_cover_ids", None)
+    if covers is None:
+        return data, {"training_covers_known": False, "files": 0, "cover_groups": 0, "kept": allow}
+    inside = np.asarray([e.cover_id in covers for e in data.entries], dtype=bool)
+    record = {"training_covers_known": True, "files": int(inside.sum()),
+              "cover_groups": len({e.cover_id for e, i in zip(data.entries, inside, strict=True) if i}), "kept": allow}
+    if allow or not inside.any():
+        return data, record
+    if inside.all():
+        raise EmptyCorpus(str(data.labels.get("path") or "corpus"),
+                          f"every one of its {inside.size} files descends from a cover {detector.name} was trained or "
+                          "calibrated on; evaluate on other covers (the monitor split), use --folds, or --allow-in-sample")
+    return data.subset(np.flatnonzero(~inside)), record
 
 
 def evaluate(
     model: str | Path,
-    corpus: str | Path,
+    corpus: str | Path | None = None,
     *,
+    labels: str | Path | None = None,
     folds: int | None = None,
     seed: int = 0,
     target_fpr: float = DEFAULT_TARGET_FPR,
@@ -137,55 +167,86 @@ def evaluate(
     data: CorpusFeatures | None = None,
     out: str | Path | None = None,
     split: str | None = None,
+    allow_in_sample: bool = False,
+    by_source: bool = False,
 ) -> dict:
     """Evaluate ``model`` (a registered key or a model file) on ``corpus``; returns schema-valid metrics (a dict).
 
-    ``scheduler`` runs feature extraction on a Dask cluster (address, or ``local-cluster``);
-    ``data`` reuses feature rows a caller already loaded for this corpus; ``out`` is a
-    folder to write ``metrics.json`` into (atomically).
+    ``labels`` is a CSV of ``path,label[,method][,group][,source]`` used instead
+    of a corpus (:mod:`stegwatch.features.labels`). ``scheduler`` runs feature
+    extraction on a Dask cluster (address, or ``local-cluster``); ``data``
+    reuses feature rows a caller already loaded; ``out`` is a folder to write
+    ``metrics.json`` into (atomically). ``allow_in_sample`` keeps files from the
+    covers the model was fitted on (the run is then marked ``in_sample``);
+    ``by_source`` adds the leave-one-cover-source-out ``generalization`` section.
     """
-    corpus = Path(corpus)
+    if (corpus is None) == (labels is None) and data is None:
+        raise ConfigError("give a corpus or a labels CSV (not both)")
     path = model_path(model)
     detector = load_detector(model, threshold)
     if data is None:
-        data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler, split=split)
+        if labels is not None:
+            from stegwatch.features.labels import load_labelled_features
+
+            data = load_labelled_features(labels, workers=workers, progress=progress, scheduler=scheduler)
+        else:
+            data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler, split=split)
+    root = Path(labels).parent if labels is not None else Path(corpus) if corpus is not None else None
+    refitted = bool(folds) and detector.trainable
+    if refitted:
+        in_sample = {"training_covers_known": True, "files": 0, "cover_groups": 0, "kept": False}
+    else:
+        data, in_sample = exclude_in_sample(detector, data, allow_in_sample)
     entries = data.entries
-    log.info("evaluating %s %s on %s: %d files, %d unreadable%s", detector.name, detector.version, corpus, len(entries),
+    log.info("evaluating %s %s on %s: %d files, %d unreadable%s", detector.name, detector.version, root or "rows given", len(entries),
              len(data.errors), f", {folds} grouped folds" if folds else "")
-    labels = np.asarray([e.label == "stego" for e in entries])
+    if in_sample["files"] and not in_sample["kept"]:
+        log.warning("left out %d files (%d cover groups) whose covers %s was trained or calibrated on; "
+                    "--allow-in-sample keeps them", in_sample["files"], in_sample["cover_groups"], detector.name)
+    elif in_sample["files"]:
+        log.warning("IN-SAMPLE: %d files (%d cover groups) descend from covers %s was trained or calibrated on",
+                    in_sample["files"], in_sample["cover_groups"], detector.name)
+    elif not in_sample["training_covers_known"]:
+        log.warning("%s does not record the covers it was trained on: in-sample files cannot be excluded", detector.name)
+    stego = np.asarray([e.label == "stego" for e in entries])
+    groups = data.groups
     n = len(entries)
-    scores = np.zeros(n)
-    flags = np.zeros(n, dtype=bool)
-    predicted: list[str] = [""] * n
     cross = None
-    used_threshold = detector.threshold
     if folds:
         assignment = fold_assignment(data, folds, seed)
-        trainable = detector.trainable
+        if refitted:
+            oof = out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr)
+            scores, flags, predicted, thresholds = oof.scores, oof.flags, oof.predicted, oof.thresholds
+        else:
+            scores, method_scores, methods = detector.score_features(data.features)
+            flags, thresholds = scores >= detector.threshold, [float(detector.threshold)] * folds
+            predicted = [methods[int(np.argmax(row))] for row in method_scores]
         per_fold = []
         for fold in range(folds):
             test = np.flatnonzero(assignment == fold)
-            fitted = detector.refit(data, np.flatnonzero(assignment != fold), seed=seed + fold, target_fpr=target_fpr) if trainable else detector
-            s, ms, methods = fitted.score_features(data.features[test])
-            t = fitted.threshold
-            scores[test], flags[test] = s, s >= t
-            for k, i in enumerate(test):
-                predicted[i] = methods[int(np.argmax(ms[k]))]
-            per_fold.append(_fold_result(fold, [entries[i] for i in test], s, s >= t, t))
+            per_fold.append(_fold_result(fold, [entries[i] for i in test], scores[test], flags[test], thresholds[fold]))
         mean, std = _summary(per_fold)
-        cross = {"folds": folds, "trained_per_fold": trainable, "splitter": "StratifiedGroupKFold(groups=cover_id)",
-                 "per_fold": per_fold, "mean": mean, "std": std,
+        cross = {"folds": folds, "trained_per_fold": refitted, "splitter": "StratifiedGroupKFold(groups=cover_id)",
+                 "per_fold": per_fold, "mean": mean, "std": std, "thresholds": thresholds,
                  "fold_of_cover": {e.cover_id: int(assignment[i]) for i, e in enumerate(entries)}}
-        used_threshold = float(np.median([r["threshold"] for r in per_fold]))
-    elif n:
+    else:
         scores, method_scores, methods = detector.score_features(data.features)
         flags = scores >= detector.threshold
         predicted = [methods[int(np.argmax(row))] for row in method_scores]
+    generalization_section = None
+    if by_source:
+        generalization_section = generalization(detector, data, seed=seed, target_fpr=target_fpr,
+                                                in_source_flags=flags if refitted else None,
+                                                in_source_scores=scores if refitted else None)
 
-    clean, stego = ~labels, labels
-    fpr = rate_record(int(flags[clean].sum()), int(clean.sum()))
-    methods_true = [e.method or "" for e in entries]
+    clean = ~stego
+    fpr = group_rate_record(flags[clean], groups[clean])
+    methods_true = np.asarray([e.method or "" for e in entries])
     detected = np.flatnonzero(stego & flags)
+    clean_groups = len(set(groups[clean].tolist()))
+    needed = n_needed_zero_failures(target_fpr)
+    corpus_identity = {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
+                       "split": split, "labels": data.labels}
     metrics = {
         "run": {
             "run_id": new_run_id(),
@@ -195,41 +256,47 @@ def evaluate(
             "stegwatch_version": __version__,
             "model": {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None},
-            "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
-                       "split": split},
+            "corpus": corpus_identity,
             "machine": machine_info(),
         },
-        "threshold": used_threshold,
+        "in_sample": bool(in_sample["files"] and in_sample["kept"]),
+        "excluded_in_sample": in_sample,
+        "threshold": None if refitted else float(detector.threshold),
         "unreadable": len(data.errors),
         "unreadable_files": data.errors,
         "fpr_target": target_fpr,
-        "n_needed_for_target": n_needed_zero_failures(target_fpr),
-        "fpr_target_proven": fpr["upper_bound"] < target_fpr,
+        "n_needed_for_target": needed,
+        "n_needed_photographs_for_target": needed,
+        "clean_files_per_group": float(clean.sum() / clean_groups) if clean_groups else None,
+        "fpr_target_proven": fpr["group_upper_bound"] < target_fpr,
         "false_positive_rate": fpr,
-        "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"]),
-        "false_positive_rate_by_format": grouped_rates(flags[clean], [e.format for e in entries if e.label == "clean"]),
-        "false_positive_rate_by_cover_source": grouped_rates(flags[clean], [e.cover_source or "unknown" for e in entries if e.label == "clean"]),
-        "detection_rate": rate_record(int(flags[stego].sum()), int(stego.sum())),
-        "detection_rate_by_method": grouped_rates(flags[stego], [e.method for e in entries if e.label == "stego"]),
+        "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"], groups[clean]),
+        "false_positive_rate_by_format": grouped_rates(flags[clean], [e.format for e in entries if e.label == "clean"], groups[clean]),
+        "false_positive_rate_by_cover_source": grouped_rates(flags[clean], [e.cover_source or "unknown" for e in entries if e.label == "clean"],
+                                                             groups[clean]),
+        "detection_rate": group_rate_record(flags[stego], groups[stego]),
+        "detection_rate_by_method": grouped_rates(flags[stego], methods_true[stego], groups[stego]),
         "detection_rate_by_payload": grouped_rates(flags[stego], [payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp)
-                                                                  for e in entries if e.label == "stego"]),
+                                                                  for e in entries if e.label == "stego"], groups[stego]),
         "attribution": {
-            "accuracy": rate_record(sum(predicted[i] == methods_true[i] for i in detected), len(detected)),
+            "accuracy": group_rate_record(np.asarray([predicted[i] == methods_true[i] for i in detected], dtype=bool), groups[detected]),
             "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),
         },
-        "roc_auc": roc_auc(labels, scores),
-        "roc_auc_by_method": {m: roc_auc(labels[(np.asarray(methods_true) == m) | clean], scores[(np.asarray(methods_true) == m) | clean])
+        "roc_auc": roc_auc(stego, scores),
+        "roc_auc_by_method": {m: roc_auc(stego[(methods_true == m) | clean], scores[(methods_true == m) | clean])
                               for m in sorted({e.method for e in entries if e.method})},
-        "detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f) for f in FIXED_FPRS},
-        "roc_curves": roc_curves(labels, scores, np.asarray(methods_true)),
-        "p_e": p_e(labels, scores),
-        "md5": md5(labels, scores),
+        "oracle_detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f, groups[clean], groups[stego])
+                                    for f in FIXED_FPRS},
+        "roc_curves": roc_curves(stego, scores, methods_true),
+        "p_e": p_e(stego, scores),
+        "md5": md5(stego, scores),
         "cross_validation": cross,
+        "generalization": generalization_section,
         "latency": None,
         "decisions": decisions_of(entries, flags),
     }
-    if latency_sample > 0 and n:
-        paths = [str(resolve_in_root(corpus, e.file_path)) for e in entries[:: max(1, n // (latency_sample + 5))]]
+    if latency_sample > 0 and n and root is not None:
+        paths = [str(resolve_in_root(root, e.file_path)) for e in entries[:: max(1, n // (latency_sample + 5))]]
         metrics["latency"] = measure_latency(detector, paths, sample=latency_sample, workers=workers)
     metrics = Metrics.model_validate(metrics).model_dump(mode="json")
     if out is not None:

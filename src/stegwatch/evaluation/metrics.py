@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from stegwatch.stats import rate_record, threshold_for_fpr
+from stegwatch.stats import group_rate_record, rate_record, threshold_for_fpr
 
 
 def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,15 +39,26 @@ def md5(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(1 - np.max(tpr[fpr <= 0.05]))
 
 
-def detection_at_fpr(clean_scores: np.ndarray, stego_scores: np.ndarray, fpr: float) -> dict:
-    """Detection rate at the threshold that gives at most ``fpr`` on these clean scores."""
+def detection_at_fpr(clean_scores: np.ndarray, stego_scores: np.ndarray, fpr: float,
+                     clean_groups=None, stego_groups=None) -> dict:
+    """The ROC curve read at ``fpr``: detection at the threshold that gives at most ``fpr`` on these very clean scores.
+
+    An *oracle* reading: the threshold is chosen on the files it reports on, so
+    no deployed detector could do as well; it describes the score's ranking,
+    not a decision. With the cover groups of the files, the rates carry group intervals.
+    """
+    clean_scores, stego_scores = np.asarray(clean_scores), np.asarray(stego_scores)
     threshold = threshold_for_fpr(clean_scores, fpr)
-    clean_flagged = int(np.sum(np.asarray(clean_scores) >= threshold))
+
+    def record(flags, groups):
+        return rate_record(int(flags.sum()), flags.size) if groups is None else group_rate_record(flags, groups)
+
     return {
+        "oracle": True,
         "target_fpr": fpr,
         "threshold": threshold,
-        "false_positive_rate": rate_record(clean_flagged, len(clean_scores)),
-        "detection_rate": rate_record(int(np.sum(np.asarray(stego_scores) >= threshold)), len(stego_scores)),
+        "false_positive_rate": record(clean_scores >= threshold, clean_groups),
+        "detection_rate": record(stego_scores >= threshold, stego_groups),
         "resolvable": len(clean_scores) * fpr >= 1,
     }
 

@@ -11,8 +11,17 @@ class RateRecord(BaseModel):
     rate: float | None = Field(description="count / n; null when n is 0")
     ci_low: float = Field(ge=0, le=1, description="exact (Clopper-Pearson) two-sided interval, low end")
     ci_high: float = Field(ge=0, le=1)
-    upper_bound: float = Field(ge=0, le=1, description="exact one-sided upper bound")
+    upper_bound: float = Field(ge=0, le=1, description="exact one-sided upper bound (files taken as independent)")
     confidence: float
+    n_groups: int = Field(ge=0, description="distinct cover groups (cover_id) among the files counted")
+    design_effect: float = Field(ge=1, description="variance inflation from within-group correlation (cluster-robust "
+                                 "over binomial variance; the worst case when it cannot be estimated)")
+    n_effective: float = Field(ge=0, description="n / design_effect: the independent samples the files are worth")
+    group_ci_low: float = Field(ge=0, le=1, description="two-sided interval over cover groups, low end: Clopper-Pearson "
+                                "on the effective sample, never narrower than the file-level one (stats.group_interval)")
+    group_ci_high: float = Field(ge=0, le=1)
+    group_upper_bound: float = Field(ge=0, le=1, description="one-sided upper bound over cover groups; decides "
+                                     "fpr_target_proven; at least the zero-event bound of the groups themselves")
 
 
 class ModelIdentity(BaseModel):
@@ -36,6 +45,9 @@ class RunIdentity(BaseModel):
 
 
 class DetectionAtFpr(BaseModel):
+    """The ROC curve read at a target FPR, its threshold chosen on the clean files it reports on (an oracle)."""
+
+    oracle: bool = Field(default=True, description="always true: no deployed threshold could be chosen this way")
     target_fpr: float
     threshold: float
     false_positive_rate: RateRecord
@@ -74,20 +86,35 @@ class CrossValidation(BaseModel):
     per_fold: list[FoldResult]
     mean: dict[str, float | None]
     std: dict[str, float | None]
+    thresholds: list[float] = Field(description="each fold's own threshold (the one its decisions used)")
     fold_of_cover: dict[str, int]
+
+
+class InSample(BaseModel):
+    training_covers_known: bool = Field(description="whether the model records the cover groups it was fitted on")
+    files: int = Field(ge=0, description="files whose cover_id the model was trained or calibrated on")
+    cover_groups: int = Field(ge=0)
+    kept: bool = Field(description="true with --allow-in-sample: those files were evaluated (the run is in-sample)")
 
 
 class Metrics(BaseModel):
     """Everything ``stegwatch evaluate`` measured in one run."""
 
-    schema_version: int = 1
+    schema_version: int = 2
     run: RunIdentity
-    threshold: float
+    in_sample: bool = Field(description="true when files from covers the model was fitted on were evaluated "
+                            "(--allow-in-sample); every document from such a run says so")
+    excluded_in_sample: InSample
+    threshold: float | None = Field(description="the model's deployed threshold; null with refits per fold "
+                                    "(each fold's own is in cross_validation.thresholds)")
     unreadable: int = Field(ge=0, description="files that could not be read: counted apart, never as clean or stego")
     unreadable_files: list[dict]
     fpr_target: float
-    n_needed_for_target: int = Field(description="clean files needed for zero false positives to prove the target")
-    fpr_target_proven: bool = Field(description="one-sided upper bound of the FPR below the target")
+    n_needed_for_target: int = Field(description="independent clean files needed for zero false positives to prove the target")
+    n_needed_photographs_for_target: int = Field(description="independent photographs (cover groups) needed for zero false "
+                                                 "positives to prove the target, whatever the files per photograph")
+    clean_files_per_group: float | None = Field(description="clean files per cover group in this run")
+    fpr_target_proven: bool = Field(description="the FPR's group_upper_bound is below the target")
     false_positive_rate: RateRecord
     false_positive_rate_by_category: dict[str, RateRecord]
     false_positive_rate_by_format: dict[str, RateRecord]
@@ -98,11 +125,15 @@ class Metrics(BaseModel):
     attribution: Attribution
     roc_auc: float | None
     roc_auc_by_method: dict[str, float | None]
-    detection_at_fpr: dict[str, DetectionAtFpr]
+    oracle_detection_at_fpr: dict[str, DetectionAtFpr] = Field(
+        description="oracle reading of the ROC curve: detection at the threshold that gives the target FPR on these "
+        "very clean files (not a deployed decision)")
     roc_curves: dict[str, dict[str, list[float]]] = Field(default_factory=dict, description="per method: fpr and tpr points")
     p_e: float | None
     md5: float | None
     cross_validation: CrossValidation | None = None
+    generalization: dict | None = Field(default=None, description="leave-one-cover-source-out readings, in-source "
+                                        "readings of the same files, and the gap (evaluate --by-source, monitor)")
     latency: Latency | None = None
     dataset: dict | None = Field(default=None, description="dataset metrics of the corpus (monitor runs)")
     decisions: dict | None = Field(

@@ -32,6 +32,19 @@ class CorpusFeatures:
     manifest_sha256: str = ""
     #: The manifest as read (every entry, readable or not), for callers that count files without reading them again.
     manifest: ManifestRead | None = None
+    #: Where the labels came from: ``manifest`` (a stegwatch corpus) or ``labels-csv`` (``--labels``), and how groups were formed.
+    labels: dict = field(default_factory=lambda: {"source": "manifest", "groups": "cover_id"})
+
+    def subset(self, keep: np.ndarray) -> CorpusFeatures:
+        """The same corpus restricted to rows ``keep`` (errors, hash and manifest unchanged)."""
+        keep = np.asarray(keep, dtype=int)
+        return CorpusFeatures([self.entries[i] for i in keep], self.features[keep], self.errors, self.manifest_sha256,
+                              self.manifest, self.labels)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """The cover group (``cover_id``) of every row."""
+        return np.asarray([e.cover_id for e in self.entries], dtype=object)
 
 
 def load_corpus_features(

@@ -39,9 +39,10 @@ def trend_plots(history: list[dict], rules: list[Rule]) -> dict[str, bytes]:
 
     def fpr(axis):
         rates = [100 * (m["false_positive_rate"]["rate"] or 0) for m in metrics]
-        low = [100 * m["false_positive_rate"]["ci_low"] for m in metrics]
-        high = [100 * m["false_positive_rate"]["ci_high"] for m in metrics]
-        axis.fill_between(x, low, high, alpha=0.25, label="95% interval")
+        # The cover-group interval (runs recorded before it existed show their file-level one).
+        low = [100 * m["false_positive_rate"].get("group_ci_low", m["false_positive_rate"]["ci_low"]) for m in metrics]
+        high = [100 * m["false_positive_rate"].get("group_ci_high", m["false_positive_rate"]["ci_high"]) for m in metrics]
+        axis.fill_between(x, low, high, alpha=0.25, label="95% interval over cover groups")
         axis.plot(x, rates, "o-", label="false-positive rate")
         if fpr_rule is not None:
             axis.axhline(100 * fpr_rule.threshold, color="red", linestyle="--", label=f"rule {fpr_rule.name}: {100 * fpr_rule.threshold:g}%")
@@ -64,8 +65,21 @@ def trend_plots(history: list[dict], rules: list[Rule]) -> dict[str, bytes]:
         axis.set_ylabel("ms per image")
         axis.legend(fontsize=8)
 
-    return {"trend_fpr.png": _figure_png(fpr), "trend_detection.png": _figure_png(detection),
-            "trend_latency.png": _figure_png(latency)}
+    def general(axis):
+        for side, style in (("in_source", "o-"), ("out_of_source", "s--")):
+            for key, label in (("false_positive_rate", "FPR"), ("detection_rate", "detection")):
+                values = [100 * ((m.get("generalization") or {}).get(side, {}).get(key, {}).get("rate") or float("nan"))
+                          for m in metrics]
+                axis.plot(x, values, style, label=f"{label}, {side.replace('_', '-')}")
+        axis.set_xlabel("run")
+        axis.set_ylabel("%")
+        axis.legend(fontsize=7, ncol=2)
+
+    plots = {"trend_fpr.png": _figure_png(fpr), "trend_detection.png": _figure_png(detection),
+             "trend_latency.png": _figure_png(latency)}
+    if any((m.get("generalization") or {}).get("available") for m in metrics):
+        plots["trend_generalization.png"] = _figure_png(general)
+    return plots
 
 
 def training_plot(table: pd.DataFrame | None) -> bytes | None:
@@ -100,13 +114,12 @@ def _target(rules: list[Rule], keys: tuple[str, ...], value: float | None, perce
 def metric_rows(metrics: dict, rules: list[Rule]) -> list[dict]:
     """The "Current metrics" table: metric, value with interval and n, and the target and status from ``rules``."""
     def rate_row(name: str, record: dict, keys: tuple[str, ...] | None = None, value_key: str = "rate", note: str = "") -> dict:
-        value = "-" if record["rate"] is None else (
-            f"{100 * record['rate']:.3f}% ({100 * record['ci_low']:.3f}-{100 * record['ci_high']:.3f}%, n={record['n']})")
         target, status = _target(rules, keys, record.get(value_key), True, note) if keys else ("-", "-")
-        return {"metric": name, "value": value, "target": target, "status": status}
+        return {"metric": name, "value": rate_text(record), "target": target, "status": status}
 
     fpr = metrics["false_positive_rate"]
-    rows = [rate_row("False-positive rate (all clean)", fpr, ("false_positive_rate", "upper_bound"), "upper_bound", " upper bound")]
+    rows = [rate_row("False-positive rate (all clean)", fpr, ("false_positive_rate", "group_upper_bound"), "group_upper_bound",
+                     " upper bound over cover groups")]
     for category, record in metrics["false_positive_rate_by_category"].items():
         rows.append(rate_row(f"FPR: {category}", record))
     for method, record in metrics["detection_rate_by_method"].items():
@@ -118,12 +131,48 @@ def metric_rows(metrics: dict, rules: list[Rule]) -> list[dict]:
         rows.append({"metric": "Latency p50 / p95", "value": f"{latency['per_image_ms']['p50']:.1f} / {latency['per_image_ms']['p95']:.1f} ms",
                      "target": "-", "status": "-"})
         rows.append({"metric": "Throughput", "value": f"{latency['images_per_second']:.1f} images/s", "target": "-", "status": "-"})
+    general = metrics.get("generalization") or {}
+    if general.get("available"):
+        for side, label in (("in_source", "in-source"), ("out_of_source", "out-of-source")):
+            rows.append(rate_row(f"FPR {label} (leave-one-cover-source-out)", general[side]["false_positive_rate"]))
+            rows.append(rate_row(f"Detection {label}", general[side]["detection_rate"]))
+        ratio = general["gap"]["fpr_upper_bound_ratio"]
+        target, status = _target(rules, ("generalization", "gap", "fpr_upper_bound_ratio"), ratio, False)
+        rows.append({"metric": "Out-of-source / in-source FPR upper bound", "value": "-" if ratio is None else f"{ratio:.2f}x",
+                     "target": target, "status": status})
     dataset = metrics.get("dataset")
     if dataset:
         deviation = dataset["balance"]["label"]["max_deviation"]
         target, status = _target(rules, ("dataset", "balance", "label", "max_deviation"), deviation, False)
         rows.append({"metric": "Dataset balance (clean/stego deviation)", "value": f"{deviation:.3f}", "target": target, "status": status})
     return rows
+
+
+def rate_text(record: dict) -> str:
+    """A rate with its file-level and cover-group 95% intervals and "n files (k cover groups)"."""
+    if record["rate"] is None:
+        return "-"
+    text = f"{100 * record['rate']:.3f}% (files {100 * record['ci_low']:.3f}-{100 * record['ci_high']:.3f}%"
+    if "group_ci_low" in record:
+        text += f"; cover groups {100 * record['group_ci_low']:.3f}-{100 * record['group_ci_high']:.3f}%"
+        return text + f"), n={record['n']} files ({record['n_groups']} cover groups)"
+    return text + f"), n={record['n']} files"
+
+
+def short_rate(record: dict | None) -> str:
+    """``rate (count/n files, k groups; group upper bound)``: a rate in a narrow table cell."""
+    if not record or record.get("rate") is None:
+        return "-"
+    return (f"{100 * record['rate']:.2f}% ({record['count']}/{record['n']}, {record['n_groups']} groups; "
+            f"upper bound {100 * record['group_upper_bound']:.2f}%)")
+
+
+def gap_text(gap: dict | None) -> str:
+    """A paired difference in points with its cluster-bootstrap 95% interval."""
+    if not gap or gap.get("difference") is None:
+        return "-"
+    return (f"{100 * gap['difference']:+.2f} points (95% interval {100 * gap['ci_low']:+.2f} to {100 * gap['ci_high']:+.2f}, "
+            f"{gap['groups']} cover groups)")
 
 
 def html_template(name: str | None) -> bool:
@@ -164,7 +213,7 @@ def template_environment(*extra: Path) -> jinja2.Environment:
     """
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader([*extra, TEMPLATES]), autoescape=html_template,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    environment.filters.update(md=markdown_text, code=markdown_code)
+    environment.filters.update(md=markdown_text, code=markdown_code, ratepct=short_rate, gap=gap_text)
     return environment
 
 
@@ -176,7 +225,9 @@ def dashboard_context(history: list[dict], current: dict, status: str, alerts: l
     if training is not None:
         plots["training_loss.png"] = training
     context = {
-        "run": current["run"], "status": status, "rows": metric_rows(current, rules), "alerts": alerts, "history": history,
+        "run": current["run"], "status": status, "in_sample": bool(current.get("in_sample")),
+        "excluded": current.get("excluded_in_sample") or {"training_covers_known": False, "files": 0, "cover_groups": 0, "kept": False},
+        "generalization": current.get("generalization"), "rows": metric_rows(current, rules), "alerts": alerts, "history": history,
         "recent": recent or [],
         "plots": sorted(plots), "training": current.get("training"),
         "images": {name: base64.b64encode(data).decode() for name, data in plots.items()},

@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MonitorConfig:
-    """Rules, alert sinks and the dashboard path, from one TOML file (defaults when absent)."""
+    """Rules, alert sinks, the dashboard path and the generalization check, from one TOML file (defaults when absent)."""
 
     rules: list[Rule]
     alerts: AlertConfig = field(default_factory=AlertConfig)
     dashboard: Path = DEFAULT_DASHBOARD
+    #: Leave-one-cover-source-out refits in every run (``[generalization] by_source``).
+    by_source: bool = True
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> MonitorConfig:
@@ -43,13 +45,17 @@ class MonitorConfig:
 
     @classmethod
     def from_toml(cls, data: dict) -> MonitorConfig:
-        """From a parsed configuration file: ``[[rule]]`` (default rules when none), ``[alerts]``, ``[dashboard]``."""
+        """From a parsed configuration file: ``[[rule]]`` (default rules when none), ``[alerts]``, ``[dashboard]``,
+        ``[generalization]``."""
         rules = rules_from_tables(data["rule"]) if data.get("rule") else load_rules()
         dashboard = data.get("dashboard", {})
         if not isinstance(dashboard, dict) or set(dashboard) - {"path"}:
             raise ConfigError("[dashboard]: the only setting is path")
+        general = data.get("generalization", {})
+        if not isinstance(general, dict) or set(general) - {"by_source"} or not isinstance(general.get("by_source", True), bool):
+            raise ConfigError("[generalization]: the only setting is by_source (true or false)")
         return cls(rules=rules, alerts=AlertConfig.from_dict(data.get("alerts", {})),
-                   dashboard=Path(dashboard.get("path", DEFAULT_DASHBOARD)))
+                   dashboard=Path(dashboard.get("path", DEFAULT_DASHBOARD)), by_source=general.get("by_source", True))
 
 
 @dataclass
@@ -79,8 +85,11 @@ def _baseline(spec: str | None, model_name: str, db: Path) -> dict | None:
 
 def monitor(
     model: str | Path,
-    corpus: str | Path,
+    corpus: str | Path | None = None,
     *,
+    labels: str | Path | None = None,
+    allow_in_sample: bool = False,
+    by_source: bool | None = None,
     baseline: str | None = None,
     config: MonitorConfig | str | Path | None = None,
     dashboard: str | Path | None = None,
@@ -99,15 +108,30 @@ def monitor(
     (the defaults); ``dashboard`` overrides its dashboard path. The corpus is
     read once, and the history row is written before any alert is sent; the
     dashboard is written before email and webhooks are tried.
+
+    ``labels``: a labelled CSV instead of a corpus (no dataset section);
+    ``allow_in_sample``: keep files from covers the model was fitted on (the
+    run is marked in-sample); ``by_source``: the leave-one-cover-source-out
+    section (default: the configuration's ``[generalization] by_source``).
     """
     config = config if isinstance(config, MonitorConfig) else MonitorConfig.load(config)
     if dashboard is not None:
         config.dashboard = Path(dashboard)
+    if (corpus is None) == (labels is None):
+        raise ConfigError("give a corpus or a labels CSV (not both)")
     history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
-    data = load_corpus_features(corpus, workers=workers, scheduler=scheduler, split=split)  # the corpus is read once, for every section
-    metrics = evaluate(model, corpus, workers=workers, latency_sample=latency_sample, command=command, data=data)
-    metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
-                                         manifest=data.manifest)
+    if labels is not None:
+        from stegwatch.features.labels import load_labelled_features
+
+        data = load_labelled_features(labels, workers=workers, scheduler=scheduler)
+    else:  # the corpus is read once, for every section
+        data = load_corpus_features(corpus, workers=workers, scheduler=scheduler, split=split)
+    metrics = evaluate(model, corpus, labels=labels, workers=workers, latency_sample=latency_sample, command=command, data=data,
+                       split=split, allow_in_sample=allow_in_sample,
+                       by_source=config.by_source if by_source is None else by_source)
+    if labels is None:
+        metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
+                                             manifest=data.manifest)
     path = model_path(model)
     training_log = path.parent / "training_log.jsonl" if path is not None else None
     training_table = None

@@ -1,11 +1,13 @@
 """The V3-vs-V4 baseline report: one command, one run, every table regenerated from measurements.
 
-For each model, ``evaluate`` with grouped folds (V4 retrained per fold). For
-each pair of consecutive models: an exact McNemar test on the paired
-decisions (same files) per method and overall, and a paired bootstrap
-interval for the difference in detection rate and in false-positive rate.
-Cover-source mismatch: leave-one-source-out retraining of each trainable
-model. Ablations (``stegwatch ablate``) are included when their JSON is given.
+For each model, ``evaluate`` with grouped folds (every model refitted per
+fold: V4 retrained, V3 recalibrated, so both are out-of-fold) and its
+generalization section (leave-one-cover-source-out). For each pair of
+consecutive models: a paired cluster bootstrap over cover groups for the
+difference in detection rate (per method and overall) and in false-positive
+rate, which decides significance; the exact McNemar test on the paired file
+decisions stays beside it as a file-level reference. Ablations (``stegwatch
+ablate``) are included when their JSON is given.
 """
 
 from __future__ import annotations
@@ -20,41 +22,40 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from stegwatch.detectors import load_detector
 from stegwatch.features.corpus import load_corpus_features
-from stegwatch.monitoring.dashboard import html_template
+from stegwatch.monitoring.dashboard import gap_text, html_template
 from stegwatch.evaluation.evaluate import evaluate
 from stegwatch.evaluation.metrics import mcnemar_exact
 from stegwatch.provenance import new_run_id
-from stegwatch.stats import DEFAULT_TARGET_FPR, rate_record, roc_auc
+from stegwatch.stats import DEFAULT_TARGET_FPR, cluster_bootstrap_difference
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-#: cover_source values that are not a photograph package (no leave-one-source-out for them).
-NOT_PHOTO_SOURCES = ("user", "synthetic", "unknown")
 BOOTSTRAP = 2000
 
 
 def paired_bootstrap(before: dict, after: dict, seed: int, reps: int = BOOTSTRAP) -> dict:
-    """95% percentile interval of rate(after) - rate(before) over files resampled in pairs."""
+    """95% interval of rate(after) - rate(before) by a paired cluster bootstrap: cover groups, not files, are resampled.
+
+    ``before`` and ``after`` are decision sets (``evaluated``, ``groups``,
+    ``flagged``) of the same files; a set without ``groups`` (older metrics)
+    makes each file its own group.
+    """
+    groups_of = dict(zip(after["evaluated"], after.get("groups") or after["evaluated"], strict=True))
     files = sorted(set(before["evaluated"]) & set(after["evaluated"]))
-    if not files:
-        return {"difference": None, "ci_low": None, "ci_high": None, "paired_files": 0}
-    b = np.asarray([f in set(before["flagged"]) for f in files], dtype=float)
-    a = np.asarray([f in set(after["flagged"]) for f in files], dtype=float)
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, len(files), size=(reps, len(files)))
-    differences = a[index].mean(axis=1) - b[index].mean(axis=1)
-    return {"difference": float(a.mean() - b.mean()), "ci_low": float(np.percentile(differences, 2.5)),
-            "ci_high": float(np.percentile(differences, 97.5)), "paired_files": len(files)}
+    was, now = set(before["flagged"]), set(after["flagged"])
+    b = np.asarray([f in was for f in files], dtype=float)
+    a = np.asarray([f in now for f in files], dtype=float)
+    return cluster_bootstrap_difference(b, a, [groups_of[f] for f in files], seed=seed, reps=reps)
 
 
 def _overall(decisions: dict, prefix: str) -> dict:
-    groups = [v for k, v in decisions.items() if k.startswith(prefix)]
-    return {"evaluated": [f for g in groups for f in g["evaluated"]], "flagged": [f for g in groups for f in g["flagged"]]}
+    sets = [v for k, v in decisions.items() if k.startswith(prefix)]
+    return {"evaluated": [f for g in sets for f in g["evaluated"]], "flagged": [f for g in sets for f in g["flagged"]],
+            "groups": [c for g in sets for c in (g.get("groups") or g["evaluated"])]}
 
 
 def compare_pair(a: dict, b: dict, seed: int) -> dict:
@@ -68,7 +69,9 @@ def compare_pair(a: dict, b: dict, seed: int) -> dict:
     rows["all methods"] = {"mcnemar": mcnemar_exact(stego_a, stego_b), "bootstrap": paired_bootstrap(stego_a, stego_b, seed)}
     fpr = {"mcnemar": mcnemar_exact(da["clean"], db["clean"]), "bootstrap": paired_bootstrap(da["clean"], db["clean"], seed)}
     for row in [*rows.values(), fpr]:
-        row["significant"] = row["mcnemar"]["p_value"] < 0.05
+        boot = row["bootstrap"]
+        # Significant when the cover-group interval excludes 0; McNemar (files as independent) is a reference only.
+        row["significant"] = boot["difference"] is not None and (boot["ci_low"] > 0 or boot["ci_high"] < 0)
     return {"detection": rows, "false_positive_rate": fpr}
 
 
@@ -79,51 +82,33 @@ def verdicts(name_a: str, name_b: str, comparison: dict) -> list[str]:
         diff, p = row["bootstrap"]["difference"], row["mcnemar"]["p_value"]
         if diff is None:
             continue
+        interval = (f"95% interval over cover groups {100 * row['bootstrap']['ci_low']:+.1f} to "
+                    f"{100 * row['bootstrap']['ci_high']:+.1f}; file-level McNemar p={p:.3g}")
         if row["significant"] and diff > 0:
-            sentences.append(f"{name_b} detects more {method} than {name_a}: +{100 * diff:.1f} points "
-                             f"(95% CI {100 * row['bootstrap']['ci_low']:.1f} to {100 * row['bootstrap']['ci_high']:.1f}; McNemar p={p:.3g}).")
+            sentences.append(f"{name_b} detects more {method} than {name_a}: {100 * diff:+.1f} points ({interval}).")
         elif row["significant"]:
-            sentences.append(f"{name_b} is worse than {name_a} on {method}: {100 * diff:.1f} points (McNemar p={p:.3g}).")
+            sentences.append(f"{name_b} is worse than {name_a} on {method}: {100 * diff:+.1f} points ({interval}).")
         else:
-            sentences.append(f"{name_b} is not better than {name_a} on {method}: the difference ({100 * diff:+.1f} points) "
-                             f"is not significant (McNemar p={p:.3g}).")
+            sentences.append(f"{name_b} is not significantly better than {name_a} on {method}: {100 * diff:+.1f} points "
+                             f"({interval}).")
     fpr = comparison["false_positive_rate"]
     diff = fpr["bootstrap"]["difference"]
     if diff is not None:
         kind = "significantly" if fpr["significant"] else "not significantly"
         direction = "higher" if diff > 0 else "lower" if diff < 0 else "equal"
         sentences.append(f"{name_b}'s false-positive rate is {kind} {direction} than {name_a}'s ({100 * diff:+.3f} points; "
-                         f"McNemar p={fpr['mcnemar']['p_value']:.3g}).")
+                         f"95% interval over cover groups {100 * fpr['bootstrap']['ci_low']:+.3f} to "
+                         f"{100 * fpr['bootstrap']['ci_high']:+.3f}; file-level McNemar p={fpr['mcnemar']['p_value']:.3g}).")
     return sentences
 
 
-def leave_one_source_out(model: str, data, *, seed: int, target_fpr: float) -> dict:
-    """Train on every cover source but one, test on the one left out (trainable models only).
-
-    The sources left out in turn are the photograph packages in the corpus (its
-    ``cover_source`` values but user covers and synthetic images).
-    """
-    detector = load_detector(model)
-    if not detector.trainable:
-        return {}
-    sources = np.asarray([e.cover_source or "unknown" for e in data.entries])
-    labels = np.asarray([e.label == "stego" for e in data.entries])
-    results = {}
-    for source in sorted(set(sources.tolist()) - set(NOT_PHOTO_SOURCES)):
-        test = np.flatnonzero(sources == source)
-        train = np.flatnonzero(sources != source)
-        if test.size == 0 or not labels[test].any() or labels[test].all():
-            continue
-        fitted = detector.refit(data, train, seed=seed, target_fpr=target_fpr)
-        scores = fitted.score_features(data.features[test])[0]
-        flags = scores >= fitted.threshold
-        results[source] = {
-            "test_files": int(test.size),
-            "false_positive_rate": rate_record(int(flags[~labels[test]].sum()), int((~labels[test]).sum())),
-            "detection_rate": rate_record(int(flags[labels[test]].sum()), int(labels[test].sum())),
-            "roc_auc": roc_auc(labels[test], scores),
-        }
-    return results
+def report_rate(record: dict | None) -> str:
+    """A rate with its cover-group 95% interval and "count/n files (k cover groups)"."""
+    if not record or record.get("rate") is None:
+        return "-"
+    low, high = record.get("group_ci_low", record["ci_low"]), record.get("group_ci_high", record["ci_high"])
+    groups = f" ({record['n_groups']} cover groups)" if "n_groups" in record else ""
+    return f"{100 * record['rate']:.2f}% ({100 * low:.2f}-{100 * high:.2f}%, {record['count']}/{record['n']} files{groups})"
 
 
 def charts(results: dict[str, dict]) -> dict[str, bytes]:
@@ -166,16 +151,14 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     results = {}
     for model in models:
         metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
-                           latency_sample=latency_sample, command=command, data=data)
+                           latency_sample=latency_sample, command=command, data=data, by_source=True)
         results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
     names = list(results)
     comparisons = []
     for a, b in zip(names, names[1:], strict=False):
         comparison = compare_pair(results[a], results[b], seed)
         comparisons.append({"from": a, "to": b, "comparison": comparison, "verdicts": verdicts(a, b, comparison)})
-    log.info("leave-one-source-out retraining for %s", ", ".join(names))
-    loso = {name: leave_one_source_out(model, data, seed=seed, target_fpr=target_fpr)
-            for name, model in zip(names, models, strict=True)}
+    loso = {name: results[name]["generalization"] for name in names}
     ablation_results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in ablations or []]
     identity = {
         "run_id": new_run_id(suffix=hashlib.sha256("".join(r["run"]["run_id"] for r in results.values()).encode()).hexdigest()[:8]),
@@ -187,7 +170,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         "evaluation_runs": {name: r["run"]["run_id"] for name, r in results.items()},
         "folds": folds, "seed": seed,
     }
-    report = {"identity": identity, "results": results, "comparisons": comparisons, "leave_one_source_out": loso,
+    report = {"identity": identity, "results": results, "comparisons": comparisons, "generalization": loso,
               "ablations": ablation_results}
     images = charts(results)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -196,8 +179,8 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html_template,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     environment.filters["pct"] = lambda r: "-" if r is None else f"{100 * r:.2f}%"
-    environment.filters["rate"] = lambda r: "-" if not r or r.get("rate") is None else (
-        f"{100 * r['rate']:.2f}% ({100 * r['ci_low']:.2f}-{100 * r['ci_high']:.2f}%, {r['count']}/{r['n']})")
+    environment.filters["rate"] = report_rate
+    environment.filters["gap"] = gap_text
     environment.filters["num"] = lambda x: "-" if x is None else f"{x:.4f}"
     context = report | {"names": names, "charts": sorted(images),
                         "images": {k: base64.b64encode(v).decode() for k, v in images.items()}}
