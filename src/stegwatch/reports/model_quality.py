@@ -33,7 +33,8 @@ def load_card(folder: Path) -> dict:
 def _pct(row: dict | None) -> str:
     if not row or row.get("rate") is None:
         return "-"
-    return f"{100 * row['rate']:.2f}% ({row['count']}/{row['n']})"
+    groups = f", {row['n_groups']} cover groups; upper bound over groups {100 * row['group_upper_bound']:.2f}%" if "n_groups" in row else ""
+    return f"{100 * row['rate']:.2f}% ({row['count']}/{row['n']} files{groups})"
 
 
 def compare(v3: dict, v4: dict) -> dict:
@@ -85,6 +86,7 @@ def render(v3: dict, v4: dict, template: str) -> str:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     environment.filters["pct"] = lambda r: "-" if r is None else f"{100 * r:.2f}%"
+    environment.filters["rate"] = _pct
     environment.filters["num"] = lambda x: "-" if x is None else f"{x:.4f}"
     return environment.get_template(template).render(v3=v3, v4=v4, **compare(v3, v4))
 
