@@ -228,6 +228,14 @@ def test_detection_drop_reports_an_exact_paired_test():
     alert = check(metrics, rules, baseline)[0]
     assert alert.paired_test["p_value"] < 0.05 and "significant" in alert.message()
     assert mcnemar_exact(before, before)["p_value"] == 1.0
+    # With cover groups recorded, the drop is judged by a paired cluster bootstrap: 30 lost files in
+    # 3 of 10 groups are a real but far less certain drop than 30 independent files would be.
+    groups = [f"photo:{i // 10}" for i in range(100)]
+    grouped = check({**metrics, "decisions": {"method:lsb.rgb": {**after, "groups": groups}}}, rules,
+                    {**baseline, "decisions": {"method:lsb.rgb": {**before, "groups": groups}}})[0]
+    boot = grouped.paired_test["cluster_bootstrap"]
+    assert boot["groups"] == 10 and boot["difference"] == pytest.approx(-0.3)
+    assert "paired cluster bootstrap over 10 cover groups" in grouped.message()
 
 
 def test_starlight_script_takes_starlight_flags(smoke_corpus, tmp_path):

@@ -11,7 +11,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from stegwatch.stats import group_rate_record, rate_record, threshold_for_fpr
+from stegwatch.stats import cluster_bootstrap_difference, group_rate_record, rate_record, threshold_for_fpr
+
+#: Replicates of the paired cluster bootstrap.
+BOOTSTRAP = 2000
 
 
 def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,3 +99,18 @@ def mcnemar_exact(before: dict, after: dict) -> dict:
     discordant = only_before + only_after
     p = float(binomtest(only_before, discordant, 0.5).pvalue) if discordant else 1.0
     return {"paired_files": len(common), "only_before": only_before, "only_after": only_after, "p_value": p}
+
+
+def paired_bootstrap(before: dict, after: dict, seed: int, reps: int = BOOTSTRAP) -> dict:
+    """95% interval of rate(after) - rate(before) by a paired cluster bootstrap: cover groups, not files, are resampled.
+
+    ``before`` and ``after`` are decision sets (``evaluated``, ``groups``,
+    ``flagged``) of the same files; a set without ``groups`` (older metrics)
+    makes each file its own group.
+    """
+    groups_of = dict(zip(after["evaluated"], after.get("groups") or after["evaluated"], strict=True))
+    files = sorted(set(before["evaluated"]) & set(after["evaluated"]))
+    was, now = set(before["flagged"]), set(after["flagged"])
+    b = np.asarray([f in was for f in files], dtype=float)
+    a = np.asarray([f in now for f in files], dtype=float)
+    return cluster_bootstrap_difference(b, a, [groups_of[f] for f in files], seed=seed, reps=reps)

@@ -58,6 +58,10 @@ class Alert:
     ci_high: float | None = None
     n: int | None = None
     paired_test: dict | None = None
+    #: Cover groups among the ``n`` files, and the interval over them (rates recorded before schema 2 have none).
+    n_groups: int | None = None
+    group_ci_low: float | None = None
+    group_ci_high: float | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -66,12 +70,22 @@ class Alert:
 
     def message(self) -> str:
         interval = f" (95% CI {self.ci_low:.4%} to {self.ci_high:.4%}, n={self.n})" if self.ci_low is not None else ""
+        if self.group_ci_low is not None:
+            interval = (f" (95% CI over {self.n_groups} cover groups {self.group_ci_low:.4%} to {self.group_ci_high:.4%}; "
+                        f"files as independent {self.ci_low:.4%} to {self.ci_high:.4%}, n={self.n})")
         against = f" against baseline {self.baseline_value:.6g}" if self.baseline_value is not None else ""
         if self.paired_test:
             t = self.paired_test
-            verdict = "significant" if t["p_value"] < 0.05 else "not significant"
-            against += (f" (exact McNemar on {t['paired_files']} paired files: {t['only_before']} lost, "
-                        f"{t['only_after']} gained, p={t['p_value']:.3g}, {verdict})")
+            boot = t.get("cluster_bootstrap")
+            if boot and boot.get("difference") is not None:
+                verdict = "significant" if boot["ci_low"] > 0 or boot["ci_high"] < 0 else "not significant"
+                against += (f" (paired cluster bootstrap over {boot['groups']} cover groups: {boot['difference']:+.4f}, "
+                            f"95% interval {boot['ci_low']:+.4f} to {boot['ci_high']:+.4f}, {verdict}; file-level McNemar "
+                            f"on {t['paired_files']} paired files: {t['only_before']} lost, {t['only_after']} gained, p={t['p_value']:.3g})")
+            else:
+                verdict = "significant" if t["p_value"] < 0.05 else "not significant"
+                against += (f" (exact McNemar on {t['paired_files']} paired files: {t['only_before']} lost, "
+                            f"{t['only_after']} gained, p={t['p_value']:.3g}, {verdict})")
         return (f"[{self.severity.upper()}] {self.rule}: {self.metric} = {self.value:.6g}{interval}{against}; "
                 f"rule: {self.kind} {self.condition} {self.threshold:g} ({self.description}); run {self.run_id}, model {self.model}")
 
@@ -193,14 +207,17 @@ def check(metrics: dict, rules: list[Rule], baseline: dict | None = None) -> lis
                 before_d = (baseline.get("decisions") or {}).get(group)
                 after_d = (metrics.get("decisions") or {}).get(group)
                 if before_d and after_d:
-                    from stegwatch.evaluation.metrics import mcnemar_exact
+                    from stegwatch.evaluation.metrics import mcnemar_exact, paired_bootstrap
 
                     paired = mcnemar_exact(before_d, after_d)
+                    if after_d.get("groups"):
+                        paired["cluster_bootstrap"] = paired_bootstrap(before_d, after_d, seed=0)
             alerts.append(Alert(
                 rule=rule.name, severity=rule.severity, metric=concrete, value=measured, threshold=rule.threshold,
                 condition=rule.condition, kind=rule.kind, run_id=run["run_id"], model=model, description=rule.description,
                 baseline_value=baseline_value, ci_low=parent.get("ci_low"), ci_high=parent.get("ci_high"), n=parent.get("n"),
-                paired_test=paired,
+                paired_test=paired, n_groups=parent.get("n_groups"), group_ci_low=parent.get("group_ci_low"),
+                group_ci_high=parent.get("group_ci_high"),
             ))
     fired = {a.rule for a in alerts}
     silenced = {r.name for r in rules if r.unless and r.unless in fired}

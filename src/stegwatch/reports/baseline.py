@@ -25,31 +25,15 @@ import numpy as np
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.monitoring.dashboard import gap_text, html_template
 from stegwatch.evaluation.evaluate import evaluate
-from stegwatch.evaluation.metrics import mcnemar_exact
+from stegwatch.evaluation.metrics import mcnemar_exact, paired_bootstrap
 from stegwatch.provenance import new_run_id
-from stegwatch.stats import DEFAULT_TARGET_FPR, cluster_bootstrap_difference
+from stegwatch.stats import DEFAULT_TARGET_FPR
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-BOOTSTRAP = 2000
-
-
-def paired_bootstrap(before: dict, after: dict, seed: int, reps: int = BOOTSTRAP) -> dict:
-    """95% interval of rate(after) - rate(before) by a paired cluster bootstrap: cover groups, not files, are resampled.
-
-    ``before`` and ``after`` are decision sets (``evaluated``, ``groups``,
-    ``flagged``) of the same files; a set without ``groups`` (older metrics)
-    makes each file its own group.
-    """
-    groups_of = dict(zip(after["evaluated"], after.get("groups") or after["evaluated"], strict=True))
-    files = sorted(set(before["evaluated"]) & set(after["evaluated"]))
-    was, now = set(before["flagged"]), set(after["flagged"])
-    b = np.asarray([f in was for f in files], dtype=float)
-    a = np.asarray([f in now for f in files], dtype=float)
-    return cluster_bootstrap_difference(b, a, [groups_of[f] for f in files], seed=seed, reps=reps)
 
 
 def _overall(decisions: dict, prefix: str) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from stegwatch.stats import rate_record
+from stegwatch.stats import group_rate_record, rate_record
 
 #: Window name -> seconds. The first is the "current" window, the last the trailing baseline.
 DEFAULT_WINDOWS = {"5m": 300, "1h": 3600, "1d": 86400}
@@ -97,8 +97,9 @@ def production_summary(columns: dict[str, np.ndarray], now: float, windows: dict
         # The trailing baseline: the longest window without the current one.
         trailing = window_summary(subset, now - windows[longest], now - windows[current])
         per_window[current]["flag_rate_jump"] = flag_rate_jump(per_window[current], trailing)
-        confirmed = rate_record(
-            int(((subset["verdict"] == "stego") & (subset["label"] == "clean")).sum()), int((subset["label"] == "clean").sum()))
+        reviewed_clean = subset["label"] == "clean"
+        # Production items are independent images: each reviewed item is its own cover group.
+        confirmed = group_rate_record(subset["verdict"][reviewed_clean] == "stego", np.arange(int(reviewed_clean.sum())).astype(str))
         by_version[version] = {"windows": per_window, "confirmed_false_positive_rate_all_time": confirmed,
                                "events_all_time": int(mask.sum())}
     return {"now": now, "windows": dict(windows), "by_model_version": by_version}
