@@ -17,10 +17,12 @@ It writes, under tests/data/sealwatch/:
   bit for bit: ``spatial_<name>.png`` (8-bit grayscale) and
   ``jpeg_<name>_q<quality>.jpg`` (written by Pillow at that quality);
 - ``features.npz``: ``spam/<name>`` (686 values, ``sealwatch.spam.extract``
-  on the PNG's pixels), ``srmq1/<name>`` (the SRMQ1 submodels listed in
-  ``manifest.json``, ``sealwatch.srmq1.extract``) and ``dctr/<name>_q<quality>``
-  (8,000 values, ``sealwatch.dctr.extract_from_file(path, quality)``),
-  each flattened in sealwatch's order (``sealwatch.tools.flatten``);
+  on the PNG's pixels), ``srmq1/<name>`` (SRMQ1's first- and second-order
+  submodels from ``sealwatch.srmq1.extract``, float32, concatenated in the
+  order and with the sizes that ``manifest.json`` lists) and
+  ``dctr/<name>_q<quality>`` (8,000 values,
+  ``sealwatch.dctr.extract_from_file(path, quality)``), each flattened in
+  sealwatch's order (``sealwatch.tools.flatten``);
 - ``manifest.json``: each input's SHA-256, size and quality, and the versions.
 
 The inputs are made only when missing (or with ``--make-inputs``): fixed crops
@@ -68,8 +70,9 @@ JPEGS = (
     ("coins_odd", 95, False),
     ("astronaut", 80, True),  # a colour JPEG (4:2:0): DCTR reads its luminance
 )
-#: SRMQ1 submodels recorded (sealwatch's names); the fast implementation covers these.
-SRMQ1_SUBMODELS = ()
+#: SRMQ1 submodels recorded: the first- and second-order ones (sealwatch's names start so), which
+#: stegwatch.features.rich.srmq1 implements.
+SRMQ1_PREFIXES = ("s1_", "s2_")
 
 
 def _photo(filename: str, colour: bool) -> Image.Image:
@@ -112,15 +115,15 @@ def record(out: Path) -> dict:
     manifest: dict = {"sealwatch": importlib.metadata.version("sealwatch"), "numpy": np.__version__,
                       "python": platform.python_version(), "backend": str(sealwatch.get_backend()),
                       "command": " ".join([Path(sys.executable).name, *sys.argv]), "inputs": {},
-                      "srmq1_submodels": list(SRMQ1_SUBMODELS)}
+                      "srmq1_submodels": []}
     for name, _, _ in SPATIAL:
         path = out / f"spatial_{name}.png"
         gray = np.asarray(Image.open(path))
         assert gray.dtype == np.uint8 and gray.ndim == 2, path
         arrays[f"spam/{name}"] = sealwatch.tools.flatten(sealwatch.spam.extract(gray))
-        if SRMQ1_SUBMODELS:
-            submodels = sealwatch.srmq1.extract(gray)
-            arrays[f"srmq1/{name}"] = np.concatenate([np.asarray(submodels[s]).reshape(-1) for s in SRMQ1_SUBMODELS])
+        submodels = {k: v for k, v in sealwatch.srmq1.extract(gray).items() if k.startswith(SRMQ1_PREFIXES)}
+        manifest["srmq1_submodels"] = [[k, int(v.size)] for k, v in submodels.items()]
+        arrays[f"srmq1/{name}"] = np.concatenate([np.asarray(v).reshape(-1) for v in submodels.values()])
         manifest["inputs"][path.name] = {"kind": "spatial", "shape": list(gray.shape),
                                          "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     for name, quality, colour in JPEGS:

@@ -51,6 +51,17 @@ def test_spam_equals_sealwatch(name, recorded):
     assert np.max(np.abs(values - expected)) <= TOLERANCE
 
 
+@pytest.mark.parametrize("name", SPATIAL)
+def test_srmq1_first_and_second_order_equal_sealwatch(name, recorded):
+    gray = _gray(name)
+    expected = recorded[f"srmq1/{name.removeprefix('spatial_').removesuffix('.png')}"]
+    submodels = rich.srmq1_submodels(gray)
+    assert [[k, v.size] for k, v in submodels.items()] == MANIFEST["srmq1_submodels"]
+    values = rich.srmq1(gray)
+    assert values.shape == expected.shape == (5551,) and values.dtype == np.float32
+    assert np.max(np.abs(values.astype(float) - expected)) <= TOLERANCE
+
+
 @pytest.mark.parametrize("name", JPEGS)
 def test_dctr_equals_sealwatch(name, recorded):
     entry = MANIFEST["inputs"][name]
@@ -76,6 +87,9 @@ def test_names_match_the_vectors():
     assert rich.spam_names()[0] == "spam.straight_-3_-3_-3" and rich.spam_names()[1] == "spam.straight_-2_-3_-3"
     assert len(rich.dctr_names()) == len(set(rich.dctr_names())) == 8000
     assert rich.dctr_names()[:6] == ["dctr.0_0_0", "dctr.0_0_1", "dctr.0_0_2", "dctr.0_0_3", "dctr.0_0_4", "dctr.0_1_0"]
+    names = rich.srmq1_names()
+    assert len(names) == len(set(names)) == rich.srmq1(gray).size == 5551
+    assert names[0] == "srmq1.s1_minmax22h_q1_0" and names[-1] == "srmq1.s2_spam12hv_q1_337"
 
 
 def test_features_are_distributions():
@@ -111,10 +125,11 @@ def test_edge_sizes_do_not_crash(shape):
     gray = rng.integers(0, 256, size=shape, dtype=np.uint8)
     spam = rich.spam(gray)
     dctr = rich.dctr(gray.astype(float), 75)
-    assert spam.shape == (686,) and dctr.shape == (8000,)
-    assert np.all(np.isfinite(spam)) and np.all(np.isfinite(dctr))
-    if min(shape) < 4:  # no triple of differences
-        assert not spam.any()
+    srm = rich.srmq1(gray)
+    assert spam.shape == (686,) and dctr.shape == (8000,) and srm.shape == (5551,)
+    assert np.all(np.isfinite(spam)) and np.all(np.isfinite(dctr)) and np.all(np.isfinite(srm))
+    if min(shape) < 4:  # no triple of differences, no four residuals in a row
+        assert not spam.any() and not srm.any()
     if min(shape) < 8:  # no full 8x8 window
         assert not dctr.any()
 
@@ -127,6 +142,10 @@ def test_constant_image():
     # Every AC response is zero; the DC response is 8 * (117 - 128) = -88, far above T * q.
     assert np.all(dctr[1:, :, 0] == 1.0)
     assert np.all(dctr[0, :, 4] == 1.0)
+    # Every residual is zero: each co-occurrence (horizontal plus vertical: 2 in all) sits in its origin bin, which
+    # symmetrization keeps as one value: min plus flipped max (4), or the h and v halves of a spam model (2 each).
+    for name, values in rich.srmq1_submodels(gray).items():
+        assert values.sum() == 4.0 and np.count_nonzero(values) == (2 if "spam" in name else 1), name
 
 
 def test_bad_input_is_refused():
@@ -134,3 +153,5 @@ def test_bad_input_is_refused():
         rich.spam(np.zeros((4, 4, 3), dtype=np.uint8))
     with pytest.raises(ValueError):
         rich.dctr(np.zeros(64), 75)
+    with pytest.raises(ValueError):
+        rich.srmq1(np.zeros((4, 4, 3), dtype=np.uint8))

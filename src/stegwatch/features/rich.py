@@ -16,6 +16,13 @@ definitions, the same value order) within 1e-6 and is much faster:
   doi:10.1109/TIFS.2014.2364918). :func:`decompressed_luminance` gives the
   luminance the way the reference reads it (dequantized, inverse DCT, no
   rounding or clipping).
+- :func:`srmq1`: the first- and second-order submodels of SRMQ1, 5,551 of
+  its 12,753 values, from a uint8 grayscale image (Fridrich and Kodovsky,
+  "Rich Models for Steganalysis of Digital Images", IEEE TIFS 7(3), 2012,
+  doi:10.1109/TIFS.2012.2190402); float32 like the reference.
+
+SPAM equals sealwatch's default (Python) backend; its opt-in Rust backend
+differs from that one by up to 1e-4 on images that are not square.
 
 Where the reference divides by zero (an image too small to hold one
 co-occurrence), these functions return zeros for the affected values instead
@@ -44,16 +51,12 @@ def _normalized(counts: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- SPAM
 
 
-def _spam_cooccurrence(first: np.ndarray, middle: np.ndarray, last: np.ndarray, t: int) -> np.ndarray:
-    """Counts of (first, middle, last) difference triples, each clipped to [-t, t]: a (2t+1)^3 array."""
-    side = 2 * t + 1
-    index = (first + t) + side * (middle + t) + side * side * (last + t)
-    return np.bincount(index.reshape(-1), minlength=side ** 3).reshape(side, side, side, order="F").astype(float)
-
-
-def _reversed_negated(counts: np.ndarray) -> np.ndarray:
-    """The co-occurrence of the same differences read the other way: (l, c, r) -> (-r, -c, -l)."""
-    return counts[::-1, ::-1, ::-1].transpose(2, 1, 0)
+def _spam_cooccurrence(first: np.ndarray, middle: np.ndarray, last: np.ndarray, side: int) -> np.ndarray:
+    """Counts of (first, middle, last) codes, each in [0, side): a side^3 array indexed [first, middle, last]."""
+    index = last * (side * side)  # int16 holds the index (side^3 - 1) for T <= 15
+    index += middle * side
+    index += first
+    return np.bincount(index.reshape(-1), minlength=side ** 3).reshape(side, side, side, order="F")
 
 
 def spam(gray: np.ndarray, *, truncation: int = SPAM_T) -> np.ndarray:
@@ -67,7 +70,7 @@ def spam(gray: np.ndarray, *, truncation: int = SPAM_T) -> np.ndarray:
     Parameters
     ----------
     gray : (H, W) uint8 array
-    truncation : T (3 in the published 686-feature set)
+    truncation : T (3 in the published 686-feature set; at most 15)
 
     Returns
     -------
@@ -79,23 +82,32 @@ def spam(gray: np.ndarray, *, truncation: int = SPAM_T) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"spam needs a 2-D grayscale image, got shape {x.shape}")
     t = int(truncation)
-    x = x.astype(np.int16)  # differences of 8-bit values fit
-    clip = functools.partial(np.clip, a_min=-t, a_max=t)
+    side = 2 * t + 1
+    x = x.astype(np.int16)  # differences of 8-bit values, and the co-occurrence index, fit
+
+    def codes(difference: np.ndarray) -> np.ndarray:  # a difference clipped to [-t, t], shifted to [0, 2t]
+        np.clip(difference, -t, t, out=difference)
+        difference += t
+        return difference
+
     # D[p] = x[p] - x[p + step]; the reference's "L, C, R" read D at p + 2 step, p + step, p.
-    horizontal = clip(x[:, :-1] - x[:, 1:]).astype(np.intp)
-    vertical = clip(x[:-1, :] - x[1:, :]).astype(np.intp)
-    diagonal = clip(x[:-1, :-1] - x[1:, 1:]).astype(np.intp)
-    minor = clip(x[1:, :-1] - x[:-1, 1:]).astype(np.intp)
-    mh = _spam_cooccurrence(horizontal[:, 2:], horizontal[:, 1:-1], horizontal[:, :-2], t)
-    mv = _spam_cooccurrence(vertical[2:, :], vertical[1:-1, :], vertical[:-2, :], t)
-    md = _spam_cooccurrence(diagonal[2:, 2:], diagonal[1:-1, 1:-1], diagonal[:-2, :-2], t)
-    mm = _spam_cooccurrence(minor[:-2, 2:], minor[1:-1, 1:-1], minor[2:, :-2], t)
-    # The opposite direction of each is the same triples read backwards with negated differences;
-    # the sum order is the reference's, so the values agree to the last bit.
-    straight = (_normalized(mh) + _normalized(_reversed_negated(mh)) + _normalized(mv)
-                + _normalized(_reversed_negated(mv))) / 4
-    diagonals = (_normalized(md) + _normalized(_reversed_negated(md)) + _normalized(mm)
-                 + _normalized(_reversed_negated(mm))) / 4
+    horizontal = codes(x[:, :-1] - x[:, 1:])
+    vertical = codes(x[:-1, :] - x[1:, :])
+    diagonal = codes(x[:-1, :-1] - x[1:, 1:])
+    minor = codes(x[1:, :-1] - x[:-1, 1:])
+    counts = np.stack([
+        _spam_cooccurrence(horizontal[:, 2:], horizontal[:, 1:-1], horizontal[:, :-2], side),
+        _spam_cooccurrence(vertical[2:, :], vertical[1:-1, :], vertical[:-2, :], side),
+        _spam_cooccurrence(diagonal[2:, 2:], diagonal[1:-1, 1:-1], diagonal[:-2, :-2], side),
+        _spam_cooccurrence(minor[:-2, 2:], minor[1:-1, 1:-1], minor[2:, :-2], side),
+    ]).astype(float)
+    totals = counts.sum(axis=(1, 2, 3), keepdims=True)
+    normalized = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    # The opposite direction of each is the same triples read backwards with negated differences:
+    # (l, c, r) -> (-r, -c, -l). The sum order is the reference's, so the values agree to the last bit.
+    opposite = normalized[:, ::-1, ::-1, ::-1].transpose(0, 3, 2, 1)
+    straight = (normalized[0] + opposite[0] + normalized[1] + opposite[1]) / 4
+    diagonals = (normalized[2] + opposite[2] + normalized[3] + opposite[3]) / 4
     return np.concatenate([straight.reshape(-1, order="F"), diagonals.reshape(-1, order="F")])
 
 
@@ -288,3 +300,224 @@ def dctr_names(*, truncation: int = DCTR_T) -> list[str]:
     """``dctr.<mode>_<group>_<bin>`` for every value of :func:`dctr`, in order (mode 0..63 row-major, group 0..24)."""
     return [f"dctr.{mode}_{group}_{b}" for mode in range(64) for group in range(len(_dctr_groups()))
             for b in range(int(truncation) + 1)]
+
+
+# ------------------------------------------------------------------------------- SRMQ1 (first and second order)
+
+#: SRM's truncation threshold for residual co-occurrences (quantized residuals are clipped to [-T, T]).
+SRM_T = 2
+_SRM_SIDE = 2 * SRM_T + 1
+
+
+def _matlab_round_integer(residual: np.ndarray, q: int) -> np.ndarray:
+    """MATLAB's round(residual / q) (half away from zero) for integer residuals and an integer step q."""
+    if q == 1:
+        return residual
+    magnitude = (2 * np.abs(residual) + q) // (2 * q)
+    return np.where(residual < 0, -magnitude, magnitude)
+
+
+def _srm_codes(residual: np.ndarray, q: int) -> np.ndarray:
+    """A residual quantized by q, clipped to [-T, T] and shifted to [0, 2T] (int16)."""
+    codes = np.clip(_matlab_round_integer(residual, q), -SRM_T, SRM_T).astype(np.int16)  # the index (< 5^4) fits
+    codes += SRM_T
+    return codes
+
+
+def _cooccurrence4_counts(codes: np.ndarray, axis: int) -> np.ndarray:
+    """Counts of four successive codes along ``axis`` (1: horizontal, 0: vertical), indexed first code fastest."""
+    side = _SRM_SIDE
+    n = codes.shape[axis]
+
+    def shifted(k: int) -> np.ndarray:  # codes k steps along the axis, for every start of four
+        window = slice(k, max(k, n - 3 + k))
+        return codes[:, window] if axis == 1 else codes[window, :]
+
+    index = shifted(3) * (side ** 3)  # int16: below 5^4
+    index += shifted(2) * (side ** 2)
+    index += shifted(1) * side
+    index += shifted(0)
+    return np.bincount(index.reshape(-1), minlength=side ** 4)
+
+
+def _srm_submodel(horizontal: list[np.ndarray], vertical: list[np.ndarray]) -> np.ndarray:
+    """A (min or max, or spam) co-occurrence: the normalized horizontal one of ``horizontal`` plus the vertical
+    one of ``vertical`` (each normalized over its whole stack), as float32 like the reference stores it."""
+    terms = []
+    for arrays, axis in ((horizontal, 1), (vertical, 0)):
+        counts = sum(_cooccurrence4_counts(a, axis) for a in arrays)
+        terms.append(_normalized(counts))
+    return (terms[0] + terms[1]).astype(np.float32)
+
+
+@functools.cache
+def _symmetrization_indices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index maps into a flattened (first code fastest) 5^4 co-occurrence, with side^4 meaning "nothing" (a zero).
+
+    Returns ``(minmax_first, minmax_second)`` for min/max submodels
+    (directional symmetry: a bin merged with its reversed bin) and
+    ``spam`` (4, n) for SPAM-like submodels (sign and directional symmetry:
+    a bin, its negation, its reversal and the reversal's negation, added in
+    that order), both in the reference's bin order.
+    """
+    t, side = SRM_T, _SRM_SIDE
+    nothing = side ** 4
+
+    def flat(i, j, k, n):  # the position of bin [i, j, k, n] (values in [-t, t]) in the flattened array
+        return (i + t) + side * (j + t) + side ** 2 * (k + t) + side ** 3 * (n + t)
+
+    values = range(-t, t + 1)
+    first, second, done = [], [], set()
+    for i in values:
+        for j in values:
+            for k in values:
+                for n in values:
+                    if i != n or j != k:
+                        if (i, j, k, n) not in done:
+                            first.append(flat(i, j, k, n))
+                            second.append(flat(n, k, j, i))
+                            done |= {(i, j, k, n), (n, k, j, i)}
+                    else:
+                        first.append(flat(i, j, k, n))
+                        second.append(nothing)
+                        done.add((i, j, k, n))
+    spam, done = [[flat(0, 0, 0, 0), nothing, nothing, nothing]], set()
+    for i in values:
+        for j in values:
+            for k in values:
+                for n in values:
+                    if (i, j, k, n) in done or (i, j, k, n) == (0, 0, 0, 0):
+                        continue
+                    terms = [flat(i, j, k, n), flat(-i, -j, -k, -n), nothing, nothing]
+                    done |= {(i, j, k, n), (-i, -j, -k, -n)}
+                    if (i != n or j != k) and (n, k, j, i) not in done:
+                        terms[2:] = [flat(n, k, j, i), flat(-n, -k, -j, -i)]
+                        done |= {(n, k, j, i), (-n, -k, -j, -i)}
+                    spam.append(terms)
+    return np.asarray(first), np.asarray(second), np.asarray(spam).T
+
+
+def _with_nothing(values: np.ndarray) -> np.ndarray:
+    """``values`` (float32) with one zero appended: the "nothing" slot of the index maps."""
+    return np.append(values, np.float32(0))
+
+
+def _symmetrized_minmax(minimum: np.ndarray, maximum: np.ndarray) -> np.ndarray:
+    """Sign symmetry (min with the flipped max) then directional symmetry, in float32 as the reference."""
+    side = _SRM_SIDE
+    cube_min = minimum.reshape((side,) * 4, order="F")
+    cube_max = maximum.reshape((side,) * 4, order="F")
+    merged = _with_nothing((cube_min + np.flip(cube_max)).reshape(-1, order="F"))
+    first, second, _ = _symmetrization_indices()
+    return merged[first] + merged[second]
+
+
+def _symmetrized_spam(values: np.ndarray) -> np.ndarray:
+    spam = _symmetrization_indices()[2]
+    padded = _with_nothing(values)
+    return ((padded[spam[0]] + padded[spam[1]]) + padded[spam[2]]) + padded[spam[3]]
+
+
+def _first_order_submodels(x: np.ndarray) -> dict[str, tuple[np.ndarray, ...]]:
+    """SRM's first-order submodels of an int32 image, as (min, max) pairs or (spam_h, spam_v), in reference order."""
+    centre = x[1:-1, 1:-1]
+    r, l = _srm_codes(x[1:-1, 2:] - centre, 1), _srm_codes(x[1:-1, :-2] - centre, 1)
+    u, d = _srm_codes(x[:-2, 1:-1] - centre, 1), _srm_codes(x[2:, 1:-1] - centre, 1)
+    ru, lu = _srm_codes(x[:-2, 2:] - centre, 1), _srm_codes(x[:-2, :-2] - centre, 1)
+    rd, ld = _srm_codes(x[2:, 2:] - centre, 1), _srm_codes(x[2:, :-2] - centre, 1)
+    out: dict[str, tuple[np.ndarray, ...]] = {}
+    both = {}
+    for name, pick in (("min", np.minimum), ("max", np.maximum)):
+        rl, ud = pick(r, l), pick(u, d)
+        # min/max of two neighbours, of three (the 34 models) and of the four straight ones (41)
+        ru2, rd2, lu2, ld2 = pick(r, u), pick(r, d), pick(l, u), pick(l, d)
+        up3, right3 = pick(pick(l, u), r), pick(pick(u, r), d)
+        down3, left3 = pick(pick(r, d), l), pick(pick(d, l), u)
+        all4 = pick(rl, ud)
+        # with the diagonal neighbour between (34), then more diagonals (48, 54)
+        ru34, rd34, lu34, ld34 = pick(ru2, ru), pick(rd2, rd), pick(lu2, lu), pick(ld2, ld)
+        ru48, rd48, ld48, lu48 = pick(ru34, lu), pick(rd34, ru), pick(ld34, rd), pick(lu34, ld)
+        ru48b, rd48b, ld48b, lu48b = pick(ru34, rd), pick(rd34, ld), pick(ld34, lu), pick(lu34, ru)
+        ru54, rd54, ld54, lu54 = pick(ru48, rd), pick(rd48, ld), pick(ld48, lu), pick(lu48, ru)
+        ru54b, rd54b, ld54b, lu54b = pick(ru48b, lu), pick(rd48b, ru), pick(ld48b, rd), pick(lu48b, ld)
+        both[name] = {
+            "22h": _srm_submodel([rl], [ud]),
+            "22v": _srm_submodel([ud], [rl]),
+            "24": _srm_submodel([ru2, rd2, lu2, ld2], [ru2, rd2, lu2, ld2]),
+            "34h": _srm_submodel([up3, down3], [left3, right3]),
+            "34v": _srm_submodel([right3, left3], [up3, down3]),
+            "41": _srm_submodel([all4], [all4]),
+            "34": _srm_submodel([ru34, rd34, lu34, ld34], [ru34, rd34, lu34, ld34]),
+            "48h": _srm_submodel([ru48, ld48, rd48b, lu48b], [rd48, lu48, ru48b, ld48b]),
+            "48v": _srm_submodel([rd48, lu48, ru48b, ld48b], [ru48, ld48, rd48b, lu48b]),
+            "54": _srm_submodel([ru54, ld54, rd54b, lu54b], [rd54, lu54, ru54b, ld54b]),
+        }
+    for key in both["min"]:
+        out[f"s1_minmax{key}_q1"] = (both["min"][key], both["max"][key])
+    out["s1_spam14hv_q1"] = (_srm_submodel([r], [u]), _srm_submodel([u], [r]))
+    return out
+
+
+def _second_order_submodels(x: np.ndarray) -> dict[str, tuple[np.ndarray, ...]]:
+    """SRM's second-order submodels (quantization step 2 at SRMQ1's q = 1), in reference order."""
+    centre2 = 2 * x[1:-1, 1:-1]
+    yh = _srm_codes(x[1:-1, :-2] - centre2 + x[1:-1, 2:], 2)
+    yv = _srm_codes(x[:-2, 1:-1] - centre2 + x[2:, 1:-1], 2)
+    yd = _srm_codes(x[:-2, :-2] - centre2 + x[2:, 2:], 2)
+    ym = _srm_codes(x[:-2, 2:] - centre2 + x[2:, :-2], 2)
+    both = {}
+    for name, pick in (("min", np.minimum), ("max", np.maximum)):
+        hv = pick(yh, yv)
+        all4 = pick(pick(hv, yd), ym)
+        ru, rd = pick(hv, ym), pick(hv, yd)
+        ru2, rd2, ru3, lu3 = pick(ym, yh), pick(yd, yh), pick(ym, yv), pick(yd, yv)
+        both[name] = {
+            "21": _srm_submodel([hv], [hv]),
+            "41": _srm_submodel([all4], [all4]),
+            "32": _srm_submodel([ru, rd], [ru, rd]),
+            "24h": _srm_submodel([ru2, rd2], [ru3, lu3]),
+            "24v": _srm_submodel([ru3, lu3], [ru2, rd2]),
+        }
+    out = {f"s2_minmax{key}_q1": (both["min"][key], both["max"][key]) for key in both["min"]}
+    out["s2_spam12hv_q1"] = (_srm_submodel([yh], [yv]), _srm_submodel([yv], [yh]))
+    return out
+
+
+def _symmetrized(submodels: dict[str, tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, (first, second) in submodels.items():
+        if "_spam" in name:
+            out[name] = np.concatenate([_symmetrized_spam(first), _symmetrized_spam(second)])
+        else:
+            out[name] = _symmetrized_minmax(first, second)
+    return out
+
+
+def srmq1_submodels(gray: np.ndarray) -> dict[str, np.ndarray]:
+    """SRMQ1's first- and second-order submodels of a grayscale image, by the reference's names.
+
+    The spatial rich model (Fridrich and Kodovsky, "Rich Models for
+    Steganalysis of Digital Images", IEEE TIFS 7(3), 2012,
+    doi:10.1109/TIFS.2012.2190402) with one quantization step per residual
+    (SRMQ1): co-occurrences of four successive quantized residuals (T = 2),
+    symmetrized. This covers its 17 first- and second-order submodels
+    (5,551 of SRMQ1's 12,753 values): ``s1_minmax22h_q1`` ... ``s1_spam14hv_q1``
+    (11) and ``s2_minmax21_q1`` ... ``s2_spam12hv_q1`` (6), each as
+    ``sealwatch.srmq1.extract`` gives it (float32, 325 or 338 values).
+    """
+    x = np.asarray(gray)
+    if x.ndim != 2:
+        raise ValueError(f"srmq1 needs a 2-D grayscale image, got shape {x.shape}")
+    x = x.astype(np.int32)
+    return {**_symmetrized(_first_order_submodels(x)), **_symmetrized(_second_order_submodels(x))}
+
+
+def srmq1(gray: np.ndarray) -> np.ndarray:
+    """The values of :func:`srmq1_submodels` concatenated in order (5,551 float32 values)."""
+    return np.concatenate(list(srmq1_submodels(gray).values()))
+
+
+def srmq1_names() -> list[str]:
+    """``srmq1.<submodel>_<index>`` for every value of :func:`srmq1`, in order."""
+    sizes = {name: values.size for name, values in srmq1_submodels(np.zeros((8, 8), dtype=np.uint8)).items()}
+    return [f"srmq1.{name}_{i}" for name, size in sizes.items() for i in range(size)]
