@@ -36,6 +36,8 @@ from stegwatch.features import rich
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[1] / "tests" / "data" / "sealwatch"
 TARGET_SPEEDUP = 5.0
+#: References timed for information only: the speed target is against sealwatch's default implementation.
+OPT_IN = ("sealwatch (Rust backend)",)
 
 
 def _seconds(function) -> tuple[float, object]:
@@ -49,10 +51,14 @@ def _quality(path: Path) -> int:
     stem = path.stem
     if "_q" in stem and stem.rsplit("_q", 1)[1].isdigit():
         return int(stem.rsplit("_q", 1)[1])
-    from stegwatch.stego.dct import ijg_quality
     import jpeglib
 
-    return ijg_quality(jpeglib.read_dct(str(path)).qt[0].reshape(-1)) or 75
+    from stegwatch.stego.dct import ijg_quality
+
+    quality = ijg_quality(jpeglib.read_dct(str(path)).qt[0].reshape(-1))
+    if quality is None:
+        raise ValueError(f"{path}: not an IJG quantization table; name it ..._q<quality>.jpg")
+    return quality
 
 
 def _shape(path: Path) -> str:
@@ -155,9 +161,16 @@ def render(results: dict, run: dict) -> str:
         lines.append(f"| {family} | {r['images']} ({', '.join(r['shapes'])}) | stegwatch | "
                      f"{r['ms_per_image']['stegwatch']:.2f} | | |")
         for name, ratio in r["speedup"].items():
-            verdict = "met" if ratio >= TARGET_SPEEDUP else "missed"
-            lines.append(f"| {family} | | {name} | {r['ms_per_image'][name]:.2f} | **{ratio:.1f}x** "
-                         f"(target >= {TARGET_SPEEDUP:.0f}x: {verdict}) | {r['max_abs_difference'][name]:.2e} |")
+            if name in OPT_IN:
+                verdict = "opt-in backend, not the reference"
+            else:
+                verdict = f"target >= {TARGET_SPEEDUP:.0f}x: " + ("met" if ratio >= TARGET_SPEEDUP else "missed")
+            lines.append(f"| {family} | | {name} | {r['ms_per_image'][name]:.2f} | **{ratio:.1f}x** ({verdict}) | "
+                         f"{r['max_abs_difference'][name]:.2e} |")
+    if any(name in OPT_IN for r in results.values() for name in r["speedup"]):
+        lines += ["", "sealwatch's opt-in Rust SPAM backend is not equal to its default one on images that are "
+                  "not square (it differs by up to about 1e-4 there); stegwatch equals the default, the port of "
+                  "the authors' MATLAB code (each direction normalized before averaging)."]
     return "\n".join(lines) + "\n"
 
 

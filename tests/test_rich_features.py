@@ -42,6 +42,15 @@ def test_fixture_set_is_what_the_script_recorded():
         assert hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest() == entry["sha256"], name
 
 
+@pytest.mark.parametrize("name", JPEGS)
+def test_quality_read_from_the_file_is_the_recorded_one(name):
+    # So a caller that does not know a file's quality gets DCTR's q right from its table.
+    from stegwatch.stego.dct import ijg_quality, read_dct
+
+    table = read_dct((FIXTURES / name).read_bytes()).jpeg.qt[0].reshape(-1)
+    assert ijg_quality(table) == MANIFEST["inputs"][name]["quality"]
+
+
 @pytest.mark.parametrize("name", SPATIAL)
 def test_spam_equals_sealwatch(name, recorded):
     gray = _gray(name)
@@ -71,6 +80,16 @@ def test_dctr_equals_sealwatch(name, recorded):
     expected = recorded[f"dctr/{name.removeprefix('jpeg_').removesuffix('.jpg')}"]
     assert values.shape == expected.shape == (8000,)
     assert np.max(np.abs(values - expected)) <= TOLERANCE
+
+
+def test_luminance_from_bytes_path_and_coefficients_agree():
+    from stegwatch.stego.dct import read_dct
+
+    path = FIXTURES / JPEGS[0]
+    from_path = rich.decompressed_luminance(path)
+    np.testing.assert_array_equal(rich.decompressed_luminance(path.read_bytes()), from_path)
+    np.testing.assert_array_equal(rich.decompressed_luminance(read_dct(path.read_bytes())), from_path)
+    np.testing.assert_array_equal(rich.decompressed_luminance(str(path)), from_path)
 
 
 def test_dctr_does_not_depend_on_the_chunk_size():

@@ -137,16 +137,22 @@ def decompressed_luminance(jpeg) -> np.ndarray:
 
     Parameters
     ----------
-    jpeg : a path to a JPEG file, or a ``jpeglib.DCTJPEG`` (from ``jpeglib.read_dct``)
+    jpeg : a path to a JPEG file, the file's bytes, a :class:`stegwatch.stego.dct.DctImage`, or a
+        ``jpeglib.DCTJPEG`` (from ``jpeglib.read_dct``)
 
     Returns
     -------
     (height, width) float64 array, values about [0, 255] (some outside it).
     """
-    if isinstance(jpeg, (str, Path)):
+    if isinstance(jpeg, (bytes, bytearray, memoryview)):
+        from stegwatch.stego.dct import read_dct
+
+        jpeg = read_dct(bytes(jpeg))
+    elif isinstance(jpeg, (str, Path)):
         import jpeglib
 
         jpeg = jpeglib.read_dct(str(jpeg))
+    jpeg = getattr(jpeg, "jpeg", jpeg)  # a DctImage holds the jpeglib object
     qt = jpeg.get_component_qt(0)
     coefficients = jpeg.Y * qt[None, None, :, :]
     dct = _dct_matrix()
@@ -247,7 +253,8 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
     ----------
     luminance : (H, W) array of the decompressed luminance in [0, 255]
         (:func:`decompressed_luminance`; float64, not rounded, to equal the reference)
-    quality : the JPEG quality factor (sets q)
+    quality : the JPEG (IJG) quality factor, which sets q; for a file of unknown quality,
+        :func:`stegwatch.stego.dct.ijg_quality` of its luminance table
     truncation : T (4 in the published 8,000-feature set)
     chunk_rows : rows of responses computed at once (a multiple of 8; small chunks stay in cache and bound memory)
 
