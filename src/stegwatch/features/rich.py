@@ -193,7 +193,7 @@ def _dctr_merge_matrix() -> np.ndarray:
 
 
 def _matlab_rounds_up(a: np.float64) -> bool:
-    """Whether the reference's MATLAB-style rounding takes ``a >= 0`` up: fraction >= 0.5, or within np.isclose of it."""
+    """Whether the reference's MATLAB-style rounding takes ``a >= 0`` up: fraction >= 0.5, or np.isclose to it."""
     fraction = a - np.floor(a)
     return bool((fraction >= 0.5) | np.isclose(fraction, 0.5))
 
