@@ -156,10 +156,26 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     }
     report = {"identity": identity, "results": results, "comparisons": comparisons, "generalization": loso,
               "ablations": ablation_results}
+    slim = report | {"results": {n: {k: v for k, v in r.items() if k != "decisions"} for n, r in results.items()}}
+    write_text_atomic(out.with_suffix(".json"), json.dumps(slim, indent=1, sort_keys=True) + "\n")
+    render_report(slim, out)
+    return report
+
+
+def render_report(report: dict, out: Path) -> list[Path]:
+    """Write the Markdown report, its HTML twin and its charts from a report's numbers (``baseline_report.json``).
+
+    Rendering reads only ``report``: re-rendering a stored report after a
+    template change reproduces every number of the run that made it.
+    """
+    results = report["results"]
+    names = list(results)
     images = charts(results)
     out.parent.mkdir(parents=True, exist_ok=True)
+    written = []
     for name, data in images.items():
         write_bytes_atomic(out.parent / name, data)
+        written.append(out.parent / name)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html_template,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     environment.filters["pct"] = lambda r: "-" if r is None else f"{100 * r:.2f}%"
@@ -170,6 +186,4 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
                         "images": {k: base64.b64encode(v).decode() for k, v in images.items()}}
     write_text_atomic(out, environment.get_template("baseline_report.md.j2").render(**context))
     write_text_atomic(out.with_suffix(".html"), environment.get_template("baseline_report.html.j2").render(**context))
-    slim = report | {"results": {n: {k: v for k, v in r.items() if k != "decisions"} for n, r in results.items()}}
-    write_text_atomic(out.with_suffix(".json"), json.dumps(slim, indent=1, sort_keys=True) + "\n")
-    return report
+    return [out, out.with_suffix(".html"), *written]
