@@ -150,6 +150,78 @@ def exclude_in_sample(detector, data: CorpusFeatures, allow: bool) -> tuple[Corp
     return data.subset(np.flatnonzero(~inside)), record
 
 
+def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.ndarray, predicted: list[str], *, model: dict,
+                           root: Path | None, split: str | None, command: str, target_fpr: float, threshold: float | None,
+                           in_sample: dict, cross_validation: dict | None = None,
+                           generalization_section: dict | None = None) -> dict:
+    """The ``metrics.json`` document (before validation and latency) from every file's score, decision and predicted method.
+
+    Shared by :func:`evaluate` and by pipelines that are not stegwatch
+    detectors (the sealwatch anchor of ``stegwatch baseline``), so every
+    number is computed the same way; ``model`` is the run's model identity.
+    """
+    entries = data.entries
+    n = len(entries)
+    stego = np.asarray([e.label == "stego" for e in entries], dtype=bool)
+    groups = data.groups
+    clean = ~stego
+    fpr = group_rate_record(flags[clean], groups[clean])
+    methods_true = np.asarray([e.method or "" for e in entries])
+    detected = np.flatnonzero(stego & flags)
+    clean_groups = len(set(groups[clean].tolist()))
+    needed = n_needed_zero_failures(target_fpr)
+    corpus_identity = {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
+                       "split": split, "labels": data.labels}
+    metrics = {
+        "run": {
+            "run_id": new_run_id(),
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": command,
+            "git_commit": git_commit(),
+            "stegwatch_version": __version__,
+            "model": model,
+            "corpus": corpus_identity,
+            "machine": machine_info(),
+        },
+        "in_sample": bool(in_sample["files"] and in_sample["kept"]),
+        "excluded_in_sample": in_sample,
+        "threshold": threshold,
+        "unreadable": len(data.errors),
+        "unreadable_files": data.errors,
+        "fpr_target": target_fpr,
+        "n_needed_for_target": needed,
+        "n_needed_photographs_for_target": needed,
+        "clean_files_per_group": float(clean.sum() / clean_groups) if clean_groups else None,
+        "fpr_target_proven": fpr["group_upper_bound"] < target_fpr,
+        "false_positive_rate": fpr,
+        "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"], groups[clean]),
+        "false_positive_rate_by_format": grouped_rates(flags[clean], [e.format for e in entries if e.label == "clean"], groups[clean]),
+        "false_positive_rate_by_cover_source": grouped_rates(flags[clean], [e.cover_source or "unknown" for e in entries if e.label == "clean"],
+                                                             groups[clean]),
+        "detection_rate": group_rate_record(flags[stego], groups[stego]),
+        "detection_rate_by_method": grouped_rates(flags[stego], methods_true[stego], groups[stego]),
+        "detection_rate_by_payload": grouped_rates(flags[stego], [payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp)
+                                                                  for e in entries if e.label == "stego"], groups[stego]),
+        "attribution": {
+            "accuracy": group_rate_record(np.asarray([predicted[i] == methods_true[i] for i in detected], dtype=bool), groups[detected]),
+            "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),
+        },
+        "roc_auc": roc_auc(stego, scores),
+        "roc_auc_by_method": {m: roc_auc(stego[(methods_true == m) | clean], scores[(methods_true == m) | clean])
+                              for m in sorted({e.method for e in entries if e.method})},
+        "oracle_detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f, groups[clean], groups[stego])
+                                    for f in FIXED_FPRS},
+        "roc_curves": roc_curves(stego, scores, methods_true),
+        "p_e": p_e(stego, scores),
+        "md5": md5(stego, scores),
+        "cross_validation": cross_validation,
+        "generalization": generalization_section,
+        "latency": None,
+        "decisions": decisions_of(entries, flags),
+    }
+    return metrics
+
+
 def evaluate(
     model: str | Path,
     corpus: str | Path | None = None,
@@ -239,62 +311,12 @@ def evaluate(
                                                 in_source_flags=flags if refitted else None,
                                                 in_source_scores=scores if refitted else None)
 
-    clean = ~stego
-    fpr = group_rate_record(flags[clean], groups[clean])
-    methods_true = np.asarray([e.method or "" for e in entries])
-    detected = np.flatnonzero(stego & flags)
-    clean_groups = len(set(groups[clean].tolist()))
-    needed = n_needed_zero_failures(target_fpr)
-    corpus_identity = {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
-                       "split": split, "labels": data.labels}
-    metrics = {
-        "run": {
-            "run_id": new_run_id(),
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": command,
-            "git_commit": git_commit(),
-            "stegwatch_version": __version__,
-            "model": {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
-                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None},
-            "corpus": corpus_identity,
-            "machine": machine_info(),
-        },
-        "in_sample": bool(in_sample["files"] and in_sample["kept"]),
-        "excluded_in_sample": in_sample,
-        "threshold": None if refitted else float(detector.threshold),
-        "unreadable": len(data.errors),
-        "unreadable_files": data.errors,
-        "fpr_target": target_fpr,
-        "n_needed_for_target": needed,
-        "n_needed_photographs_for_target": needed,
-        "clean_files_per_group": float(clean.sum() / clean_groups) if clean_groups else None,
-        "fpr_target_proven": fpr["group_upper_bound"] < target_fpr,
-        "false_positive_rate": fpr,
-        "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"], groups[clean]),
-        "false_positive_rate_by_format": grouped_rates(flags[clean], [e.format for e in entries if e.label == "clean"], groups[clean]),
-        "false_positive_rate_by_cover_source": grouped_rates(flags[clean], [e.cover_source or "unknown" for e in entries if e.label == "clean"],
-                                                             groups[clean]),
-        "detection_rate": group_rate_record(flags[stego], groups[stego]),
-        "detection_rate_by_method": grouped_rates(flags[stego], methods_true[stego], groups[stego]),
-        "detection_rate_by_payload": grouped_rates(flags[stego], [payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp)
-                                                                  for e in entries if e.label == "stego"], groups[stego]),
-        "attribution": {
-            "accuracy": group_rate_record(np.asarray([predicted[i] == methods_true[i] for i in detected], dtype=bool), groups[detected]),
-            "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),
-        },
-        "roc_auc": roc_auc(stego, scores),
-        "roc_auc_by_method": {m: roc_auc(stego[(methods_true == m) | clean], scores[(methods_true == m) | clean])
-                              for m in sorted({e.method for e in entries if e.method})},
-        "oracle_detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f, groups[clean], groups[stego])
-                                    for f in FIXED_FPRS},
-        "roc_curves": roc_curves(stego, scores, methods_true),
-        "p_e": p_e(stego, scores),
-        "md5": md5(stego, scores),
-        "cross_validation": cross,
-        "generalization": generalization_section,
-        "latency": None,
-        "decisions": decisions_of(entries, flags),
-    }
+    model_identity = {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
+                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None}
+    metrics = metrics_from_decisions(
+        data, scores, flags, predicted, model=model_identity, root=root, split=split, command=command, target_fpr=target_fpr,
+        threshold=None if refitted else float(detector.threshold), in_sample=in_sample, cross_validation=cross,
+        generalization_section=generalization_section)
     if latency_sample > 0 and n and root is not None:
         paths = [str(resolve_in_root(root, e.file_path)) for e in entries[:: max(1, n // (latency_sample + 5))]]
         metrics["latency"] = measure_latency(detector, paths, sample=latency_sample, workers=workers)
