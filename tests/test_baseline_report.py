@@ -75,3 +75,37 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
 def test_baseline_accept_still_works_and_report_needs_arguments(tmp_path):
     assert runner.invoke(app, ["baseline"]).exit_code == 2
     assert runner.invoke(app, ["baseline", "accept", "nope", "--db", str(tmp_path / "h.db")]).exit_code == 2
+
+
+def test_the_anchor_without_its_extra_says_how_to_install_it(smoke_corpus, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sealwatch(name, *args, **kwargs):
+        if name == "sealwatch" or name.startswith("sealwatch."):
+            raise ImportError("No module named 'sealwatch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sealwatch)
+    result = runner.invoke(app, expand_models(["baseline", "--models", "v3", "--corpus", str(smoke_corpus), "--anchor", "sealwatch",
+                                               "--out", str(tmp_path / "r.md")]))
+    assert result.exit_code == 2 and "pip install 'stegwatch[anchor]'" in result.output
+    assert not (tmp_path / "r.md").exists()  # refused before any work
+    unknown = runner.invoke(app, expand_models(["baseline", "--models", "v3", "--corpus", str(smoke_corpus), "--anchor", "nope"]))
+    assert unknown.exit_code == 2 and "unknown anchor" in unknown.output
+
+
+def test_the_sealwatch_anchor_is_a_column_on_the_same_folds(smoke_corpus, tmp_path):
+    pytest.importorskip("sealwatch")  # the optional extra stegwatch[anchor]; not installed in CI
+    from stegwatch.reports.baseline import baseline_report
+
+    report = baseline_report(["v3"], smoke_corpus, folds=2, out=tmp_path / "baseline_report.md", latency_sample=0,
+                             anchor="sealwatch")
+    names = list(report["results"])
+    anchor = report["results"][names[-1]]
+    assert names[-1].startswith("sealwatch-anchor") and anchor["anchor"]["cost_ms_by_family"]
+    v3 = report["results"][names[0]]
+    assert anchor["cross_validation"]["fold_of_cover"] == v3["cross_validation"]["fold_of_cover"]
+    assert len(anchor["cross_validation"]["thresholds"]) == 2 and anchor["latency"]["per_image_ms"]["p50"] > 0
+    assert "sealwatch's own extractors and FLD ensemble" in (tmp_path / "baseline_report.md").read_text()

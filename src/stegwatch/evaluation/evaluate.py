@@ -150,6 +150,21 @@ def exclude_in_sample(detector, data: CorpusFeatures, allow: bool) -> tuple[Corp
     return data.subset(np.flatnonzero(~inside)), record
 
 
+def cross_validation_record(data: CorpusFeatures, assignment: np.ndarray, scores: np.ndarray, flags: np.ndarray,
+                            thresholds: list[float], refitted: bool) -> dict:
+    """The ``cross_validation`` section: per-fold rates at each fold's own threshold, their spread, the assignment."""
+    entries = data.entries
+    folds = len(thresholds)
+    per_fold = []
+    for fold in range(folds):
+        test = np.flatnonzero(assignment == fold)
+        per_fold.append(_fold_result(fold, [entries[i] for i in test], scores[test], flags[test], thresholds[fold]))
+    mean, std = _summary(per_fold)
+    return {"folds": folds, "trained_per_fold": refitted, "splitter": "StratifiedGroupKFold(groups=cover_id)",
+            "per_fold": per_fold, "mean": mean, "std": std, "thresholds": thresholds,
+            "fold_of_cover": {e.cover_id: int(assignment[i]) for i, e in enumerate(entries)}}
+
+
 def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.ndarray, predicted: list[str], *, model: dict,
                            root: Path | None, split: str | None, command: str, target_fpr: float, threshold: float | None,
                            in_sample: dict, cross_validation: dict | None = None,
@@ -293,14 +308,7 @@ def evaluate(
             scores, method_scores, methods = detector.score_features(data.features)
             flags, thresholds = scores >= detector.threshold, [float(detector.threshold)] * folds
             predicted = [methods[int(np.argmax(row))] for row in method_scores]
-        per_fold = []
-        for fold in range(folds):
-            test = np.flatnonzero(assignment == fold)
-            per_fold.append(_fold_result(fold, [entries[i] for i in test], scores[test], flags[test], thresholds[fold]))
-        mean, std = _summary(per_fold)
-        cross = {"folds": folds, "trained_per_fold": refitted, "splitter": "StratifiedGroupKFold(groups=cover_id)",
-                 "per_fold": per_fold, "mean": mean, "std": std, "thresholds": thresholds,
-                 "fold_of_cover": {e.cover_id: int(assignment[i]) for i, e in enumerate(entries)}}
+        cross = cross_validation_record(data, assignment, scores, flags, thresholds, refitted)
     else:
         scores, method_scores, methods = detector.score_features(data.features)
         flags = scores >= detector.threshold

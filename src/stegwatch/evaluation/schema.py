@@ -142,3 +142,5 @@ class Metrics(BaseModel):
         "of the flagged ones",
     )
     training: dict | None = Field(default=None, description="convergence summary of the model's training log (monitor runs)")
+    anchor: dict | None = Field(default=None, description="for the reference pipeline of `baseline --anchor`: its library, "
+                                "version and feature cost per image by format family")

@@ -24,6 +24,7 @@ import numpy as np
 
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.monitoring.dashboard import gap_text, html_template
+from stegwatch.errors import ConfigError
 from stegwatch.evaluation.evaluate import evaluate
 from stegwatch.evaluation.metrics import mcnemar_exact, paired_bootstrap
 from stegwatch.provenance import new_run_id
@@ -127,22 +128,58 @@ def charts(results: dict[str, dict]) -> dict[str, bytes]:
     return out
 
 
+def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, target_fpr: float, command: str) -> dict:
+    """Schema-valid metrics of the reference pipeline ``anchor`` on the same grouped folds as the detectors."""
+    from stegwatch.evaluation.anchor import anchor_decisions
+    from stegwatch.evaluation.evaluate import cross_validation_record, metrics_from_decisions
+    from stegwatch.evaluation.folds import fold_assignment
+    from stegwatch.evaluation.schema import Metrics
+
+    assignment = fold_assignment(data, folds, seed)
+    log.info("anchor %s: its own features and classifier on the same %d folds", anchor, folds)
+    decided = anchor_decisions(data, Path(corpus), assignment, seed=seed, target_fpr=target_fpr)
+    n = len(data.entries)
+    cross = cross_validation_record(data, assignment, decided["scores"], decided["flags"], decided["thresholds"], True)
+    model = {"name": f"{anchor}-anchor", "version": f"{decided['version']} DCTR+SPAM FLD-ensemble", "path": None, "sha256": None}
+    metrics = metrics_from_decisions(
+        data, decided["scores"], decided["flags"], [""] * n, model=model, root=Path(corpus), split=None, command=command,
+        target_fpr=target_fpr, threshold=None, in_sample={"training_covers_known": True, "files": 0, "cover_groups": 0, "kept": False},
+        cross_validation=cross)
+    metrics["latency"] = decided["latency"]
+    metrics["anchor"] = {"library": anchor, "version": decided["version"], "cost_ms_by_family": decided["cost_ms_by_family"],
+                         "attribution": "none: the anchor is binary"}
+    return Metrics.model_validate(metrics).model_dump(mode="json")
+
+
 def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
                     out: Path = Path("docs/grok/baseline_report.md"), ablations: list[Path] | None = None,
-                    workers: int = 1, command: str = "", latency_sample: int = 50) -> dict:
-    """Run everything and write the Markdown report, its HTML twin, its charts and ``baseline_report.json``."""
+                    workers: int = 1, command: str = "", latency_sample: int = 50, anchor: str | None = None) -> dict:
+    """Run everything and write the Markdown report, its HTML twin, its charts and ``baseline_report.json``.
+
+    ``anchor`` (``sealwatch``) adds the field's reference pipeline as a last column, trained on the same folds
+    (:mod:`stegwatch.evaluation.anchor`); without its optional extra the report is refused before any work.
+    """
+    if anchor is not None:
+        from stegwatch.evaluation.anchor import ANCHORS, require_sealwatch
+
+        if anchor not in ANCHORS:
+            raise ConfigError(f"unknown anchor {anchor!r}; choose from {', '.join(ANCHORS)}")
+        require_sealwatch()
     data = load_corpus_features(corpus, workers=workers)  # read and hashed once, for every model and experiment
     results = {}
     for model in models:
         metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
                            latency_sample=latency_sample, command=command, data=data, by_source=True)
         results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
+    if anchor is not None:
+        metrics = anchor_metrics(anchor, data, Path(corpus), folds=folds, seed=seed, target_fpr=target_fpr, command=command)
+        results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
     names = list(results)
     comparisons = []
     for a, b in zip(names, names[1:], strict=False):
         comparison = compare_pair(results[a], results[b], seed)
         comparisons.append({"from": a, "to": b, "comparison": comparison, "verdicts": verdicts(a, b, comparison)})
-    loso = {name: results[name]["generalization"] for name in names}
+    loso = {name: results[name].get("generalization") for name in names}
     ablation_results = [json.loads(Path(p).read_text(encoding="utf-8")) for p in ablations or []]
     identity = {
         "run_id": new_run_id(suffix=hashlib.sha256("".join(r["run"]["run_id"] for r in results.values()).encode()).hexdigest()[:8]),
