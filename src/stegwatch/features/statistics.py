@@ -529,6 +529,9 @@ def hcf_com(channel: np.ndarray) -> float:
     12(6), 2005): ``C = sum_k k |H[k]| / sum_k |H[k]|`` over ``k = 0..128``,
     ``H`` the DFT of the 256-bin histogram. Adding +-1 noise (LSB matching)
     convolves the histogram with a low-pass kernel, so ``C`` falls.
+    ``sealwatch.hcfcom.extract`` takes the same magnitudes (equal to 2e-16)
+    but weighs frequencies 1..128 by ``(k - 1) / 256`` and leaves ``H[0]`` out
+    of the denominator, so its values differ by an image-dependent factor.
     """
     values = np.asarray(channel).reshape(-1)
     if values.size == 0:
