@@ -390,9 +390,13 @@ def palette_ws_terms(indices: np.ndarray, palette: np.ndarray, *,
     the twin direction, ``(c - c').(c - p) / |c - c'|^2`` (truncated): for a
     grey palette with ``c' = c +- 1`` it is exactly :func:`ws_terms`' term, and
     where a fraction ``r`` of the indices carries replaced bits its weighted
-    mean grows by ``r / 2`` over the clean image's. Weight
-    ``|c - c'|^2 / (5 + neighbour colour variance)`` (a twin of the same colour
-    tells nothing). ``palette`` is (N, 3) with N even.
+    mean grows by ``r / 2`` over the clean image's. The weight is
+    ``1 / (5 + variance)`` with the variance taken over the 4 neighbours'
+    twin-pair mean colours ``(c + c') / 2``, which replacing index LSBs cannot
+    change: a twin can be any colour, so the neighbours' own colours would make
+    an embedded area look busy and weigh nothing (grey-level flips move a
+    value by 1, too little to matter). A twin of the same colour weighs 0.
+    ``palette`` is (N, 3) with N even.
     """
     idx = np.asarray(indices)
     height, width = idx.shape
@@ -401,13 +405,14 @@ def palette_ws_terms(indices: np.ndarray, palette: np.ndarray, *,
     if height >= 3 and width >= 3:
         colours = np.asarray(palette, dtype=np.float64)
         x = colours[idx]
-        prediction, variance = _kb_prediction(x)
+        prediction, _ = _kb_prediction(x)
+        _, variance = _kb_prediction((x + colours[idx ^ 1]) / 2)
         inner = idx[1:-1, 1:-1]
         direction = x[1:-1, 1:-1] - colours[inner ^ 1]
         distance = np.einsum("ijk,ijk->ij", direction, direction)
         projection = np.einsum("ijk,ijk->ij", direction, x[1:-1, 1:-1] - prediction)
         ratio = np.divide(projection, distance, out=np.zeros_like(projection), where=distance > 0)
-        weights[1:-1, 1:-1] = distance / (255.0 ** 2) / (5.0 + variance.mean(axis=2))
+        weights[1:-1, 1:-1] = (distance > 0) / (5.0 + variance.mean(axis=2))
         terms[1:-1, 1:-1] = np.clip(ratio, -truncate, truncate)
     return weights.reshape(-1), terms.reshape(-1)
 

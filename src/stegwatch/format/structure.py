@@ -261,10 +261,8 @@ def _padding_end(data: bytes, i: int, limit: int) -> int | None:
     value = data[i]
     if value not in (0x00, 0xFF):
         return None
-    j = i + 1
-    while j < limit and data[j] == value:
-        j += 1
-    return j
+    span = memoryview(data)[i:limit].tobytes()
+    return limit - len(span.lstrip(bytes([value])))
 
 
 def trailer_parts(data: bytes, start: int | None = None) -> list[TrailerPart]:
