@@ -221,3 +221,21 @@ def test_scan_records_name_the_evidence(trained, smoke_corpus):
     assert 1 <= len(quiet["evidence"]) <= 3 and all({"value", "score"} == set(v) for v in quiet["evidence"].values())
     v4 = scan([str(smoke_corpus / eoi.file_path)], out / "v4" / "model.onnx").records[0]
     assert len(v4["evidence"]) == 3 and set(v4["evidence"]) <= set(v4["method_scores"])
+
+
+def test_the_tail_is_as_steep_for_mostly_zero_statistics_as_for_continuous_ones():
+    # A statistic that is 0 for almost every clean file (a comment, a trailer) gets an exponential tail fitted
+    # to its top percent like any other: 2 units beyond the top score the same whatever the zeros below.
+    from stegwatch.detectors.v3 import ecdf_score
+
+    rng = np.random.default_rng(0)
+    continuous = rng.exponential(1.0, 5000)
+    mostly_zero = np.where(rng.random(5000) < 0.98, 0.0, rng.exponential(1.0, 5000) + 1)
+    left = []
+    for clean in (continuous, mostly_zero):
+        quantiles = np.quantile(clean, np.linspace(0, 1, 2001)).tolist()
+        far = ecdf_score(np.array([clean.max() + 2.0]), quantiles, n_clean=clean.size)[0]
+        near = ecdf_score(np.array([clean.max() + 0.01]), quantiles, n_clean=clean.size)[0]
+        assert 1 - 1 / 2001 < near < far < 1.0
+        left.append(1.0 - far)
+    assert max(left) / min(left) < 3  # both tails have the clean files' own scale (about 1 here)

@@ -66,6 +66,7 @@ Each detection's ``evidence`` names the statistics behind the verdict.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,33 +192,40 @@ class V3Calibration:
                              f"{'...' if len(missing) > 3 else ''}): recalibrate with `stegwatch train --model v3`")
 
 
-def ecdf_score(values: np.ndarray, quantiles: list[float]) -> np.ndarray:
+def ecdf_score(values: np.ndarray, quantiles: list[float], n_clean: int | None = None) -> np.ndarray:
     """Fraction of the calibration clean files whose statistic is below ``values``, with a tail.
 
     Inside the clean range this is the empirical CDF on the quantile grid (at
     most ``1 - 1/G``). Above the largest clean value it keeps rising towards 1,
-    ``1 - exp(-(v - max) / s) / G`` with ``s`` the spread of the top percent of
-    clean values, so files further out score higher and a threshold can sit
-    between the most extreme clean file and the stego files beyond it: a large
-    enough value scores above any threshold below 1.
+    ``1 - exp(-(v - max) / s) / G``: an exponential tail fitted to the top
+    percent of the ``n_clean`` clean files (the largest of ``n`` values lies
+    ``s ln(n / 100)`` above the top percentile), so files further out score
+    higher, a large enough value scores above any threshold below 1, and
+    statistics whose clean files are mostly 0 (a comment, a trailer) rise as
+    steeply beyond their largest clean value as continuous ones do. Without
+    ``n_clean`` the scale is the top percent's spread itself.
     """
     grid = np.asarray(quantiles)
     size = grid.size
     below = np.searchsorted(grid, values, side="left") / size
     top = grid[-1]
-    scale = max(float(top - grid[int(0.99 * (size - 1))]), 1e-3 * max(abs(float(top)), 1.0), 1e-9)
+    spread = float(top - grid[int(0.99 * (size - 1))])
+    if n_clean is not None and n_clean > 100 * math.e:
+        spread /= math.log(n_clean / 100)
+    scale = max(spread, 1e-3 * max(abs(float(top)), 1.0), 1e-9)
     tail = 1.0 - np.exp(-np.maximum(values - top, 0.0) / scale) / size
     return np.where(values > top, tail, np.minimum(below, 1.0 - 1.0 / size))
 
 
-def statistic_scores(statistics: np.ndarray, quantiles: dict[str, list[float]]) -> np.ndarray:
+def statistic_scores(statistics: np.ndarray, quantiles: dict[str, list[float]], n_clean: int | None = None) -> np.ndarray:
     """Each statistic's score (n, len(STATISTICS)) through its clean distribution."""
-    return np.clip(np.stack([ecdf_score(statistics[:, j], quantiles[key]) for j, key in enumerate(STATISTIC_KEYS)], axis=1), 0.0, 1.0)
+    return np.clip(np.stack([ecdf_score(statistics[:, j], quantiles[key], n_clean) for j, key in enumerate(STATISTIC_KEYS)],
+                            axis=1), 0.0, 1.0)
 
 
-def method_scores(statistics: np.ndarray, quantiles: dict[str, list[float]]) -> np.ndarray:
+def method_scores(statistics: np.ndarray, quantiles: dict[str, list[float]], n_clean: int | None = None) -> np.ndarray:
     """Each method's score (n, len(METHODS)): the largest score of its statistics."""
-    scores = statistic_scores(statistics, quantiles)
+    scores = statistic_scores(statistics, quantiles, n_clean)
     return np.stack([scores[:, [j for j, s in enumerate(STATISTICS) if s.method == m]].max(axis=1) for m in METHODS], axis=1)
 
 
@@ -226,7 +234,7 @@ def calibrate(clean_features: np.ndarray, threshold_features: np.ndarray, target
     stats = v3_statistics(clean_features)
     levels = np.linspace(0.0, 1.0, _QUANTILES)
     quantiles = {key: np.quantile(stats[:, j], levels).round(9).tolist() for j, key in enumerate(STATISTIC_KEYS)}
-    held = method_scores(v3_statistics(threshold_features), quantiles).max(axis=1)
+    held = method_scores(v3_statistics(threshold_features), quantiles, clean_features.shape[0]).max(axis=1)
     return V3Calibration(quantiles=quantiles, threshold=threshold_for_fpr(held, target_fpr), target_fpr=target_fpr,
                          n_clean=int(clean_features.shape[0]), provenance=provenance)
 
@@ -260,7 +268,7 @@ class V3Detector(StreamFeatureDetector):
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         self.calibration.check_statistics()
-        scores = method_scores(v3_statistics(features), self.calibration.quantiles)
+        scores = method_scores(v3_statistics(features), self.calibration.quantiles, self.calibration.n_clean)
         return scores.max(axis=1), scores, list(METHODS)
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
@@ -268,7 +276,7 @@ class V3Detector(StreamFeatureDetector):
         :data:`EVIDENCE_TOP` highest; each with its ``value`` and ``score``."""
         self.calibration.check_statistics()
         values = v3_statistics(features)
-        scores = statistic_scores(values, self.calibration.quantiles)
+        scores = statistic_scores(values, self.calibration.quantiles, self.calibration.n_clean)
         out = []
         for row_values, row_scores in zip(values, scores, strict=True):
             order = np.argsort(-row_scores, kind="stable")
