@@ -27,12 +27,8 @@ from stegwatch.provenance import new_run_id
 log = logging.getLogger(__name__)
 
 
-def _out_of_fold(detector, data, assignment, seed, target_fpr, **variant) -> tuple[np.ndarray, np.ndarray]:
-    oof = out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, **variant)
-    return oof.scores, oof.flags
-
-
-def _summary(data, scores, flags) -> dict:
+def _summary(data, decided) -> dict:
+    scores, flags = decided.scores, decided.flags
     entries = data.entries
     labels = np.asarray([e.label == "stego" for e in entries])
     clean = ~labels
@@ -59,12 +55,12 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
     data = load_corpus_features(corpus, workers=workers)
     assignment = fold_assignment(data, folds, seed)
     items = only or (list(GENERATORS) if by == "category" else [s for s in STREAMS if s in detector.streams])
-    full = _summary(data, *_out_of_fold(detector, data, assignment, seed, target_fpr))
+    full = _summary(data, out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr))
     variants = {}
     for item in items:
         log.info("ablation without %s %s", by, item)
         variant = {"exclude_categories": (item,)} if by == "category" else {"drop_streams": (item,)}
-        result = _summary(data, *_out_of_fold(detector, data, assignment, seed, target_fpr, **variant))
+        result = _summary(data, out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, **variant))
         result["change"] = {
             "false_positive_rate": (result["false_positive_rate"]["rate"] or 0) - (full["false_positive_rate"]["rate"] or 0),
             "false_positive_rate_by_category": {

@@ -35,7 +35,8 @@ import numpy as np
 
 from stegwatch import __version__
 from stegwatch.detectors import load_detector, model_path
-from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
+from stegwatch.features.corpus import CorpusFeatures
+from stegwatch.features.labels import load_rows
 from stegwatch.evaluation.metrics import (
     confusion,
     detection_at_fpr,
@@ -47,7 +48,7 @@ from stegwatch.evaluation.schema import Metrics
 from stegwatch.format.files import write_json_atomic
 from stegwatch.format.manifest import resolve_in_root
 from stegwatch.provenance import git_commit, machine_info, new_run_id
-from stegwatch.errors import ConfigError, EmptyCorpus
+from stegwatch.errors import EmptyCorpus
 from stegwatch.evaluation.folds import fold_assignment, out_of_fold
 from stegwatch.evaluation.generalization import generalization
 from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, n_needed_zero_failures, roc_auc
@@ -267,17 +268,10 @@ def evaluate(
     covers the model was fitted on (the run is then marked ``in_sample``);
     ``by_source`` adds the leave-one-cover-source-out ``generalization`` section.
     """
-    if (corpus is None) == (labels is None) and data is None:
-        raise ConfigError("give a corpus or a labels CSV (not both)")
     path = model_path(model)
     detector = load_detector(model, threshold)
     if data is None:
-        if labels is not None:
-            from stegwatch.features.labels import load_labelled_features
-
-            data = load_labelled_features(labels, workers=workers, progress=progress, scheduler=scheduler)
-        else:
-            data = load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler, split=split)
+        data = load_rows(corpus, labels, workers=workers, progress=progress, scheduler=scheduler, split=split)
     root = Path(labels).parent if labels is not None else Path(corpus) if corpus is not None else None
     refitted = bool(folds) and detector.trainable
     if refitted:

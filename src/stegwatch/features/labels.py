@@ -22,7 +22,7 @@ import numpy as np
 
 from stegwatch.errors import ConfigError, EmptyCorpus
 from stegwatch.features.cache import DEFAULT_CACHE, FeatureCache
-from stegwatch.features.corpus import CorpusFeatures
+from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
 from stegwatch.features.table import features_for_paths
 from stegwatch.format.manifest import resolve_in_root
 from stegwatch.format.records import ManifestEntry, check_relative_path
@@ -43,10 +43,12 @@ def _entry(path: str, label: str, method: str | None, group: str, source: str | 
 
 
 def read_labels(csv_path: str | Path) -> tuple[list[ManifestEntry], list[dict], dict]:
-    """Entries from the CSV, error records for the rows that cannot be used, and how groups were formed."""
+    """Entries from the CSV, error records for the rows that cannot be used, and where the labels came from
+    (how groups were formed, and the CSV's SHA-256 from the same read)."""
     csv_path = Path(csv_path)
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
+        content = csv_path.read_bytes()
+        text = content.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--labels {csv_path}: cannot be read: {exc}") from None
     reader = csv.DictReader(text.splitlines())
@@ -76,7 +78,8 @@ def read_labels(csv_path: str | Path) -> tuple[list[ManifestEntry], list[dict], 
         group = row.get("group") if has_group and row.get("group") else f"file:{path}"
         entries.append(_entry(path, label, row.get("method") or None, group, row.get("source") or None))
     groups = "the group column" if has_group else "each file its own group (the CSV has no group column)"
-    return entries, errors, {"source": "labels-csv", "path": str(csv_path), "groups": groups}
+    return entries, errors, {"source": "labels-csv", "path": str(csv_path), "groups": groups,
+                             "sha256": hashlib.sha256(content).hexdigest()}
 
 
 def load_labelled_features(
@@ -106,5 +109,14 @@ def load_labelled_features(
         entry = usable[i]
         entry.sha256 = rows[i].sha256 or ""
         kept.append(entry)
-    digest = hashlib.sha256(csv_path.read_bytes()).hexdigest()
-    return CorpusFeatures(kept, np.stack([rows[i].vector for i in keep]), errors, digest, None, labels)
+    return CorpusFeatures(kept, np.stack([rows[i].vector for i in keep]), errors, labels["sha256"], None, labels)
+
+
+def load_rows(corpus: str | Path | None, labels: str | Path | None, *, workers: int = 1, progress=None,
+              scheduler: str | None = None, split: str | None = None) -> CorpusFeatures:
+    """Feature rows of a stegwatch corpus (its ``split`` only, if given) or of a labelled CSV: exactly one of the two."""
+    if (corpus is None) == (labels is None):
+        raise ConfigError("give a corpus or a labels CSV (not both)")
+    if labels is not None:
+        return load_labelled_features(labels, workers=workers, progress=progress, scheduler=scheduler)
+    return load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler, split=split)

@@ -19,7 +19,7 @@ from stegwatch.detectors import model_path
 from stegwatch.errors import BaselineNotFound, ConfigError
 from stegwatch.evaluation.evaluate import evaluate
 from stegwatch.evaluation.logs import NoTrainingLog, convergence, parse_logs
-from stegwatch.features.corpus import load_corpus_features
+from stegwatch.features.labels import load_rows
 from stegwatch.monitoring import history
 from stegwatch.monitoring.dashboard import DEFAULT_DASHBOARD, render_dashboard
 from stegwatch.monitoring.rules import Alert, Rule, check, load_rules, read_toml, rules_from_tables, status_of
@@ -117,15 +117,9 @@ def monitor(
     config = config if isinstance(config, MonitorConfig) else MonitorConfig.load(config)
     if dashboard is not None:
         config.dashboard = Path(dashboard)
-    if (corpus is None) == (labels is None):
-        raise ConfigError("give a corpus or a labels CSV (not both)")
     history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
-    if labels is not None:
-        from stegwatch.features.labels import load_labelled_features
-
-        data = load_labelled_features(labels, workers=workers, scheduler=scheduler)
-    else:  # the corpus is read once, for every section
-        data = load_corpus_features(corpus, workers=workers, scheduler=scheduler, split=split)
+    # Read once, for every section.
+    data = load_rows(corpus, labels, workers=workers, scheduler=scheduler, split=split)
     metrics = evaluate(model, corpus, labels=labels, workers=workers, latency_sample=latency_sample, command=command, data=data,
                        split=split, allow_in_sample=allow_in_sample,
                        by_source=config.by_source if by_source is None else by_source)
