@@ -5,6 +5,10 @@ ablation. :func:`extract_streams` takes a :class:`CarrierFile` (one read, one
 pixel decode) and returns every stream's vector; :data:`FEATURE_NAMES` names
 each value. Bump :data:`FEATURE_VERSION` whenever a value's meaning changes
 (it keys the feature cache and is recorded in model cards).
+
+The field's rich features come as two more streams (:data:`RICH_STREAMS`):
+``spam`` (686 values, every file) and ``dctr`` (8,000, JPEG files; zeros for
+others), from :mod:`stegwatch.features.rich`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from stegwatch.features import rich
 from stegwatch.features.statistics import (
     byte_entropy,
     chi_square_attack,
@@ -34,8 +39,11 @@ from stegwatch.stego.base import AI42, BIT_ORDERS, from_bits
 from stegwatch.stego.eoi import end_of_image, trailer_start
 from stegwatch.stego.exif import decode_user_comment, read_user_comment
 
-FEATURE_VERSION = 3
-STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct")
+FEATURE_VERSION = 4
+STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "spam", "dctr")
+#: The field's rich features: many small fractions, rounded to float32 when extracted (the feature cache stores
+#: them so and the models read float32), so a cached row equals a fresh one bit for bit.
+RICH_STREAMS = ("spam", "dctr")
 
 _T = 3  # residuals are truncated to [-T, T]
 FEATURE_NAMES: dict[str, tuple[str, ...]] = {
@@ -56,6 +64,9 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
                 "index_payload_shaped", "text_payload_log_len"),
     "dct": ("is_jpeg", "qt_dc", "jsteg_chi2", *(f"ac_hist_{v}" for v in range(-3, 4)), "h1_h2_ratio",
             "zero_fraction", "f5_calibration_beta"),
+    # "spam.straight_-3_-3_-3" ...: the names rich.spam_names and rich.dctr_names give, under this stream's name.
+    "spam": tuple(n.split(".", 1)[1] for n in rich.spam_names()),
+    "dctr": tuple(n.split(".", 1)[1] for n in rich.dctr_names()),
 }
 
 
@@ -250,6 +261,30 @@ def _dct(carrier: CarrierFile) -> np.ndarray:
                        h1 / max(1, h2), float(np.mean(ac == 0)), _f5_calibration(carrier, luma, image.luma_qt)])
 
 
+def _rich(carrier: CarrierFile, luma: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``spam`` and ``dctr`` streams (float32 values): SPAM of the luminance; DCTR of a JPEG's (zeros otherwise).
+
+    A JPEG's luminance is read from its coefficients (dequantized, inverse
+    DCT): DCTR takes it unrounded with the quality of the file's luminance
+    table, SPAM takes it rounded and clipped to 8 bits (the pixels a decoder
+    gives, without the colour conversion round trip of ``luma``). Any other
+    file's SPAM is of ``luma``.
+    """
+    from stegwatch.stego.dct import ijg_quality, read_dct
+
+    dctr = np.zeros(len(FEATURE_NAMES["dctr"]))
+    if carrier.data.startswith(b"\xff\xd8"):
+        try:
+            coefficients = read_dct(carrier.data)
+        except ValueError:
+            coefficients = None
+        if coefficients is not None:
+            luminance = rich.decompressed_luminance(coefficients)
+            dctr = rich.dctr(luminance, ijg_quality(coefficients.luma_qt.reshape(-1)))
+            luma = np.clip(np.round(luminance), 0, 255).astype(np.uint8)
+    return {"spam": rich.spam(luma).astype(np.float32), "dctr": dctr.astype(np.float32)}
+
+
 def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
     """Every stream's feature vector for one decoded file (float64)."""
     image = carrier.image
@@ -268,6 +303,7 @@ def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
             "format": _format(carrier),
             "content": _content(carrier, samples),
             "dct": _dct(carrier),
+            **_rich(carrier, luma),
         }
     for name, vector in values.items():
         assert vector.shape == (len(FEATURE_NAMES[name]),), name
@@ -278,4 +314,4 @@ def feature_vector(streams: dict[str, np.ndarray], keep: tuple[str, ...] = STREA
     return np.concatenate([streams[name] for name in keep])
 
 
-__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "STREAMS", "extract_streams", "feature_names", "feature_vector"]
+__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "RICH_STREAMS", "STREAMS", "extract_streams", "feature_names", "feature_vector"]
