@@ -156,22 +156,22 @@ def test_every_detector_follows_the_protocol(trained, smoke_corpus, tmp_path, ki
 
 
 def test_v3_statistics_fire_on_the_framing_of_the_format_level_methods(smoke_corpus):
-    # The framing (AI42 marker, a non-blank UserComment, bytes after the end) drives each method's statistic.
-    # Whether the verdict is "stego" also depends on the clean files' values (ordinary comments, vendor trailers
-    # and median-cut palettes reach the same values today): that is a measured rate (`evaluate`), not asserted here.
-    # Unframed alpha payloads carry no marker at all and are left to the statistics.
-    from stegwatch.detectors.v3 import DECISIVE, METHODS as V3_METHODS, v3_statistics
+    # The framing (AI42 marker, a non-blank UserComment, bytes after the end that no known structure explains)
+    # drives one named statistic per method. Whether the verdict is "stego" also depends on the clean files'
+    # values (ordinary comments reach the same values): that is a measured rate (`evaluate`), not asserted here.
+    # Unframed alpha payloads carry no marker at all and are left to the sequential attacks.
+    from stegwatch.detectors.v3 import STATISTIC_KEYS, v3_statistics
     from stegwatch.features.table import features_for_paths
 
     entries = [e for e in read_manifest(smoke_corpus).entries if e.method in ("alpha", "exif", "eoi") and e.payload_kind != "unframed"]
     assert {e.method for e in entries} == {"alpha", "exif", "eoi"}
     rows = features_for_paths([str(smoke_corpus / e.file_path) for e in entries])
     statistics = v3_statistics(np.stack([r.vector for r in rows]))
-    column = {m: i for i, m in enumerate(V3_METHODS)}
+    column = {key: i for i, key in enumerate(STATISTIC_KEYS)}
+    signal = {"alpha": "alpha/message", "exif": "exif/comment_evidence", "eoi": "eoi/unexplained_trailer"}
     for entry, values in zip(entries, statistics, strict=True):
-        value = values[column[entry.method]]
-        floor = {"alpha": DECISIVE, "exif": 1.0}.get(entry.method)  # eoi: the log length of the trailing bytes
-        assert (value >= floor) if floor is not None else (value > 0), entry.file_path
+        value = values[column[signal[entry.method]]]
+        assert (value == 1.0) if entry.method == "alpha" else (value > 0), entry.file_path
 
 
 def test_train_then_scan_end_to_end(smoke_corpus, tmp_path):
@@ -234,3 +234,73 @@ def test_train_flags_drop_a_stream_and_exclude_a_category(smoke_corpus, tmp_path
     assert detector.detect([str(smoke_corpus / entry.file_path)])[0].error is None
     bad = runner.invoke(app, ["train", "--corpus", str(smoke_corpus), "--out", str(tmp_path / "x"), "--drop-stream", "nope"])
     assert bad.exit_code == 2
+
+
+def test_a_value_beyond_every_clean_value_scores_above_any_threshold():
+    # V3's score mapping has a tail beyond the largest clean value, so no statistic tops out below a threshold.
+    from stegwatch.detectors.v3 import ecdf_score
+
+    rng = np.random.default_rng(0)
+    shapes = (rng.normal(0, 1, 5000), np.zeros(5000), rng.exponential(2.0, 5000), np.r_[np.zeros(4990), np.ones(10)],
+              np.full(5000, 0.999999))  # a bounded statistic whose clean files sit at its top: any larger value still wins
+    for clean in shapes:
+        quantiles = np.quantile(clean, np.linspace(0, 1, 2001)).tolist()
+        top = float(clean.max())
+        best_clean = float(ecdf_score(clean, quantiles).max())
+        assert best_clean < 1.0
+        for threshold in (0.5, 0.999, 1 - 1e-6, 1 - 1e-12, best_clean):
+            beyond = top + np.logspace(-6, 6, 200)
+            scores = ecdf_score(beyond, quantiles)
+            assert np.all(np.diff(scores) >= 0)  # further out never scores lower
+            assert scores[-1] > threshold, (threshold, scores[-1])
+
+
+def test_v3_scores_cross_the_threshold_for_every_statistic(trained):
+    from stegwatch.detectors.v3 import METHODS as V3_METHODS, STATISTICS, method_scores
+
+    out, _, _ = trained
+    detector = load_detector(out / "v3" / "v3_calibration.json")
+    quantiles = detector.calibration.quantiles
+    for j, statistic in enumerate(STATISTICS):
+        row = np.array([[q[0] for q in quantiles.values()]])  # every statistic at its clean minimum
+        grid = quantiles[statistic.key]
+        row[0, j] = grid[-1] + 1e3 * max(1.0, abs(grid[-1]))  # far beyond every clean value
+        scores = method_scores(row, quantiles)
+        assert scores.max() >= detector.threshold, statistic.key
+        assert V3_METHODS[int(np.argmax(scores))] == statistic.method
+
+
+def test_scan_records_name_the_evidence(trained, smoke_corpus):
+    from stegwatch.detectors.scan import scan
+
+    out, _, _ = trained
+    entries = read_manifest(smoke_corpus).entries
+    eoi = next(e for e in entries if e.method == "eoi")
+    clean = next(e for e in entries if e.label == "clean")
+    records = scan([str(smoke_corpus / eoi.file_path), str(smoke_corpus / clean.file_path)],
+                   out / "v3" / "v3_calibration.json").records
+    assert all(set(r) == {"path", "is_stego", "score", "method", "method_scores", "model", "error", "evidence"} for r in records)
+    flagged, quiet = records
+    assert "eoi/unexplained_trailer" in flagged["evidence"]
+    assert flagged["evidence"]["eoi/unexplained_trailer"]["value"] == pytest.approx(np.log1p(eoi.payload_bytes + 1), abs=0.01)
+    assert 1 <= len(quiet["evidence"]) <= 3 and all({"value", "score"} == set(v) for v in quiet["evidence"].values())
+    v4 = scan([str(smoke_corpus / eoi.file_path)], out / "v4" / "model.onnx").records[0]
+    assert len(v4["evidence"]) == 3 and set(v4["evidence"]) <= set(v4["method_scores"])
+
+
+def test_the_tail_is_as_steep_for_mostly_zero_statistics_as_for_continuous_ones():
+    # A statistic that is 0 for almost every clean file (a comment, a trailer) gets an exponential tail fitted
+    # to its top percent like any other: 2 units beyond the top score the same whatever the zeros below.
+    from stegwatch.detectors.v3 import ecdf_score
+
+    rng = np.random.default_rng(0)
+    continuous = rng.exponential(1.0, 5000)
+    mostly_zero = np.where(rng.random(5000) < 0.98, 0.0, rng.exponential(1.0, 5000) + 1)
+    left = []
+    for clean in (continuous, mostly_zero):
+        quantiles = np.quantile(clean, np.linspace(0, 1, 2001)).tolist()
+        far = ecdf_score(np.array([clean.max() + 2.0]), quantiles, n_clean=clean.size)[0]
+        near = ecdf_score(np.array([clean.max() + 0.01]), quantiles, n_clean=clean.size)[0]
+        assert 1 - 1 / 2001 < near < far < 1.0
+        left.append(1.0 - far)
+    assert max(left) / min(left) < 3  # both tails have the clean files' own scale (about 1 here)

@@ -28,7 +28,8 @@ def _methods_table(counts: dict[str, int]) -> Table:
 @verb()
 def corpus_build(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder of the corpus (created if missing).")],
-    preset: Annotated[str, typer.Option(help="smoke (a few hundred files) or default (about 10,000).")] = "default",
+    preset: Annotated[str, typer.Option(help="smoke (a few hundred files), default (about 10,000), training (3,000 exact "
+                                         "cover/stego pairs per learned method, train split only) or training-smoke.")] = "default",
     covers: Annotated[Optional[list[Path]], typer.Option("--covers", help="Folder of your own cover images (repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every random choice; same seed, same bytes.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes to use (default: all cores).")] = None,
@@ -51,6 +52,8 @@ def corpus_build(
             f"{report.jobs_run} made, {report.jobs_reused} already there; {report.seconds:.1f} s"
         )
         out.print(f"{report.independent_photographs} independent photographs")
+        if data["pairs_by_method"]:
+            out.print(counts_table("Exact cover/stego pairs", "method", data["pairs_by_method"]))
         for package, row in report.missing_covers.items():
             what = f"{row['missing']} listed files missing" + (f", {row['mismatched']} with other bytes" if row["mismatched"] else "")
             err.print(f"[yellow]covers from {package} not used[/yellow] ({what}): install with: {row['install']}")

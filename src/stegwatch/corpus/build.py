@@ -11,6 +11,14 @@ interrupted build resumes and a finished one changes nothing.
 Every stego file is extracted back right after embedding: a label that cannot
 be proven is never written, and the job moves on to another cover, so every
 seed reaches the preset's counts.
+
+The ``training`` preset (issue 16) uses the same jobs for a different end:
+thousands of exact cover/stego pairs of the methods V4 learns from rich
+features, from the ``train`` split's photographs only. Stego job ``i`` of
+every method embeds into the ``i``-th cover of its pool (photo crop ``i`` for
+the spatial methods, JPEG cover ``i`` for the JPEG ones), so one clean crop
+carries one stego file of each method, and each stego line names its cover
+(``cover_file``).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from stegwatch.corpus import negatives as negatives_module
 from stegwatch.parallel import map_unordered
 from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_length, text_payload
 from stegwatch.corpus.sources import (REDUCED_LONG_SIDE, REDUCTION_VERSION, PhotoSource, UserCover, independent_photograph_ids,
-                                      listed_sources, photo_crop, prepare_sources, scan_user_covers)
+                                      listed_sources, photo_crop, prepare_sources, scan_user_covers, source_pixels)
 from stegwatch.errors import CorpusError
 from stegwatch.format.files import DEFAULT_LIMITS, FORMAT_EXTENSIONS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
 from stegwatch.format.manifest import MANIFEST_NAME, sidecar_text, write_manifest
@@ -95,6 +103,14 @@ _CONTAINER_SCHEDULE = tuple(np.random.default_rng(20261130).permutation(
     np.repeat(np.arange(len(_PHOTO_CONTAINERS)), np.rint(50 * np.asarray(_PHOTO_CONTAINER_WEIGHTS)).astype(int))).tolist())
 _KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4, "jpeg": 5}
 
+#: The methods V4 must learn from rich features (issue 16): LSB matching, LSB replacement with
+#: random payloads, and every JPEG method. The others are found by what they write (a marker, a
+#: message, metadata, a trailer), which extraction and V3's targeted statistics already see.
+LEARNED_METHODS = ("lsbm", "lsb.rgb", "jsteg", "f5", "nsf5", "juniward", "outguess", "steghide")
+#: Payload variants of ``lsb.rgb`` in a training build: random bytes at every rate, framed and
+#: unframed (text payloads are found by extraction; rich features must learn the random ones).
+TRAINING_LSB_RGB_VARIANTS: tuple[str | float, ...] = tuple(v for pair in zip(UNFRAMED, RATES_BPP) for v in pair)
+
 log = logging.getLogger(__name__)
 
 
@@ -112,9 +128,55 @@ class Preset:
     #: Photographs to crop from: "listed" (every listed photograph present: built-in and Debian)
     #: or "builtin" (only those inside the Python wheels, the same on every machine).
     covers: str = "listed"
+    # Fields added for training builds (issue 16). At their defaults they change nothing, and a
+    # plan fingerprint leaves them out (see _preset_fingerprint), so older corpora stay valid.
+    #: Method keys that get stego jobs; None: every registered method.
+    methods: tuple[str, ...] | None = None
+    #: "train" or "monitor": only listed photographs of that split (``split_of(cover_id)``); no
+    #: ``--covers``. None: every photograph.
+    cover_split: str | None = None
+    #: Containers (format, mode) of the photo crops, used in turn; None: the default mix.
+    #: When every one is RGB, crops come from colour photographs only (a grayscale crop stays
+    #: grayscale and no RGB method could carry it).
+    photo_containers: tuple[tuple[str, str], ...] | None = None
+    #: (method key, payload variants) replacing :data:`PAYLOAD_VARIANTS` for those methods.
+    payload_variants: tuple[tuple[str, tuple[str | float, ...]], ...] = ()
+    #: Exact pairs with shared covers: stego job ``i`` tries the ``i``-th cover its method can take
+    #: first (other covers only when that one cannot carry the payload), and its manifest line
+    #: names the cover in ``cover_file``.
+    shared_covers: bool = False
 
     def stego_count(self, method: StegoMethod) -> int:
+        if self.methods is not None and method.key not in self.methods:
+            return 0
         return self.dct_stego_per_method if method.category == "dct" else self.stego_per_method
+
+    def variants_for(self, method_key: str) -> tuple[str | float, ...]:
+        """Payload variants of ``method_key``'s stego jobs (cycled with the bit orders by job index)."""
+        return dict(self.payload_variants).get(method_key) or PAYLOAD_VARIANTS.get(method_key, ("text",))
+
+    def photo_container(self, index: int) -> tuple[str, str]:
+        """(format, mode) of photo crop ``index``: known without making the crop."""
+        if self.photo_containers:
+            return self.photo_containers[index % len(self.photo_containers)]
+        return _PHOTO_CONTAINERS[_CONTAINER_SCHEDULE[index % len(_CONTAINER_SCHEDULE)]]
+
+    @property
+    def colour_photos_only(self) -> bool:
+        return bool(self.photo_containers) and all(mode == "RGB" for _, mode in self.photo_containers or ())
+
+
+def _training_preset(name: str, pairs: int, covers: str, description: str) -> Preset:
+    """A training build: ``pairs`` cover/stego pairs of each of :data:`LEARNED_METHODS`, train split only.
+
+    ``pairs`` RGB PNG crops (each carrying one ``lsbm`` and one ``lsb.rgb``
+    file) and ``pairs`` JPEG covers (each carrying one file of every JPEG
+    method); no negatives, no Starlight-only methods.
+    """
+    return Preset(name, photos=pairs, negatives_per_category=0, stego_per_method=pairs, jpeg_covers=pairs,
+                  dct_stego_per_method=pairs, description=description, covers=covers, methods=LEARNED_METHODS,
+                  cover_split="train", photo_containers=(("PNG", "RGB"),),
+                  payload_variants=(("lsb.rgb", TRAINING_LSB_RGB_VARIANTS),), shared_covers=True)
 
 
 PRESETS = {
@@ -125,6 +187,14 @@ PRESETS = {
                       description="8,800 clean files (3,100 photo crops, 1,200 JPEG covers, 300 per negatives "
                       "category), 600 stego files per pixel or metadata method and 320 per JPEG method; "
                       "covers from every listed photograph present", covers="listed"),
+    "training": _training_preset(
+        "training", 3000, "listed",
+        "3,000 exact cover/stego pairs of each learned method (lsbm, lsb.rgb random payloads, jsteg, f5, nsf5, "
+        "juniward, outguess, steghide): 3,000 RGB PNG crops and 3,000 JPEG covers shared across methods, from "
+        "the train split's listed photographs only"),
+    "training-smoke": _training_preset(
+        "training-smoke", 6, "builtin",
+        "the training build in miniature (6 pairs per learned method, built-in train-split photographs), for tests"),
 }
 
 
@@ -161,6 +231,9 @@ class BuildContext:
     user_covers: tuple[UserCover, ...]
     out: Path
     limits: ReadLimits = DEFAULT_LIMITS
+    #: The photographs photo crops come from when they differ from ``sources`` (colour ones only,
+    #: see ``Preset.colour_photos_only``); empty: ``sources``.
+    photo_sources: tuple[PhotoSource, ...] = ()
 
 
 @dataclass
@@ -203,6 +276,11 @@ class BuildReport:
         """Every problem: unusable user covers, then failed jobs."""
         return [*self.cover_errors, *self.failed_jobs]
 
+    @property
+    def pairs_by_method(self) -> dict[str, int]:
+        """Stego files per method whose ``cover_file`` is a clean file of this build in the same container."""
+        return cover_stego_pairs(self.entries)
+
     def counts(self, *field_names: str) -> Counter:
         """Files per value of ``field_names`` (several fields: values joined by ``": "``)."""
         return Counter(": ".join(str(getattr(e, name)) for name in field_names) for e in self.entries)
@@ -225,7 +303,21 @@ class BuildReport:
             "skipped_methods": self.skipped_methods,
             "independent_photographs": self.independent_photographs,
             "missing_covers": self.missing_covers,
+            "pairs_by_method": self.pairs_by_method,
         }
+
+
+def cover_stego_pairs(entries: list[ManifestEntry]) -> dict[str, int]:
+    """Exact cover/stego pairs per method: stego entries whose ``cover_file`` names a clean entry of
+    ``entries`` with the same cover group, format, mode, width and height."""
+    clean = {e.file_path: e for e in entries if e.label == "clean"}
+    pairs: Counter = Counter()
+    for entry in entries:
+        cover = clean.get(entry.cover_file or "") if entry.label == "stego" else None
+        if cover is not None and (cover.cover_id, cover.format, cover.mode, cover.width, cover.height) == (
+                entry.cover_id, entry.format, entry.mode, entry.width, entry.height):
+            pairs[entry.method] += 1
+    return dict(sorted(pairs.items()))
 
 
 def job_rng(seed: int, job: Job, *extra: int) -> np.random.Generator:
@@ -263,18 +355,14 @@ def photo_file(ctx: BuildContext, index: int) -> CoverFile:
     """The clean photo crop number ``index`` (deterministic)."""
     job = Job("photo", "", index)
     rng = job_rng(ctx.seed, job)
-    source = ctx.sources[index % len(ctx.sources)]
+    sources = ctx.photo_sources or ctx.sources
+    source = sources[index % len(sources)]
     size = int(rng.choice(_SIZES, p=_SIZE_WEIGHTS))
     image, _ = photo_crop(source, rng, size)
-    fmt, mode = photo_container(index)
+    fmt, mode = ctx.preset.photo_container(index)
     image = in_container(image, mode, rng)
     data = encode_image(image, fmt, jpeg_quality=JPEG_QUALITIES[int(rng.integers(len(JPEG_QUALITIES)))])
     return CoverFile(f"clean/photo-{index:05d}{FORMAT_EXTENSIONS[fmt]}", data, source.cover_id, source.cover_source)
-
-
-def photo_container(index: int) -> tuple[str, str]:
-    """(format, mode) of photo crop ``index``."""
-    return _PHOTO_CONTAINERS[_CONTAINER_SCHEDULE[index % len(_CONTAINER_SCHEDULE)]]
 
 
 def cover_candidates(ctx: BuildContext, method: StegoMethod) -> list[CleanRef]:
@@ -286,7 +374,7 @@ def cover_candidates(ctx: BuildContext, method: StegoMethod) -> list[CleanRef]:
     with. A photo crop, a JPEG cover or a user cover whose container the
     method cannot keep is left out here, a negative when it is loaded.
     """
-    photos = [("photo", "", i) for i in range(ctx.preset.photos) if method.accepts(*photo_container(i))]
+    photos = [("photo", "", i) for i in range(ctx.preset.photos) if method.accepts(*ctx.preset.photo_container(i))]
     jpegs = [("jpeg", "", i) for i in range(ctx.preset.jpeg_covers)] if "JPEG" in method.carriers else []
     users = [("user", "", i) for i, cover in enumerate(ctx.user_covers) if cover.format in method.carriers
              or (cover.format == "MPO" and "JPEG" in method.carriers)]
@@ -416,14 +504,16 @@ def clean_file(ctx: BuildContext, ref: CleanRef) -> CoverFile:
     return negative_file(ctx, name, index) if kind == "negative" else _CLEAN_FILES[kind](ctx, index)
 
 
-def stego_variant(method: StegoMethod, index: int) -> tuple[str | None, str | float]:
+def stego_variant(method: StegoMethod, index: int, preset: Preset | None = None) -> tuple[str | None, str | float]:
     """(bit order, payload variant) for stego job ``index``, cycling evenly.
 
-    The carrier format is not chosen here: the stego file keeps its cover's container.
+    The variants are ``preset``'s for the method (default: :data:`PAYLOAD_VARIANTS`). The carrier
+    format is not chosen here: the stego file keeps its cover's container.
     """
     orders = BIT_ORDERS if method.ordered else (None,)
+    choices = preset.variants_for(method.key) if preset is not None else PAYLOAD_VARIANTS.get(method.key, ("text",))
     # Bit orders alternate job by job, so any even count of jobs holds both equally.
-    variants = list(itertools.product(PAYLOAD_VARIANTS.get(method.key, ("text",)), orders))
+    variants = list(itertools.product(choices, orders))
     variant, order = variants[index % len(variants)]
     return order, variant
 
@@ -475,14 +565,19 @@ def _prove(method: StegoMethod, stego: StegoFile, cover: CoverFile, payload: byt
 def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
     method = METHODS[job.name]
     rng = job_rng(ctx.seed, job)
-    bit_order, variant = stego_variant(method, job.index)
+    bit_order, variant = stego_variant(method, job.index, ctx.preset)
     key = str(int(rng.integers(1, 2**31))) if method.keyed or method.simulated else None
     is_dct = method.category == "dct"
     candidates = cover_candidates(ctx, method)
     if not candidates:
         raise ValueError(f"no cover in this corpus has a container {method.key} can carry")
     reasons: list[str] = []
-    for pick in rng.permutation(len(candidates))[:MAX_COVER_ATTEMPTS]:
+    order = rng.permutation(len(candidates))
+    if ctx.preset.shared_covers:
+        # Job i's own cover first: the i-th cover of the pool, shared by job i of every method.
+        own = job.index % len(candidates)
+        order = np.concatenate(([own], order[order != own]))
+    for pick in order[:MAX_COVER_ATTEMPTS]:
         cover = clean_file(ctx, candidates[int(pick)])
         carrier = carrier_from_bytes(cover.data, cover.file_path, ctx.limits)
         if not method.accepts(carrier.format, carrier.image.mode):
@@ -515,6 +610,8 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
     fields: dict[str, object] = {}
     if is_dct:
         fields["payload_bpnzac"] = round(8 * len(payload) / max(1, luma_nzac(carrier)), 6)
+    if ctx.preset.shared_covers:
+        fields["cover_file"] = cover.file_path
     return [
         _entry(
             ctx, file_path, stego.data, label="stego", method=method.key, category=method.category,
@@ -580,16 +677,32 @@ def _file_matches(out: Path, entry: dict) -> bool:
     return entry["label"] != "stego" or path.with_name(path.name + ".json").exists()
 
 
+#: Preset fields added after corpora were built with the others, and their defaults.
+_LATER_PRESET_FIELDS = {"methods": None, "cover_split": None, "photo_containers": None, "payload_variants": (),
+                        "shared_covers": False}
+
+
+def _preset_fingerprint(preset: Preset) -> dict:
+    """The preset as its plan records it; later fields at their defaults are left out, so a corpus
+    built before they existed is still recognized as built with the same settings."""
+    data = asdict(preset)
+    for name, default in _LATER_PRESET_FIELDS.items():
+        if getattr(preset, name) == default:
+            del data[name]
+    return data
+
+
 def _plan_fingerprint(preset: Preset, seed: int, user_covers: list[UserCover], sources: tuple[PhotoSource, ...]) -> dict:
-    return {
+    """What the plan file records, in its JSON form (tuples as lists), so it compares equal to the file read back."""
+    return json.loads(json.dumps({
         "generator_version": GENERATOR_VERSION,
-        "preset": asdict(preset),
+        "preset": _preset_fingerprint(preset),
         "seed": seed,
         "user_covers": [c.sha256 for c in user_covers],
         # The photographs used and how they were reduced: other covers make other files.
         "cover_files": [f"{s.cover_id} {s.sha256}" for s in sources],
         "cover_reduction": {"long_side": REDUCED_LONG_SIDE, "version": REDUCTION_VERSION},
-    }
+    }))
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -629,12 +742,18 @@ def build_corpus(
     """
     started = time.perf_counter()
     preset_obj = preset_named(preset) if isinstance(preset, str) else preset
+    if preset_obj.cover_split and covers:
+        raise CorpusError(f"preset {preset_obj.name!r} draws from the listed photographs of the "
+                          f"{preset_obj.cover_split!r} split only; it takes no --covers")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = out / STATE_DIR
     state.mkdir(exist_ok=True)
     listed = listed_sources(builtin_only=preset_obj.covers == "builtin")
     sources = listed.sources
+    if preset_obj.cover_split:
+        # The other split's photographs never reach this build (training never sees monitor covers).
+        sources = tuple(s for s in sources if split_of(s.cover_id) == preset_obj.cover_split)
     if not sources:
         raise CorpusError("no listed photographs found: are scikit-image, scikit-learn and matplotlib installed?")
     user_covers, unusable = scan_user_covers([Path(c) for c in covers], limits)
@@ -666,9 +785,15 @@ def build_corpus(
     # pixels (about 450 MB for the default covers) stay while jobs run, so a resumed build reuses
     # them, and go when the build ends.
     cover_cache = state / COVER_CACHE
+    photo_sources: tuple[PhotoSource, ...] = ()
     if todo:
         sources = prepare_sources(sources, cover_cache, workers=workers)
-    ctx = BuildContext(seed=seed, preset=preset_obj, sources=sources, user_covers=tuple(user_covers), out=out, limits=limits)
+        if preset_obj.colour_photos_only:
+            photo_sources = tuple(s for s in sources if source_pixels(s).ndim == 3)
+            if not photo_sources:
+                raise CorpusError(f"preset {preset_obj.name!r} crops colour photographs and none is present")
+    ctx = BuildContext(seed=seed, preset=preset_obj, sources=sources, user_covers=tuple(user_covers), out=out, limits=limits,
+                       photo_sources=photo_sources)
     finished = len(jobs) - len(todo)  # skipped jobs count as settled for the progress bar
     if progress:
         progress(finished, len(jobs))
@@ -688,6 +813,7 @@ def build_corpus(
     shutil.rmtree(cover_cache, ignore_errors=True)
 
     entries = [ManifestEntry.model_validate(e) for job in jobs for e in done.get(job.id, [])]
+    check_cover_split(entries, preset_obj)
     _write_manifest_if_changed(out, entries)
     size = sum((out / e.file_path).stat().st_size for e in entries)
     return BuildReport(
@@ -723,6 +849,18 @@ def preset_corpus(
     return folder
 
 
+def check_cover_split(entries: list[ManifestEntry], preset: Preset) -> None:
+    """Raise :class:`CorpusError` (before any manifest is written) if a file of a build restricted to
+    one split (``preset.cover_split``) descends from a cover group of another split."""
+    if not preset.cover_split:
+        return
+    strays = [e.file_path for e in entries
+              if split_of(e.cover_id) != preset.cover_split or (e.split or preset.cover_split) != preset.cover_split]
+    if strays:
+        raise CorpusError(f"preset {preset.name!r} takes covers of the {preset.cover_split!r} split only, but "
+                          f"{len(strays)} files descend from other covers: {', '.join(strays[:5])}")
+
+
 def _write_manifest_if_changed(out: Path, entries: list[ManifestEntry]) -> None:
     path = out / MANIFEST_NAME
     new_text = "".join(e.to_json_line() + "\n" for e in sorted(entries, key=lambda e: e.file_path))
@@ -731,4 +869,5 @@ def _write_manifest_if_changed(out: Path, entries: list[ManifestEntry]) -> None:
     write_manifest(out, entries)
 
 
-__all__ = ["PRESETS", "PRESET_CORPUS_ROOT", "BuildConflict", "BuildReport", "Preset", "build_corpus", "preset_corpus", "preset_named"]
+__all__ = ["LEARNED_METHODS", "PRESETS", "PRESET_CORPUS_ROOT", "BuildConflict", "BuildReport", "Preset", "build_corpus",
+           "check_cover_split", "cover_stego_pairs", "preset_corpus", "preset_named"]

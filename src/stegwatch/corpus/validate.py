@@ -212,6 +212,9 @@ def _check_stego(root: Path, path: Path, carrier: CarrierFile, entry: ManifestEn
     if sidecar.embedding.technique != method.technique:
         check.reason = f"sidecar technique {sidecar.embedding.technique!r} does not match method {entry.method!r}"
         return check
+    if entry.cover_file is not None and entry.cover_file != sidecar.clean_file:
+        check.reason = f"manifest cover_file {entry.cover_file!r} differs from the sidecar's clean_file {sidecar.clean_file!r}"
+        return check
     if method.simulated:
         return _check_change_rate(root, carrier, sidecar, check, limits)
     if (sidecar.model_extra or {}).get("framing") == "none":

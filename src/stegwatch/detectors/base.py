@@ -28,7 +28,9 @@ class Detection:
     towards the verdict, so ``is_stego`` is ``score >= threshold`` for the
     shown score too); ``method`` is the most likely method key (None when the file
     looks clean); ``error`` is set (and the rest empty) when the file could
-    not be read.
+    not be read. ``evidence`` names what drove the verdict, each entry a
+    ``{"value": ..., "score": ...}``: V3's named statistics (those at or
+    above the threshold, else the highest), V4's most probable methods.
     """
 
     path: str
@@ -38,6 +40,7 @@ class Detection:
     method_scores: dict[str, float] = field(default_factory=dict)
     model: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    evidence: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +102,10 @@ class StreamFeatureDetector:
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise NotImplementedError
 
+    def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
+        """Per row, the named quantities behind the verdict (``{name: {"value", "score"}}``); none by default."""
+        return [{} for _ in range(features.shape[0])]
+
     def detect(self, paths: list[str], *, workers: int = 1, scheduler: str | None = None, cache=None, progress=None) -> list[Detection]:
         from stegwatch.features.table import features_for_paths
 
@@ -130,6 +137,8 @@ def detections_from_scores(
     if good:
         features = np.stack([rows[i].vector for i in good])
         scores, method_scores, methods = detector.score_features(features)
+        explain = getattr(detector, "evidence", None)  # optional: a detector outside this package may not give it
+        evidence = explain(features) if callable(explain) else [{} for _ in good]
         for k, i in enumerate(good):
             score = float(scores[k])
             is_stego = score >= detector.threshold
@@ -137,7 +146,7 @@ def detections_from_scores(
             best = methods[int(np.argmax(method_scores[k]))] if methods else None
             out[i] = Detection(
                 path=rows[i].path, is_stego=bool(is_stego), score=shown_score(score, bool(is_stego)),
-                method=best if is_stego else None, method_scores=per_method, model=model,
+                method=best if is_stego else None, method_scores=per_method, model=model, evidence=evidence[k],
             )
     return out
 

@@ -326,6 +326,12 @@ class V4Detector(StreamFeatureDetector):
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         return _scores_from_proba(self.probabilities(features), self.classes)
 
+    def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
+        """Per row, the three most probable methods, each ``{"value": probability, "score": probability}``."""
+        _, scores, methods = self.score_features(features)
+        return [{methods[j]: {"value": round(float(row[j]), 6), "score": round(float(row[j]), 6)}
+                 for j in np.argsort(-row, kind="stable")[:3]} for row in scores]
+
     def refit(self, data: CorpusFeatures, train: np.ndarray, *, seed: int, target_fpr: float,
               exclude_categories: tuple[str, ...] = (), drop_streams: tuple[str, ...] = ()) -> FittedV4:
         """The recipe with the card's settings fitted on ``train`` (a grouped 25% of its covers stops the boosting and

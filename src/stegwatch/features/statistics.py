@@ -1,6 +1,6 @@
 """Classical steganalysis statistics, each a pure function of sample values.
 
-Units and answers:
+Units and answers (each function's docstring names its paper):
 
 - :func:`chi_square_attack` - Westfeld-Pfitzmann: the probability (0..1) that
   the pairs of values (2k, 2k+1) were equalized by LSB replacement; near 1 for
@@ -11,12 +11,29 @@ Units and answers:
   replacement rate (fraction of samples carrying a message bit, 0..1).
 - :func:`weighted_stego` - Fridrich-Goljan WS: the same estimate from a local
   predictor, weighted by local flatness.
+
+Sequential attacks along an embedding path (a payload written from the first
+sample on, of any length, with or without framing). Each returns a
+:class:`SequentialEvidence` whose ``evidence`` has no upper bound: a longer
+or cleaner embedded prefix always gives a larger value.
+
+- :func:`sequential_chi_square_evidence` - Westfeld-Pfitzmann on growing
+  prefixes, as ``-log10`` of the probability that a clean prefix's pairs would
+  look at least as equalized.
+- :func:`sequential_ws_evidence` - WS residual terms (:func:`ws_terms`,
+  :func:`palette_ws_terms`) on growing prefixes against the rest of the path.
+
+LSB matching (+-1 embedding): :func:`hcf_com`, :func:`calibrated_hcf_com`,
+:func:`adjacency_hcf_com` (Harmsen-Pearlman, Ker). JPEG: :func:`f5_calibrated_beta`
+(Fridrich-Goljan-Hogea). Bytes: :func:`byte_entropy`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy import special
+from scipy import fft, special
 
 
 def chi_square_from_histogram(hist: np.ndarray, *, min_expected: float = 5.0) -> float:
@@ -38,6 +55,24 @@ def chi_square_from_histogram(hist: np.ndarray, *, min_expected: float = 5.0) ->
     return float(special.chdtrc(kept - 1, statistic))  # the chi-square survival function
 
 
+def pair_aligned(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` as non-negative bin indices with pairs (2k, 2k+1) intact, and the (even) number of bins.
+
+    uint8 values are used as they are (256 bins); other integers (signed DCT
+    coefficients) are shifted by an even offset, so pairs stay pairs in two's
+    complement (-2 and -1 are a pair, as JSteg's LSB replacement makes them).
+    """
+    values = np.asarray(values).reshape(-1)
+    if values.dtype == np.uint8:
+        return values, 256
+    offset = int(values.min()) if values.size else 0
+    offset -= offset % 2
+    shifted = values.astype(np.int64)  # widened once, then shifted in place: one full-size copy, not three
+    shifted -= offset
+    bins = int(shifted.max()) + 1 if shifted.size else 2
+    return shifted, bins + bins % 2
+
+
 def chi_square_attack(values: np.ndarray, *, min_expected: float = 5.0, exclude: tuple[int, ...] = ()) -> float:
     """P-value-like probability that ``values`` carry LSB-replaced data.
 
@@ -53,13 +88,8 @@ def chi_square_attack(values: np.ndarray, *, min_expected: float = 5.0, exclude:
         values = values[keep]
     if values.size == 0:
         return 0.0
-    if values.dtype == np.uint8:
-        return chi_square_from_histogram(np.bincount(values, minlength=256), min_expected=min_expected)
-    offset = int(values.min())
-    offset -= offset % 2  # keep pairs aligned on even values
-    shifted = values.astype(np.int64)  # widened once, then shifted in place: one full-size copy, not three
-    shifted -= offset
-    return chi_square_from_histogram(np.bincount(shifted), min_expected=min_expected)
+    shifted, bins = pair_aligned(values)
+    return chi_square_from_histogram(np.bincount(shifted, minlength=bins), min_expected=min_expected)
 
 
 def prefix_bounds(size: int, steps: int) -> list[int]:
@@ -198,3 +228,473 @@ def byte_entropy(data: bytes) -> float:
     counts = np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256).astype(float)
     p = counts[counts > 0] / len(data)
     return float(-(p * np.log2(p)).sum())
+
+
+# --- Sequential attacks along an embedding path --------------------------------------------------
+
+#: The shortest prefix the sequential attacks test, in samples, and how finely the prefixes grow.
+FIRST_PREFIX = 256
+PREFIX_STEPS_PER_DOUBLING = 4
+#: WS residual terms are truncated to +-this many grey levels, so that edges of synthetic
+#: images (two-colour patterns, premultiplied cut-outs) cannot outweigh the smooth areas.
+WS_TRUNCATION = 3.0
+#: The chi-square evidence's cap: -log10 of the smallest probability it reports.
+MAX_EVIDENCE = 300.0
+
+
+def prefix_ends(size: int, *, first: int = FIRST_PREFIX, per_doubling: int = PREFIX_STEPS_PER_DOUBLING) -> np.ndarray:
+    """Ends of the growing prefixes of a path of ``size`` samples.
+
+    ``first``, then ``2 ** (1 / per_doubling)`` times longer at each step, and
+    last ``size`` itself (the whole path): about 40 prefixes for the 196,608
+    samples of a 256x256 RGB image, so a payload of any length from a few
+    hundred samples on has a prefix within 19% of its own length.
+    """
+    if size <= 0:
+        return np.zeros(0, dtype=np.int64)
+    steps = int(np.floor(per_doubling * np.log2(size / first))) + 1 if size > first else 0
+    ends = np.rint(first * 2.0 ** (np.arange(steps) / per_doubling)).astype(np.int64)
+    return np.append(np.unique(ends[ends < size]), size)
+
+
+@dataclass(frozen=True)
+class SequentialEvidence:
+    """What a sequential attack found along one embedding path.
+
+    ``evidence`` is the attack's statistic: 0 for nothing, no upper bound,
+    larger for a longer or cleaner embedded prefix. ``fraction`` is the prefix
+    (as a fraction of the path's samples) where it peaked: an estimate of
+    the payload's length.
+    """
+
+    evidence: float = 0.0
+    fraction: float = 0.0
+
+
+def chi_square_equalization_evidence(hist: np.ndarray, *, min_expected: float = 5.0) -> float:
+    """Westfeld-Pfitzmann's test on one histogram, as evidence of equalized pairs: ``-log10(1 - p)``.
+
+    Westfeld and Pfitzmann, "Attacks on steganographic systems" (Information
+    Hiding 1999, LNCS 1768): with ``n_2k``, ``n_2k+1`` the counts of a pair of
+    values and ``m_k`` their mean, ``S = sum (n_2k - m_k)^2 / m_k`` over the
+    pairs with ``m_k >= min_expected``; their probability of embedding is
+    ``p = P(chi2(k - 1) > S)``, near 1 where LSB replacement equalized the
+    pairs. ``1 - p = P(chi2(k - 1) <= S)`` is how often a sum this small
+    arises by chance, so ``-log10(1 - p)`` orders the files the same way as
+    ``p`` without the ceiling at 1: more pairs, all equalized, give more
+    evidence. Counts are integers, so each pair's squared difference counts as
+    at least 1 (equal counts are not infinitely improbable); capped at
+    :data:`MAX_EVIDENCE`. Index 0 of ``hist`` is an even value.
+    """
+    hist = np.asarray(hist)
+    if hist.size % 2:
+        hist = np.append(hist, 0)
+    even, odd = hist[0::2].astype(float), hist[1::2].astype(float)
+    total = even + odd
+    keep = total >= 2 * min_expected
+    kept = int(np.count_nonzero(keep))
+    if kept < 2:
+        return 0.0
+    statistic = float(np.sum(np.maximum((even[keep] - odd[keep]) ** 2, 1.0) / (2 * total[keep])))
+    lower_tail = float(special.chdtr(kept - 1, statistic))
+    return float(min(-np.log10(max(lower_tail, 10.0 ** -MAX_EVIDENCE)), MAX_EVIDENCE))
+
+
+def sequential_chi_square_evidence(values: np.ndarray, *, ends: np.ndarray | None = None,
+                                   min_expected: float = 5.0) -> SequentialEvidence:
+    """Westfeld-Pfitzmann's sequential attack: the chi-square test on growing prefixes of ``values`` (embedding order).
+
+    Westfeld and Pfitzmann (1999) plot ``p`` on growing samples from the
+    start of the image: it stays near 1 while the samples carry the message
+    and drops where the message ends. Here each prefix of :func:`prefix_ends`
+    gets :func:`chi_square_equalization_evidence`; the result is the largest,
+    and the prefix where it peaked. No framing is needed: a random payload of
+    any length is found where its prefix is long enough to populate the pairs.
+    Signed values (DCT coefficients) are aligned by :func:`pair_aligned`.
+    """
+    values = np.asarray(values).reshape(-1)
+    if values.size == 0:
+        return SequentialEvidence()
+    shifted, bins = pair_aligned(values)
+    ends = prefix_ends(values.size) if ends is None else ends
+    best, at, start = 0.0, 0, 0
+    running = np.zeros(bins, dtype=np.int64)
+    for end in ends:
+        running += np.bincount(shifted[start:end], minlength=bins)
+        start = end
+        evidence = chi_square_equalization_evidence(running, min_expected=min_expected)
+        if evidence > best:
+            best, at = evidence, int(end)
+    return SequentialEvidence(best, at / values.size)
+
+
+def _kb_prediction(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The KB prediction of every interior sample of ``x`` (H, W, C float) and the variance of its 4 neighbours."""
+    up, down, left, right = x[:-2, 1:-1], x[2:, 1:-1], x[1:-1, :-2], x[1:-1, 2:]
+    edges = up + down + left + right
+    corners = x[:-2, :-2] + x[:-2, 2:] + x[2:, :-2] + x[2:, 2:]
+    variance = (up * up + down * down + left * left + right * right) / 4.0 - (edges / 4.0) ** 2
+    return 0.5 * edges - 0.25 * corners, variance
+
+
+def ws_terms(planes: np.ndarray, *, mask: np.ndarray | None = None,
+             truncate: float = WS_TRUNCATION) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample weights and WS residual terms of LSB replacement, in embedding-path order.
+
+    ``planes`` is (H, W) or (H, W, C) integer samples; the path visits pixels
+    row-major and, within a pixel, its channels in order (R, G, B interleaved
+    from the top-left, as ``lsb.rgb`` embeds; one channel: row-major, as
+    ``alpha`` embeds). For each interior sample ``x``: the prediction ``p`` by
+    the KB kernel on its 3x3 neighbourhood (Ker and Böhme, "Revisiting
+    weighted stego-image steganalysis", Information Hiding 2008), the weight
+    ``1 / (5 + variance of its 4 neighbours)`` and the term ``(x - x')(x - p)``
+    with ``x'`` the LSB-flipped ``x`` (Fridrich and Goljan, "On estimation of
+    secret message length in LSB steganography in spatial domain", SPIE 5306,
+    2004), truncated to ``+-truncate``. Where a fraction ``r`` of the samples
+    carries LSB-replaced bits, the weighted mean of their terms is about
+    ``r / 2`` (WS's estimate is twice it). Border samples, and samples where
+    ``mask`` (H, W) is False, weigh 0.
+    """
+    x = np.asarray(planes)
+    if x.ndim == 2:
+        x = x[..., None]
+    height, width, channels = x.shape
+    weights = np.zeros((height, width, channels))
+    terms = np.zeros((height, width, channels))
+    if height >= 3 and width >= 3:
+        # Integer arithmetic on 4x the prediction and 16x the variance: exact, and faster than floats.
+        x = x.astype(np.int32)
+        up, down, left, right = x[:-2, 1:-1], x[2:, 1:-1], x[1:-1, :-2], x[1:-1, 2:]
+        edges = up + down + left + right
+        corners = x[:-2, :-2] + x[:-2, 2:] + x[2:, :-2] + x[2:, 2:]
+        centre = x[1:-1, 1:-1]
+        residual4 = 4 * centre - 2 * edges + corners  # 4 (x - p)
+        squares = x * x
+        variance16 = 4 * (squares[:-2, 1:-1] + squares[2:, 1:-1] + squares[1:-1, :-2] + squares[1:-1, 2:]) - edges * edges
+        np.divide(16.0, 80.0 + variance16, out=weights[1:-1, 1:-1])
+        limit = int(round(4 * truncate))
+        np.multiply(2 * (centre & 1) - 1, np.clip(residual4, -limit, limit), out=terms[1:-1, 1:-1], casting="unsafe")
+        terms *= 0.25
+        if mask is not None:
+            weights *= np.asarray(mask, dtype=bool)[..., None]
+    return weights.reshape(-1), terms.reshape(-1)
+
+
+def palette_ws_terms(indices: np.ndarray, palette: np.ndarray, *,
+                     truncate: float = WS_TRUNCATION) -> tuple[np.ndarray, np.ndarray]:
+    """WS residual terms of index-LSB replacement in a palette image, in colour space (path: row-major).
+
+    An index ``i`` shows the colour ``c = palette[i]``; flipping its LSB shows
+    the twin ``c' = palette[i ^ 1]``. With ``p`` the KB prediction of the
+    colour from the neighbours' colours, the term is the residual projected on
+    the twin direction, ``(c - c').(c - p) / |c - c'|^2`` (truncated): for a
+    grey palette with ``c' = c +- 1`` it is exactly :func:`ws_terms`' term, and
+    where a fraction ``r`` of the indices carries replaced bits its weighted
+    mean grows by ``r / 2`` over the clean image's. The weight is
+    ``1 / (5 + variance)`` with the variance taken over the 4 neighbours'
+    twin-pair mean colours ``(c + c') / 2``, which replacing index LSBs cannot
+    change: a twin can be any colour, so the neighbours' own colours would make
+    an embedded area look busy and weigh nothing (grey-level flips move a
+    value by 1, too little to matter). A twin of the same colour weighs 0.
+    ``palette`` is (N, 3) with N even.
+    """
+    idx = np.asarray(indices)
+    height, width = idx.shape
+    weights = np.zeros((height, width))
+    terms = np.zeros((height, width))
+    if height >= 3 and width >= 3:
+        colours = np.asarray(palette, dtype=np.float64)
+        x = colours[idx]
+        prediction, _ = _kb_prediction(x)
+        _, variance = _kb_prediction((x + colours[idx ^ 1]) / 2)
+        inner = idx[1:-1, 1:-1]
+        direction = x[1:-1, 1:-1] - colours[inner ^ 1]
+        distance = np.einsum("ijk,ijk->ij", direction, direction)
+        projection = np.einsum("ijk,ijk->ij", direction, x[1:-1, 1:-1] - prediction)
+        ratio = np.divide(projection, distance, out=np.zeros_like(projection), where=distance > 0)
+        weights[1:-1, 1:-1] = (distance > 0) / (5.0 + variance.mean(axis=2))
+        terms[1:-1, 1:-1] = np.clip(ratio, -truncate, truncate)
+    return weights.reshape(-1), terms.reshape(-1)
+
+
+#: Fewest samples (effective count of the weights, (sum w)^2 / sum w^2) a part of the path needs for its
+#: mean and standard error to count: a prefix holding a handful of weighted samples proves nothing.
+MIN_EFFECTIVE_SAMPLES = 100
+
+
+def _prefix_contrast(sums: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """z of (weighted mean on each prefix - on the rest), from prefix sums of w, wt, w^2, w^2 t, w^2 t^2 (rows)."""
+    rest = totals[:, None] - sums
+
+    def mean_and_variance(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w, wt, w2, w2t, w2t2 = part
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = wt / w
+            variance = (w2t2 - 2 * mean * w2t + mean * mean * w2) / (w * w)
+        return mean, variance
+
+    prefix_mean, prefix_variance = mean_and_variance(sums)
+    rest_mean, rest_variance = mean_and_variance(rest)
+    spread = prefix_variance + rest_variance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        enough = (sums[0] ** 2 >= MIN_EFFECTIVE_SAMPLES * sums[2]) & (rest[0] ** 2 >= MIN_EFFECTIVE_SAMPLES * rest[2])
+    ok = (sums[0] > 0) & (rest[0] > 0) & enough & (spread > 1e-12 * (prefix_mean ** 2 + rest_mean ** 2 + 1e-12))
+    z = np.zeros(sums.shape[1])
+    z[ok] = (prefix_mean[ok] - rest_mean[ok]) / np.sqrt(spread[ok])
+    return z
+
+
+#: Samples per block when :func:`dependence_inflation` measures how far block means spread.
+DEPENDENCE_BLOCK = 512
+
+
+def dependence_inflation(weights: np.ndarray, terms: np.ndarray, *, block: int = DEPENDENCE_BLOCK) -> float:
+    """How much more the weighted means of blocks of the path spread than independent terms would (at least 1).
+
+    Synthetic pictures (two-colour patterns, fine periodic textures) make
+    neighbouring WS terms move together, so a standard error computed as if
+    they were independent is too small. Each block of ``block`` samples has a
+    mean and an independence standard error; the median of the squared
+    standardized deviations from the median block mean, over that of a
+    chi-square with one degree of freedom (0.455), is the variance inflation.
+    Medians, so that the few blocks a short payload shifts do not count.
+    """
+    n = weights.size
+    starts = np.arange(0, n, block)
+    if starts.size < 8:
+        return 1.0
+    wt = weights * terms
+    w = np.add.reduceat(weights, starts)
+    s1 = np.add.reduceat(wt, starts)
+    w2 = np.add.reduceat(weights * weights, starts)
+    w2t = np.add.reduceat(weights * wt, starts)
+    w2t2 = np.add.reduceat(wt * wt, starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s1 / w
+        variance = (w2t2 - 2 * mean * w2t + mean * mean * w2) / (w * w)
+        ok = (w * w >= MIN_EFFECTIVE_SAMPLES * w2) & (variance > 0)
+    if np.count_nonzero(ok) < 8:
+        return 1.0
+    deviations = (mean[ok] - np.median(mean[ok])) ** 2 / variance[ok]
+    return max(1.0, float(np.median(deviations)) / 0.4549)
+
+
+def sequential_ws_evidence(weights: np.ndarray, terms: np.ndarray, *, ends: np.ndarray | None = None) -> SequentialEvidence:
+    """Do the WS terms (:func:`ws_terms`, :func:`palette_ws_terms`) rise on a prefix of the embedding path?
+
+    For each prefix of :func:`prefix_ends`, the z-score of (the weighted mean
+    of the terms on the prefix - on the rest of the path), each part's
+    standard error from its own terms, widened by the picture's
+    :func:`dependence_inflation`; the largest over the prefixes, less the
+    largest z of the same test along the reversed path (when positive), so
+    that a picture whose two ends differ by content alone does not count.
+    A payload of ``n`` samples written from the start raises its prefix's
+    mean by half the replaced fraction, so the evidence grows like ``sqrt(n)``.
+    Locating a payload by its WS residuals follows Ker, "Locating
+    steganographic payload via WS residuals" (ACM MM&Sec 2008).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    terms = np.asarray(terms, dtype=np.float64)
+    n = weights.size
+    ends = prefix_ends(n) if ends is None else np.asarray(ends)
+    ends = ends[(ends > 0) & (ends < n)]
+    if ends.size == 0:
+        return SequentialEvidence()
+    wt = weights * terms
+    parts = (weights, wt, weights * weights, weights * wt, wt * wt)
+    totals = np.asarray([p.sum() for p in parts])
+    # Sums up to every cut (prefixes forward, and the prefixes of the reversed path), in one pass per quantity.
+    cuts = np.unique(np.concatenate([ends, n - ends]))
+    at_cut = np.stack([np.cumsum(np.add.reduceat(p, np.concatenate([[0], cuts]))[:-1]) for p in parts])
+    position = {int(c): i for i, c in enumerate(cuts)}
+    forward = at_cut[:, [position[int(e)] for e in ends]]
+    backward = totals[:, None] - at_cut[:, [position[int(n - e)] for e in ends]]
+    scale = np.sqrt(dependence_inflation(weights, terms))
+    z_forward = _prefix_contrast(forward, totals) / scale
+    z_backward = _prefix_contrast(backward, totals) / scale
+    best = int(np.argmax(z_forward))
+    evidence = float(z_forward[best] - max(0.0, float(z_backward.max())))
+    return SequentialEvidence(max(evidence, 0.0), float(ends[best]) / n)
+
+
+# --- LSB matching -----------------------------------------------------------------------------------
+
+
+def _com(magnitude: np.ndarray, frequency: np.ndarray) -> float:
+    total = float(magnitude.sum())
+    return float(np.sum(frequency * magnitude) / total) if total > 0 else 0.0
+
+
+def hcf_com(channel: np.ndarray) -> float:
+    """Centre of mass of the histogram characteristic function of one 8-bit channel.
+
+    Harmsen and Pearlman, "Steganalysis of additive noise modelable
+    information hiding" (SPIE 5020, 2003), in Ker's notation ("Steganalysis
+    of LSB matching in grayscale images", IEEE Signal Processing Letters
+    12(6), 2005): ``C = sum_k k |H[k]| / sum_k |H[k]|`` over ``k = 0..128``,
+    ``H`` the DFT of the 256-bin histogram. Adding +-1 noise (LSB matching)
+    convolves the histogram with a low-pass kernel, so ``C`` falls.
+    ``sealwatch.hcfcom.extract`` takes the same magnitudes (equal to 2e-16)
+    but weighs frequencies 1..128 by ``(k - 1) / 256`` and leaves ``H[0]`` out
+    of the denominator, so its values differ by an image-dependent factor.
+    """
+    values = np.asarray(channel).reshape(-1)
+    if values.size == 0:
+        return 0.0
+    hist = np.bincount(values, minlength=256)[:256] / values.size
+    magnitude = np.abs(np.fft.rfft(hist))  # k = 0..128
+    return _com(magnitude, np.arange(magnitude.size, dtype=float))
+
+
+def downsample_2x2(channel: np.ndarray) -> np.ndarray:
+    """Ker's calibration image: each 2x2 block's mean, rounded down (uint8); odd edges dropped."""
+    x = np.asarray(channel)
+    height, width = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
+    x = x[:height, :width].astype(np.uint16)
+    return ((x[0::2, 0::2] + x[0::2, 1::2] + x[1::2, 0::2] + x[1::2, 1::2]) // 4).astype(np.uint8)
+
+
+def calibrated_hcf_com(channel: np.ndarray) -> float:
+    """Ker's calibrated HCF-COM: ``C(image) / C(image downsampled 2x2)`` for one 8-bit channel.
+
+    Ker, "Steganalysis of LSB matching in grayscale images" (IEEE Signal
+    Processing Letters 12(6), 2005): averaging 2x2 blocks mostly removes the
+    +-1 noise, so the downsampled image's COM stands for the cover's and the
+    ratio falls with the payload (near 1 for clean images, below for stego).
+    Returns 1.0 for images too small to downsample.
+    """
+    x = np.asarray(channel)
+    if x.shape[0] < 2 or x.shape[1] < 2:
+        return 1.0
+    reference = hcf_com(downsample_2x2(x))
+    return hcf_com(x) / reference if reference > 0 else 1.0
+
+
+def adjacency_hcf_com(channel: np.ndarray) -> float:
+    """Ker's adjacency HCF-COM of one 8-bit channel, calibrated by 2x2 downsampling (a ratio, as above).
+
+    Ker (2005): the 2-D histogram of horizontally adjacent pairs is
+    concentrated on its diagonal in natural images, and +-1 noise spreads it;
+    ``C2 = sum (k + l) |H[k, l]| / sum |H[k, l]|`` over ``k, l = 0..128`` of its
+    2-D DFT, divided by the same for the downsampled image.
+    """
+    x = np.asarray(channel)
+    if x.shape[0] < 2 or x.shape[1] < 4:
+        return 1.0
+
+    def c2(image: np.ndarray) -> float:
+        pairs = image[:, :-1].astype(np.int64) * 256 + image[:, 1:]
+        hist = np.bincount(pairs.reshape(-1), minlength=65536).reshape(256, 256) / max(1, pairs.size)
+        magnitude = np.abs(np.fft.rfft2(hist))[:129]  # k = 0..128 (rows), l = 0..128 (rfft)
+        k = np.arange(129, dtype=float)
+        return _com(magnitude, k[:, None] + k[None, :])
+
+    reference = c2(downsample_2x2(x))
+    return c2(x) / reference if reference > 0 else 1.0
+
+
+# --- F5 family: calibration -----------------------------------------------------------------------
+
+#: The low-pass kernel's weight ``e`` in Fridrich, Goljan and Hogea's calibration:
+#: ``[[0, e, 0], [e, 1 - 4e, e], [0, e, 0]]``, applied after cropping to remove blockiness.
+F5_BLUR = 0.05
+#: The low-frequency DCT modes whose histograms the F5 estimate pools.
+F5_MODES = ((0, 1), (1, 0), (1, 1))
+
+
+def decompress_blocks(coefficients: np.ndarray, qt: np.ndarray) -> np.ndarray:
+    """Pixels of one JPEG channel from its quantized coefficients (blocks, as jpeglib lays them out), as a decoder
+    gives them: dequantized, inverse DCT per 8x8 block, +128, rounded and clipped to 0..255 (float64)."""
+    blocks = np.asarray(coefficients, dtype=np.float64) * np.asarray(qt, dtype=np.float64)
+    pixels = fft.idctn(blocks, axes=(-2, -1), norm="ortho") + 128.0
+    rows, cols = blocks.shape[:2]
+    return np.clip(np.rint(pixels), 0, 255).transpose(0, 2, 1, 3).reshape(rows * 8, cols * 8)
+
+
+def compress_blocks(pixels: np.ndarray, qt: np.ndarray) -> np.ndarray:
+    """Quantized coefficients (block rows, block columns, 8, 8) of a channel whose sides are multiples of 8."""
+    height, width = pixels.shape
+    blocks = (np.asarray(pixels, dtype=np.float64) - 128.0).reshape(height // 8, 8, width // 8, 8).transpose(0, 2, 1, 3)
+    return np.rint(fft.dctn(blocks, axes=(-2, -1), norm="ortho") / np.asarray(qt, dtype=np.float64))
+
+
+def f5_calibrated_beta(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 4, blur: float = F5_BLUR,
+                       modes: tuple[tuple[int, int], ...] = F5_MODES) -> float:
+    """The F5 change rate estimated by calibration (fraction of non-zero AC coefficients changed; not clipped).
+
+    Fridrich, Goljan and Hogea, "Steganalysis of JPEG images: breaking the F5
+    algorithm" (Information Hiding 2002, LNCS 2578): decompress the channel,
+    crop ``crop`` rows and columns (the 8x8 grid moves, so the embedding's
+    changes no longer line up with it), low-pass with
+    ``[[0, e, 0], [e, 1 - 4e, e], [0, e, 0]]`` (``e = blur``), recompress with
+    the same quantization table: the result's histograms estimate the cover's.
+    F5 lowers absolute values, so for each mode ``(k, l)`` of ``modes``, with
+    ``H(i)`` the stego counts of ``|d| = i`` and ``h(i)`` the calibrated ones
+    (per block), ``beta`` minimizes ``[H(0) - h(0) - beta h(1)]^2 +
+    [H(1) - (1 - beta) h(1) - beta h(2)]^2``:
+    ``beta = (h1 (H0 - h0) + (H1 - h1)(h2 - h1)) / (h1^2 + (h2 - h1)^2)``.
+    Returns the mean over the modes; 0.0 for a channel under 3x3 blocks.
+    ``coefficients`` is (block rows, block columns, 8, 8) as jpeglib reads it.
+    """
+    stego = np.asarray(coefficients)
+    if stego.shape[0] < 3 or stego.shape[1] < 3:
+        return 0.0
+    pixels = decompress_blocks(stego, qt)[crop:, crop:]
+    if blur:
+        padded = np.pad(pixels, 1, mode="edge")
+        pixels = (1 - 4 * blur) * pixels + blur * (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:])
+    height, width = (pixels.shape[0] // 8) * 8, (pixels.shape[1] // 8) * 8
+    calibrated = compress_blocks(pixels[:height, :width], qt)
+    betas = []
+    for (k, l) in modes:
+        observed = np.bincount(np.minimum(np.abs(stego[..., k, l]).reshape(-1), 3).astype(np.int64), minlength=4)[:3] / stego[..., k, l].size
+        expected = np.bincount(np.minimum(np.abs(calibrated[..., k, l]).reshape(-1), 3).astype(np.int64), minlength=4)[:3] / calibrated[..., k, l].size
+        denominator = expected[1] ** 2 + (expected[2] - expected[1]) ** 2
+        if denominator > 0:
+            betas.append((expected[1] * (observed[0] - expected[0]) + (observed[1] - expected[1]) * (expected[2] - expected[1])) / denominator)
+    return float(np.mean(betas)) if betas else 0.0
+
+
+def sequential_pairs_likelihood_ratio(values: np.ndarray, *, ends: np.ndarray | None = None,
+                                      min_rest: int = 100, max_fraction: float = 0.75) -> SequentialEvidence:
+    """Are the pairs of values (2k, 2k+1) equalized on a prefix of the path, but not on the rest?
+
+    Westfeld and Pfitzmann's pairs of values, tested as a likelihood ratio for
+    each prefix of :func:`prefix_ends`: under embedding, a pair's ``n`` values
+    on the prefix split evenly (binomial, 1/2); under the clean hypothesis they
+    split as the same pair does on the rest of the path (``q_k``, estimated
+    there with add-half smoothing). The log-likelihood ratio in nats,
+    ``sum_k e_k log(1/2 / q_k) + o_k log(1/2 / (1 - q_k))`` over the pairs with
+    at least ``min_rest`` values on the rest, grows with the length of an
+    embedded prefix (by the prefix's count times the Kullback-Leibler
+    divergence between the halves and the natural split) and is negative for a
+    clean one. Returns the largest over the prefixes up to ``max_fraction`` of
+    the path (the rest must be large enough to stand for the clean image; a
+    payload filling more is left to :func:`sequential_chi_square_evidence`),
+    0 if none is positive. Strongest where the natural split is uneven
+    everywhere, as in quantized DCT coefficients (JSteg).
+    """
+    values = np.asarray(values).reshape(-1)
+    n = values.size
+    ends = prefix_ends(n) if ends is None else np.asarray(ends)
+    ends = ends[(ends > 0) & (ends <= max_fraction * n)]
+    if ends.size == 0:
+        return SequentialEvidence()
+    shifted, bins = pair_aligned(values)
+    total = np.bincount(shifted, minlength=bins)
+    best, at, start = 0.0, 0, 0
+    prefix = np.zeros(bins, dtype=np.int64)
+    for end in ends:
+        prefix += np.bincount(shifted[start:end], minlength=bins)
+        start = end
+        rest = total - prefix
+        even, odd = prefix[0::2], prefix[1::2]
+        rest_even, rest_odd = rest[0::2], rest[1::2]
+        keep = (rest_even + rest_odd >= min_rest) & (even + odd > 0)
+        if not keep.any():
+            continue
+        q = (rest_even[keep] + 0.5) / (rest_even[keep] + rest_odd[keep] + 1.0)
+        ratio = float(np.sum(even[keep] * np.log(0.5 / q) + odd[keep] * np.log(0.5 / (1.0 - q))))
+        if ratio > best:
+            best, at = ratio, int(end)
+    return SequentialEvidence(best, at / n)

@@ -1,4 +1,4 @@
-"""The eight streams of Starlight's V4, plus ``dct``: features from one decoded file.
+"""The eight streams of Starlight's V4, plus ``dct``, ``sequential`` and ``matching``: features from one decoded file.
 
 Each stream is a named group of features, so a stream can be dropped for an
 ablation. :func:`extract_streams` takes a :class:`CarrierFile` (one read, one
@@ -13,7 +13,6 @@ others), from :mod:`stegwatch.features.rich`.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 
@@ -22,27 +21,42 @@ from PIL import Image
 
 from stegwatch.features import rich
 from stegwatch.features.statistics import (
+    SequentialEvidence,
+    adjacency_hcf_com,
     byte_entropy,
+    calibrated_hcf_com,
     chi_square_attack,
     chi_square_from_histogram,
     embedded_fraction,
+    f5_calibrated_beta,
+    hcf_com,
     lsb_flat_inconsistency,
+    palette_ws_terms,
     prefix_bounds,
     prefix_histograms,
     sample_pair_analysis,
     sequential_chi_square,
+    sequential_chi_square_evidence,
+    sequential_pairs_likelihood_ratio,
+    sequential_ws_evidence,
     weighted_stego,
+    ws_terms,
 )
 from stegwatch.format.files import CarrierFile
+from stegwatch.format.structure import trailer_parts
 from stegwatch.stego import get_method
-from stegwatch.stego.base import AI42, BIT_ORDERS, from_bits
+from stegwatch.stego.alpha import alpha_plane
+from stegwatch.stego.base import AI42, BIT_ORDERS, from_bits, looks_printable
 from stegwatch.stego.eoi import end_of_image, trailer_start
-from stegwatch.stego.exif import decode_user_comment, read_user_comment
+from stegwatch.stego.exif import ASCII_HEADER, decode_user_comment, read_user_comment
+from stegwatch.stego.lsb_rgb import rgb_samples
+from stegwatch.stego.palette import index_plane
 
-FEATURE_VERSION = 4
-STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "spam", "dctr")
-#: The field's rich features: many small fractions, rounded to float32 when extracted (the feature cache stores
-#: them so and the models read float32), so a cached row equals a fresh one bit for bit.
+FEATURE_VERSION = 5
+STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "sequential", "matching",
+           "spam", "dctr")
+#: The field's rich features (FEATURE_VERSION 5): many small fractions, rounded to float32 when extracted (the
+#: feature cache stores them so and the models read float32), so a cached row equals a fresh one bit for bit.
 RICH_STREAMS = ("spam", "dctr")
 
 _T = 3  # residuals are truncated to [-T, T]
@@ -51,7 +65,11 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
     + tuple(f"res_v_{v}" for v in range(-_T, _T + 1))
     + ("res2_log_var", "odd_fraction"),
     "meta": ("has_exif", "comment_nonblank", "comment_log_len", "trailer_log_len", "trailer_printable",
-             "embedded_jpegs", "trailer_ai42"),
+             "embedded_jpegs", "trailer_ai42",
+             # Evidence of a payload rather than ordinary text or a vendor trailer (FEATURE_VERSION 4).
+             "comment_starlight_framed", "comment_binary", "comment_entropy", "comment_padded",
+             "trailer_known_structures", "trailer_unexplained_log_len", "trailer_unexplained_entropy",
+             "trailer_unexplained_text", "trailer_unexplained_terminated"),
     "alpha": ("has_alpha", "alpha_log_unique", "alpha_lsb_mean", "alpha_lsb_flat_inconsistency", "alpha_chi2",
               "alpha_ai42", "alpha_opaque_fraction"),
     "lsb": ("chi2_all", "chi2_prefix", "seq_fraction", "spa", "ws", "lsb_neighbour_agreement", "lsb_bit1_agreement",
@@ -63,7 +81,15 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
     "content": ("printable_fraction", "printable_run_log", "nul_early", "head_entropy", "rgb_payload_shaped",
                 "index_payload_shaped", "text_payload_log_len"),
     "dct": ("is_jpeg", "qt_dc", "jsteg_chi2", *(f"ac_hist_{v}" for v in range(-3, 4)), "h1_h2_ratio",
-            "zero_fraction", "f5_calibration_beta"),
+            "zero_fraction", "f5_calibration_beta", "jsteg_seq_chi2", "jsteg_seq_fraction", "jsteg_seq_pairs",
+            "jsteg_seq_pairs_fraction"),
+    # Sequential LSB-replacement attacks along each embedding path (statistics.py): RGB samples interleaved
+    # from the top-left (lsb.rgb), alpha row-major (alpha), palette indices row-major (palette). The bit order
+    # within a byte does not change which samples carry bits, so one value serves both orders.
+    "sequential": tuple(f"{path}_{attack}" for path in ("rgb", "alpha", "index")
+                        for attack in ("chi2", "chi2_fraction", "pairs", "pairs_fraction", "ws", "ws_fraction")),
+    # LSB matching (+-1): HCF-COM and Ker's calibrated and adjacency forms, mean over the colour channels.
+    "matching": ("hcf_com", "calibrated_hcf_com", "adjacency_hcf_com"),
     # "spam.straight_-3_-3_-3" ...: the names rich.spam_names and rich.dctr_names give, under this stream's name.
     "spam": tuple(n.split(".", 1)[1] for n in rich.spam_names()),
     "dctr": tuple(n.split(".", 1)[1] for n in rich.dctr_names()),
@@ -99,17 +125,68 @@ def _pixel(luma: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
+_BLANK = b" \x00\t\r\n"
+
+
+def comment_evidence(comment: bytes | None) -> dict[str, float]:
+    """What an EXIF UserComment looks like: a payload, ordinary text or a camera's blank.
+
+    ``nonblank`` and ``log_len`` (log1p of its text's bytes, blanks stripped);
+    ``starlight_framed``: exactly Starlight's writing, ``ASCII\\0\\0\\0`` +
+    text + one NUL, nothing after (cameras pad with blanks, phones write
+    UNICODE); ``binary``: the text is not printable UTF-8 (no camera or app
+    writes bytes there); ``entropy``: bits per byte of the text; ``padded``:
+    blank padding after the text, as cameras write.
+    """
+    out = {"nonblank": 0.0, "log_len": 0.0, "starlight_framed": 0.0, "binary": 0.0, "entropy": 0.0, "padded": 0.0}
+    if comment is None:
+        return out
+    payload, _ = decode_user_comment(comment)
+    stripped = payload.strip(_BLANK)
+    if not stripped:
+        return out
+    body = comment[len(ASCII_HEADER):]
+    try:
+        printable = looks_printable(stripped.decode("utf-8"))
+    except UnicodeDecodeError:
+        printable = False
+    # Padding: more blank bytes after the text than a terminator and one trailing space.
+    padded = len(body) - len(body.rstrip(_BLANK)) > 2
+    framed = comment.startswith(ASCII_HEADER) and body.endswith(b"\x00") and b"\x00" not in body[:-1] and not padded
+    out.update(nonblank=1.0, log_len=math.log1p(len(stripped)), binary=float(not printable),
+               entropy=byte_entropy(stripped[:4096]), starlight_framed=float(framed), padded=float(padded))
+    return out
+
+
+def trailer_evidence(data: bytes) -> dict[str, float]:
+    """What the bytes after the end of the image are: known structures, and the bytes none explains.
+
+    ``known``: how many known structures (:func:`~stegwatch.format.structure.trailer_parts`:
+    a second JPEG, MP4 boxes, Samsung SEF, PNG, XMP, padding); for the
+    unexplained bytes: ``log_len`` (log1p of their count), ``entropy`` (bits
+    per byte of the first 4 KB), ``text`` (fraction of printable ASCII in the
+    first 512 bytes) and ``terminated`` (they end in one NUL, as Starlight's
+    framing does).
+    """
+    parts = trailer_parts(data)
+    unexplained = [p for p in parts if p.kind == "unexplained"]
+    out = {"known": float(len(parts) - len(unexplained)), "log_len": 0.0, "entropy": 0.0, "text": 0.0, "terminated": 0.0}
+    if unexplained:
+        part = unexplained[0]
+        head = data[part.start: part.start + 4096]
+        out.update(log_len=math.log1p(sum(p.length for p in unexplained)), entropy=byte_entropy(head),
+                   text=_printable_head(head[:512])[0],
+                   terminated=float(data[part.end - 1] == 0 and (part.length < 2 or data[part.end - 2] != 0)))
+    return out
+
+
 def _meta(carrier: CarrierFile) -> np.ndarray:
     has_exif = 1.0 if carrier.image.info.get("exif") else 0.0
-    nonblank, comment_len = 0.0, 0.0
     try:
         comment = read_user_comment(carrier.image)
     except ValueError:
         comment = None
-    if comment is not None:
-        payload, _ = decode_user_comment(comment)
-        stripped = payload.strip(b" \x00\t\r\n")
-        nonblank, comment_len = float(bool(stripped)), math.log1p(len(stripped))
+    found = comment_evidence(comment)
     data = carrier.data
     start, skipped = trailer_start(data)
     start = len(data) if start is None else start  # no trailer; offsets, not a copy of a large one
@@ -117,8 +194,11 @@ def _meta(carrier: CarrierFile) -> np.ndarray:
     if start < len(data):
         head = data[start:start + 256].decode("utf-8", errors="replace")
         printable = sum(ch.isprintable() for ch in head) / max(1, len(head))
-    return np.asarray([has_exif, nonblank, comment_len, math.log1p(len(data) - start), printable, float(skipped),
-                       float(data.startswith(AI42, start))])
+    trailer = trailer_evidence(data)
+    return np.asarray([has_exif, found["nonblank"], found["log_len"], math.log1p(len(data) - start), printable,
+                       float(skipped), float(data.startswith(AI42, start)),
+                       found["starlight_framed"], found["binary"], found["entropy"], found["padded"],
+                       trailer["known"], trailer["log_len"], trailer["entropy"], trailer["text"], trailer["terminated"]])
 
 
 def _alpha(carrier: CarrierFile) -> np.ndarray:
@@ -153,16 +233,23 @@ def _lsb(samples: np.ndarray) -> np.ndarray:
                        agreement, bit1, lsb_mean])
 
 
+def _palette_colours(image: Image.Image, indices: np.ndarray) -> np.ndarray:
+    """The palette as (N, 3) with N even and covering every index (missing entries black, as decoders show them)."""
+    palette = np.asarray(image.getpalette() or [0, 0, 0], dtype=float)
+    entries = max(len(palette) // 3, int(indices.max()) + 1)
+    entries += entries % 2
+    colours = np.zeros((entries, 3))
+    colours[: len(palette) // 3] = palette[: 3 * (len(palette) // 3)].reshape(-1, 3)
+    return colours
+
+
 def _palette(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     if image.mode != "P":
         return np.zeros(len(FEATURE_NAMES["palette"])), np.zeros(len(FEATURE_NAMES["palette_lsb"]))
     indices = np.asarray(image)
-    palette = np.asarray(image.getpalette() or [0, 0, 0], dtype=float)
-    palette = np.resize(palette, (len(palette) // 3 + (len(palette) // 3) % 2) * 3).reshape(-1, 3)
+    palette = _palette_colours(image, indices)
     used = np.unique(indices)
-    if used[-1] >= len(palette):  # a corrupt file's indices past the palette's end: black, as decoders show them
-        palette = np.vstack([palette, np.zeros((int(used[-1]) + 1 - len(palette), 3))])
-    twins = np.clip(used ^ 1, 0, len(palette) - 1)
+    twins = used ^ 1  # within the palette: it has an even number of entries covering every index
     twin_distance = float(np.mean(np.linalg.norm(palette[used] - palette[twins], axis=1))) / 441.7
     twin_used = float(np.mean(np.isin(used ^ 1, used)))
     lsb = indices & 1
@@ -217,34 +304,9 @@ def _content(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
                        math.log1p(text_len)])
 
 
-def _f5_calibration(carrier: CarrierFile, luma_dct: np.ndarray, qt: np.ndarray) -> float:
-    """Fridrich's calibration estimate of the F5 change rate (0..1) from modes (0,1), (1,0), (1,1)."""
-    from stegwatch.stego.dct import read_dct
-
-    luma = carrier.image.convert("L")
-    if luma.width < 24 or luma.height < 24:
-        return 0.0
-    cropped = luma.crop((4, 4, luma.width - 4, luma.height - 4))
-    buffer = io.BytesIO()
-    table = [int(v) for v in np.asarray(qt).reshape(-1)]
-    cropped.save(buffer, "JPEG", qtables=[table])
-    try:
-        calibrated = read_dct(buffer.getvalue()).Y
-    except ValueError:
-        return 0.0
-    betas = []
-    for (i, j) in ((0, 1), (1, 0), (1, 1)):
-        # Exact counts of |v| = 0, 1, 2 (bin 3 collects the rest), as fractions of all blocks.
-        h = np.bincount(np.abs(luma_dct[..., i, j]).reshape(-1).clip(0, 3).astype(int), minlength=4)[:3] / luma_dct[..., i, j].size
-        hc = np.bincount(np.abs(calibrated[..., i, j]).reshape(-1).clip(0, 3).astype(int), minlength=4)[:3] / calibrated[..., i, j].size
-        denominator = hc[1] ** 2 + (hc[2] - hc[1]) ** 2
-        if denominator > 0:
-            betas.append((hc[1] * (h[0] - hc[0]) + (h[1] - hc[1]) * (hc[2] - hc[1])) / denominator)
-    return float(np.clip(np.mean(betas), 0.0, 1.0)) if betas else 0.0
-
-
 def _dct(carrier: CarrierFile) -> np.ndarray:
     from stegwatch.stego.dct import ac_mask, read_dct
+    from stegwatch.stego.jsteg import usable_positions
 
     if not carrier.data.startswith(b"\xff\xd8"):
         return np.zeros(len(FEATURE_NAMES["dct"]))
@@ -257,8 +319,52 @@ def _dct(carrier: CarrierFile) -> np.ndarray:
     hist = np.asarray([np.count_nonzero(ac == v) for v in range(-3, 4)], dtype=float) / max(1, ac.size)
     h1 = np.count_nonzero(np.abs(ac) == 1)
     h2 = np.count_nonzero(np.abs(ac) == 2)
+    # JSteg's own path: the AC coefficients that are neither 0 nor 1, blocks row-major, in the order it embeds.
+    path = luma.reshape(-1)[usable_positions(luma)]
+    chi2, pairs = sequential_chi_square_evidence(path), sequential_pairs_likelihood_ratio(path)
     return np.asarray([1.0, float(image.luma_qt[0, 0]) / 64.0, chi_square_attack(ac, exclude=(0, 1)), *hist,
-                       h1 / max(1, h2), float(np.mean(ac == 0)), _f5_calibration(carrier, luma, image.luma_qt)])
+                       h1 / max(1, h2), float(np.mean(ac == 0)), f5_calibrated_beta(luma, image.luma_qt),
+                       chi2.evidence, chi2.fraction, pairs.evidence, pairs.fraction])
+
+
+def _is_jpeg(carrier: CarrierFile) -> bool:
+    """A JPEG's pixels are decoded, not stored: no LSB payload survives in them, so the pixel attacks skip it."""
+    return carrier.data.startswith(b"\xff\xd8")
+
+
+def _path_attacks(values: np.ndarray, ws: tuple[np.ndarray, np.ndarray]) -> list[float]:
+    """The three sequential attacks on one path: chi-square, pairs likelihood ratio, WS (evidence, fraction each)."""
+    found: list[SequentialEvidence] = [sequential_chi_square_evidence(values), sequential_pairs_likelihood_ratio(values),
+                                       sequential_ws_evidence(*ws)]
+    return [v for e in found for v in (e.evidence, e.fraction)]
+
+
+def _sequential(carrier: CarrierFile) -> np.ndarray:
+    """Sequential chi-square and WS attacks along the three LSB-replacement paths (zeros where a path is absent)."""
+    out = np.zeros(len(FEATURE_NAMES["sequential"]))
+    if _is_jpeg(carrier):
+        return out
+    image = carrier.image
+    rgb = rgb_samples(image)
+    if rgb is not None:
+        # Transparent and translucent pixels' colours were premultiplied or composited: only opaque pixels weigh.
+        opaque = np.asarray(image.getchannel("A")) == 255 if image.mode == "RGBA" else None
+        out[0:6] = _path_attacks(rgb.reshape(-1), ws_terms(rgb, mask=opaque))
+    alpha = alpha_plane(image)
+    if alpha is not None:
+        out[6:12] = _path_attacks(alpha.reshape(-1), ws_terms(alpha))
+    indices = index_plane(image)
+    if indices is not None:
+        out[12:18] = _path_attacks(indices.reshape(-1), palette_ws_terms(indices, _palette_colours(image, indices)))
+    return out
+
+
+def _matching(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
+    """HCF-COM and Ker's calibrated and adjacency forms, averaged over the channels (not for JPEG or palette images)."""
+    if _is_jpeg(carrier) or carrier.image.mode == "P":
+        return np.zeros(len(FEATURE_NAMES["matching"]))
+    channels = [np.ascontiguousarray(samples[..., c]) for c in range(samples.shape[2])]
+    return np.asarray([float(np.mean([f(c) for c in channels])) for f in (hcf_com, calibrated_hcf_com, adjacency_hcf_com)])
 
 
 def _rich(carrier: CarrierFile, luma: np.ndarray) -> dict[str, np.ndarray]:
@@ -303,6 +409,8 @@ def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
             "format": _format(carrier),
             "content": _content(carrier, samples),
             "dct": _dct(carrier),
+            "sequential": _sequential(carrier),
+            "matching": _matching(carrier, samples),
             **_rich(carrier, luma),
         }
     for name, vector in values.items():

@@ -113,6 +113,11 @@ class ManifestEntry(BaseModel):
         default=None,
         description="train or monitor, by a hash of cover_id (about 80/20): no cover group is in both",
     )
+    cover_file: str | None = Field(
+        default=None,
+        description="stego only, optional: file_path of the exact clean file this stego file was embedded into "
+        "(a line of the same manifest; the sidecar's clean_file). Written by training builds; absent when unknown",
+    )
     sha256: str
     format: str
     mode: str
@@ -123,6 +128,11 @@ class ManifestEntry(BaseModel):
     @classmethod
     def _safe_path(cls, value: str) -> str:
         return check_relative_path(value)
+
+    @field_validator("cover_file")
+    @classmethod
+    def _safe_cover_path(cls, value: str | None) -> str | None:
+        return None if value is None else check_relative_path(value)
 
     @model_validator(mode="after")
     def _label_fields(self) -> ManifestEntry:
@@ -136,10 +146,22 @@ class ManifestEntry(BaseModel):
                 raise ValueError(f"stego entry lacks {', '.join(missing)}")
         elif self.method is not None:
             raise ValueError("clean entry must have method null")
+        elif self.cover_file is not None:
+            raise ValueError("clean entry must have no cover_file")
         return self
 
     def to_json_line(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        data = self.model_dump(mode="json")
+        # Optional fields added after the format was fixed are written only when set, so the
+        # manifest of a corpus built before them keeps its bytes (and its sha256).
+        for name in OPTIONAL_WHEN_SET:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
+#: Manifest fields written only when they have a value (see ``ManifestEntry.to_json_line``).
+OPTIONAL_WHEN_SET = ("cover_file",)
 
 
 #: Share of cover groups in the ``monitor`` split, in percent.

@@ -7,12 +7,16 @@ the container itself (JPEG segments and entropy-coded data, PNG chunks with
 their CRCs, GIF blocks and sub-blocks) to its trailer, without decoding
 pixels. :func:`structure_problem` says what is wrong with a file whose
 structure breaks off or is corrupt; :func:`end_of_image` is where the image
-ends (bytes after it are a trailer, for the ``eoi`` method).
+ends (bytes after it are a trailer, for the ``eoi`` method), and
+:func:`trailer_parts` names the known structures a trailer is made of (a
+second JPEG, a motion photo's MP4, Samsung's SEF, a PNG, an XMP packet,
+padding) and the bytes none of them explains.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"
@@ -155,4 +159,157 @@ def structure_problem(data: bytes) -> str | None:
     return None
 
 
-__all__ = ["JPEG_SOI", "PNG_SIGNATURE", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png", "png_problem", "structure_problem"]
+# --- What a trailer is made of ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrailerPart:
+    """A span ``[start, end)`` of a file's bytes after the end of its image, and what it is.
+
+    ``kind``: ``jpeg`` (a complete JPEG image: multi-picture and MPF files),
+    ``isobmff`` (MP4/MOV boxes from ``ftyp`` on: Google and other motion
+    photos), ``samsung-sef`` (Samsung's trailer, found from its ``SEFT`` end),
+    ``png`` (a PNG file, possibly cut short), ``png-chunks`` (whole PNG chunks
+    with valid CRCs, e.g. a repeated ``IEND``), ``xmp`` (an XMP packet),
+    ``padding`` (a run of ``00`` or ``FF`` bytes) or ``unexplained``.
+    """
+
+    kind: str
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+_BOX_TYPE_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \xa9")
+
+
+def _isobmff_end(data: bytes, i: int, limit: int) -> int | None:
+    """End of the run of ISO base media boxes starting with ``ftyp`` at ``i`` (whole boxes only)."""
+    if data[i + 4: i + 8] != b"ftyp":
+        return None
+    j = i
+    while j + 8 <= limit:
+        size = int.from_bytes(data[j: j + 4], "big")
+        if any(b not in _BOX_TYPE_BYTES for b in data[j + 4: j + 8]):
+            break
+        if size == 1 and j + 16 <= limit:
+            size = int.from_bytes(data[j + 8: j + 16], "big")
+        elif size == 0:
+            size = limit - j
+        if size < 8 or j + size > limit:
+            break
+        j += size
+    return j if j > i else None
+
+
+def _png_chunks_end(data: bytes, i: int, limit: int, *, allow_cut: bool) -> int:
+    """End of the whole PNG chunks (valid CRCs) from ``i``; with ``allow_cut``, a last chunk cut by ``limit`` counts."""
+    j = i
+    while j + 12 <= limit:
+        length = int.from_bytes(data[j: j + 4], "big")
+        kind = data[j + 4: j + 8]
+        if not kind.isalpha():
+            break
+        if j + 12 + length > limit:
+            return limit if allow_cut else j
+        if zlib.crc32(data[j + 4: j + 8 + length]) != int.from_bytes(data[j + 8 + length: j + 12 + length], "big"):
+            break
+        j += 12 + length
+    if allow_cut and j < limit and limit - j < 12 and data[j + 4: min(j + 8, limit)].isalpha():
+        return limit  # cut inside a chunk's header
+    return j
+
+
+def _samsung_sef_start(data: bytes, start: int) -> int | None:
+    """Start of a Samsung SEF trailer that ends the file (``SEFH`` directory, then its length and ``SEFT``)."""
+    n = len(data)
+    if not data.endswith(b"SEFT") or n - start < 20:
+        return None
+    directory_length = int.from_bytes(data[n - 8: n - 4], "little")
+    directory = n - 8 - directory_length
+    if directory < start or data[directory: directory + 4] != b"SEFH":
+        return None
+    count = int.from_bytes(data[directory + 8: directory + 12], "little")
+    if count == 0 or 12 + 12 * count > directory_length:
+        return None
+    first = directory
+    for k in range(count):
+        entry = directory + 12 + 12 * k
+        offset = int.from_bytes(data[entry + 4: entry + 8], "little")
+        length = int.from_bytes(data[entry + 8: entry + 12], "little")
+        if offset < length or directory - offset < start:
+            return None
+        first = min(first, directory - offset)
+    return first
+
+
+def _xmp_end(data: bytes, i: int, limit: int) -> int | None:
+    if not (data.startswith(b"<?xpacket begin=", i) or data.startswith(b"<x:xmpmeta", i)):
+        return None
+    close = data.find(b"<?xpacket end=", i, limit)
+    if close >= 0:
+        end = data.find(b"?>", close, limit)
+        return end + 2 if end >= 0 else None
+    close = data.find(b"</x:xmpmeta>", i, limit)
+    return close + len(b"</x:xmpmeta>") if close >= 0 else None
+
+
+def _padding_end(data: bytes, i: int, limit: int) -> int | None:
+    value = data[i]
+    if value not in (0x00, 0xFF):
+        return None
+    span = memoryview(data)[i:limit].tobytes()
+    return limit - len(span.lstrip(bytes([value])))
+
+
+def trailer_parts(data: bytes, start: int | None = None) -> list[TrailerPart]:
+    """The known structures, padding and unexplained bytes after the end of the image, in file order.
+
+    ``start`` defaults to :func:`end_of_image`'s end (no parts when it cannot
+    be found). Structures are recognized where they begin; a Samsung SEF
+    trailer is recognized from the end of the file, where it always sits.
+    Bytes from the first place that no structure explains up to the next
+    structure found from the end are one ``unexplained`` part: an appended
+    payload is unexplained whatever precedes or follows it.
+    """
+    if start is None:
+        _, start = end_of_image(data)
+        if start is None:
+            return []
+    n = len(data)
+    parts: list[TrailerPart] = []
+    sef = _samsung_sef_start(data, start)
+    limit = n if sef is None else sef
+    i = start
+    while i < limit:
+        end: int | None = None
+        kind = ""
+        if data.startswith(JPEG_SOI, i):
+            kind, end = "jpeg", end_of_jpeg(data, i)
+            end = end if end is not None and end <= limit else None
+        elif data.startswith(PNG_SIGNATURE, i):
+            kind, end = "png", _png_chunks_end(data, i + len(PNG_SIGNATURE), limit, allow_cut=True)
+        elif data[i + 4: i + 8] == b"ftyp":
+            kind, end = "isobmff", _isobmff_end(data, i, limit)
+        elif data[i: i + 1] == b"<":
+            kind, end = "xmp", _xmp_end(data, i, limit)
+        elif data[i] in (0x00, 0xFF):
+            kind, end = "padding", _padding_end(data, i, limit)
+            chunks = _png_chunks_end(data, i, limit, allow_cut=False)
+            if chunks > (end or i):  # a chunk whose length starts with zero bytes, e.g. IEND
+                kind, end = "png-chunks", chunks
+        if end is None or end <= i:
+            parts.append(TrailerPart("unexplained", i, limit))
+            break
+        parts.append(TrailerPart(kind, i, end))
+        i = end
+    if sef is not None:
+        parts.append(TrailerPart("samsung-sef", sef, n))
+    return parts
+
+
+__all__ = ["JPEG_SOI", "PNG_SIGNATURE", "TrailerPart", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png",
+           "png_problem", "structure_problem", "trailer_parts"]

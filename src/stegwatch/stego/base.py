@@ -108,7 +108,7 @@ class Extraction:
         if not looks_printable(text):
             return False
         if self.stream_kind == "pixel":
-            return self.terminated and len(self.payload) >= MIN_TEXT_PAYLOAD
+            return self.terminated and len(self.payload) >= MIN_TEXT_PAYLOAD and _varied(self.payload)
         return True
 
     @property
@@ -120,6 +120,19 @@ class Extraction:
         text = self.payload.decode("utf-8", errors="replace")
         shown = "".join(ch if ch.isprintable() else "." for ch in text[:limit])
         return shown + ("..." if len(text) > limit else "")
+
+
+#: A message's bytes vary: a pixel stream's candidate with less byte entropy than this (bits per byte) is a
+#: repeated pattern (a flat or dithered area's LSBs read as "m\xdb\xb6" again and again), not text. Short
+#: messages in any language have 3 or more.
+MIN_TEXT_ENTROPY = 2.5
+
+
+def _varied(payload: bytes) -> bool:
+    values = np.frombuffer(payload[:1024], dtype=np.uint8)
+    counts = np.bincount(values, minlength=256)
+    p = counts[counts > 0] / max(1, values.size)
+    return float(-(p * np.log2(p)).sum()) >= MIN_TEXT_ENTROPY
 
 
 def looks_printable(text: str, min_ratio: float = 0.95) -> bool:

@@ -32,7 +32,7 @@ KEY = "jsteg"
 BIT_ORDER: BitOrder = "msb-first"
 
 
-def _usable(luma: np.ndarray) -> np.ndarray:
+def usable_positions(luma: np.ndarray) -> np.ndarray:
     """Flat indices (in embedding order) of AC coefficients that are neither 0 nor 1."""
     flat = luma.reshape(-1)
     mask = ac_mask(luma.shape).reshape(-1) & (flat != 0) & (flat != 1)
@@ -44,12 +44,12 @@ def capacity(cover: Cover) -> int:
         luma = read_dct(jpeg_bytes_of(cover, 90)).Y
     except ValueError:
         return 0
-    return max(0, _usable(luma).size // 8 - len(TERMINATOR))
+    return max(0, usable_positions(luma).size // 8 - len(TERMINATOR))
 
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
     image = read_dct(jpeg_bytes_of(cover, options.jpeg_quality))
-    positions = _usable(image.Y)
+    positions = usable_positions(image.Y)
     check_payload(payload, max(0, positions.size // 8 - 1), KEY)
     bits = to_bits(payload + TERMINATOR, BIT_ORDER).astype(image.Y.dtype)
     flat = image.Y.reshape(-1)  # a view: writes go into the image
@@ -63,7 +63,7 @@ def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str
         luma = read_dct(carrier.data).Y
     except ValueError:
         return []
-    bits = (luma.reshape(-1)[_usable(luma)] & 1).astype(np.uint8)
+    bits = (luma.reshape(-1)[usable_positions(luma)] & 1).astype(np.uint8)
     payload, terminated = read_terminated(from_bits(bits, BIT_ORDER))
     if not terminated or not payload:
         return []
