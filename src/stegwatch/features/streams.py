@@ -320,11 +320,23 @@ def _dct(carrier: CarrierFile) -> np.ndarray:
     h1 = np.count_nonzero(np.abs(ac) == 1)
     h2 = np.count_nonzero(np.abs(ac) == 2)
     # JSteg's own path: the AC coefficients that are neither 0 nor 1, blocks row-major, in the order it embeds.
-    path = luma.reshape(-1)[usable_positions(luma)]
+    leading = _leading_rows(luma, luma.shape[1] * 64)  # whole block rows, from the top: JSteg's path starts there
+    path = leading.reshape(-1)[usable_positions(leading)]
     chi2, pairs = sequential_chi_square_evidence(path), sequential_pairs_likelihood_ratio(path)
     return np.asarray([1.0, float(image.luma_qt[0, 0]) / 64.0, chi_square_attack(ac, exclude=(0, 1)), *hist,
-                       h1 / max(1, h2), float(np.mean(ac == 0)), f5_calibrated_beta(luma, image.luma_qt),
+                       h1 / max(1, h2), float(np.mean(ac == 0)), f5_calibrated_beta(leading, image.luma_qt),
                        chi2.evidence, chi2.fraction, pairs.evidence, pairs.fraction])
+
+
+#: The sequential attacks read at most this many samples of each embedding path (and the F5 calibration about as
+#: many coefficients), from the start: a payload embedded from the top-left shows there, and memory stays bounded
+#: on the largest accepted image (4096 x 4096 RGBA). Every file of the default corpus is far below it.
+MAX_PATH_SAMPLES = 1 << 22
+
+
+def _leading_rows(plane: np.ndarray, per_row: int) -> np.ndarray:
+    """The first rows of ``plane`` holding at most :data:`MAX_PATH_SAMPLES` samples (``per_row`` per row; 3 rows at least)."""
+    return plane[: max(3, MAX_PATH_SAMPLES // max(1, per_row))]
 
 
 def _is_jpeg(carrier: CarrierFile) -> bool:
@@ -347,14 +359,17 @@ def _sequential(carrier: CarrierFile) -> np.ndarray:
     image = carrier.image
     rgb = rgb_samples(image)
     if rgb is not None:
+        rgb = _leading_rows(rgb, image.width * 3)
         # Transparent and translucent pixels' colours were premultiplied or composited: only opaque pixels weigh.
-        opaque = np.asarray(image.getchannel("A")) == 255 if image.mode == "RGBA" else None
+        opaque = _leading_rows(np.asarray(image.getchannel("A")) == 255, image.width * 3) if image.mode == "RGBA" else None
         out[0:6] = _path_attacks(rgb.reshape(-1), ws_terms(rgb, mask=opaque))
     alpha = alpha_plane(image)
     if alpha is not None:
+        alpha = _leading_rows(alpha, image.width)
         out[6:12] = _path_attacks(alpha.reshape(-1), ws_terms(alpha))
     indices = index_plane(image)
     if indices is not None:
+        indices = _leading_rows(indices, image.width)
         out[12:18] = _path_attacks(indices.reshape(-1), palette_ws_terms(indices, _palette_colours(image, indices)))
     return out
 
