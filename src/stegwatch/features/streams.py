@@ -400,9 +400,12 @@ def _rich(carrier: CarrierFile, luma: np.ndarray) -> dict[str, np.ndarray]:
         except ValueError:
             coefficients = None
         if coefficients is not None:
+            quality = ijg_quality(coefficients.luma_qt.reshape(-1))
             luminance = rich.decompressed_luminance(coefficients)
-            dctr = rich.dctr(luminance, ijg_quality(coefficients.luma_qt.reshape(-1)))
-            luma = np.clip(np.round(luminance), 0, 255).astype(np.uint8)
+            del coefficients  # every channel's coefficients: free them before DCTR (peak memory on large files)
+            dctr = rich.dctr(luminance, quality)
+            luma = np.clip(np.rint(luminance, out=luminance), 0, 255, out=luminance).astype(np.uint8)
+            del luminance
     return {"spam": rich.spam(luma).astype(np.float32), "dctr": dctr.astype(np.float32)}
 
 
