@@ -54,15 +54,55 @@ def test_threshold_for_fpr():
     assert threshold_for_fpr(np.array([0.2, 0.9]), 0.0005) > 0.9
 
 
-def test_onnx_model_matches_scikit_learn(smoke_corpus):
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    from stegwatch.detectors.v4 import onnx_parity as _onnx_parity, to_onnx as _to_onnx
+def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
+    from stegwatch.detectors.v4 import class_labels, fit_v4, model_columns, model_input, onnx_parity, recipe_params, to_onnx
+    from stegwatch.features.streams import feature_names
 
     data = load_corpus_features(smoke_corpus)
-    labels = [e.method if e.label == "stego" else "clean" for e in data.entries]
-    model = GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0).fit(data.features.astype(np.float32), labels)
-    assert _onnx_parity(_to_onnx(model, data.features.shape[1]), model, data.features.astype(np.float32)) < 1e-5
+    names = feature_names()
+    features = model_input(data.features, model_columns(names))
+    parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
+    model, _ = fit_v4(features, class_labels(data), parts["train"], parts["val"], recipe_params(TrainConfig(n_estimators=20)),
+                      0.0005, names=names)
+    assert all(part.model is not None for part in model.families.values())  # both families learned, both exported
+    jpeg = model.family_of(features)
+    assert 0 < jpeg.sum() < jpeg.size
+    onnx_bytes = to_onnx(model, features.shape[1])
+    assert onnx_parity(onnx_bytes, model, features) < 1e-5  # every file of the corpus, both families
+
+
+def test_float32_thresholds_keep_lightgbms_decisions_in_onnx():
+    # LightGBM puts a split between two adjacent float32 values; the nearest float32 to that threshold is the upper
+    # value, so ONNX (float32 thresholds) would send it left. The cut thresholds decide float32 inputs exactly alike.
+    import lightgbm
+
+    from stegwatch.detectors.v4 import float32_thresholds, onnx_parity
+
+    low = np.float32(0.1)
+    x = np.asarray([[low]] * 40 + [[np.nextafter(low, np.float32(1))]] * 40, dtype=np.float32)
+    y = np.asarray([0] * 40 + [1] * 40)
+    model = lightgbm.LGBMClassifier(n_estimators=2, min_child_samples=5, verbose=-1).fit(x, y)
+
+    class Wrapped:  # what onnx_parity compares: predict_proba, here of a Booster
+        def __init__(self, booster):
+            self.booster = booster
+
+        def predict_proba(self, rows):
+            p = self.booster.predict(rows)
+            return np.column_stack([1 - p, p])
+
+    def exported(booster) -> bytes:
+        from onnxmltools import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        return convert_lightgbm(booster, initial_types=[("features", FloatTensorType([None, 1]))], zipmap=False,
+                                target_opset=15).SerializeToString()
+
+    as_trained = model.booster_
+    cut = lightgbm.Booster(model_str=float32_thresholds(as_trained.model_to_string()))
+    np.testing.assert_array_equal(cut.predict(x), as_trained.predict(x))
+    assert onnx_parity(exported(as_trained), Wrapped(as_trained), x) > 0.1  # the trap is real
+    assert onnx_parity(exported(cut), Wrapped(cut), x) < 1e-6
 
 
 def test_training_writes_model_card_log_and_onnx(trained):
@@ -74,10 +114,29 @@ def test_training_writes_model_card_log_and_onnx(trained):
     for key in ("corpus", "streams", "feature_names", "hyperparameters", "threshold", "validation", "held_out", "command"):
         assert key in saved
     assert saved["corpus"]["manifest_sha256"]
+    assert 0 < saved["onnx_size_bytes"] == (out / "v4" / "model.onnx").stat().st_size < 10_000_000
+    assert saved["route_feature"] == "dct.is_jpeg" and set(saved["families"]) == {"spatial", "jpeg"}
+    assert {"spam", "dctr"} <= set(saved["streams"]) and saved["hyperparameters"]["estimator"] == "lightgbm.LGBMClassifier"
+    stopping = saved["early_stopping"]["families"]
     log = [json.loads(line) for line in (out / "v4" / "training_log.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in log] == list(range(1, 26))
-    assert set(log[0]) == {"step", "train_loss", "val_loss", "val_auc", "elapsed_seconds"}
+    assert [row["step"] for row in log] == list(range(1, max(f["iterations_run"] for f in stopping.values()) + 1))
+    assert {"step", "train_loss", "val_loss", "val_auc", "elapsed_seconds", "spatial_train_loss", "jpeg_val_loss"} <= set(log[0])
     assert log[-1]["train_loss"] < log[0]["train_loss"]
+
+
+def test_early_stopping_keeps_the_best_validation_iteration_and_the_card_says_which(smoke_corpus, tmp_path):
+    # Many rounds on a small corpus: each family's validation loss turns up long before the last round.
+    config = TrainConfig(model="v4", n_estimators=400, learning_rate=0.3, early_stopping_rounds=5, workers=1)
+    card = train(smoke_corpus, tmp_path / "v4", config, command="test")
+    log = [json.loads(line) for line in (tmp_path / "v4" / "training_log.jsonl").read_text().splitlines()]
+    stopping = card["early_stopping"]
+    assert stopping["stopping_rounds"] == 5 and "validation" in stopping["monitored"]
+    for family, record in stopping["families"].items():
+        losses = [row[f"{family}_val_loss"] for row in log[: record["iterations_run"]]]
+        best = record["best_iteration"]
+        assert record["iterations_run"] == best + 5 < 400  # stopped early, five rounds past the best
+        assert losses[best - 1] == min(losses)  # the kept iteration is the one with the lowest validation loss
+    assert card["onnx_parity_max_abs_diff"] < 1e-5
 
 
 @pytest.mark.parametrize("kind", ["v4", "v3"])

@@ -93,3 +93,27 @@ def test_a_corrupt_cache_file_is_a_warning_and_the_run_goes_on(tmp_path):
     with pytest.warns(FeatureCacheWarning, match="feature cache"):
         rows = features_for_paths(paths, cache=cache)
     assert rows[0].vector is not None
+
+
+def test_a_wide_row_comes_back_bit_for_bit_at_a_fraction_of_its_size(tmp_path):
+    # Rows carry the rich streams (thousands of float32 values): stored compressed, float32 where the values are.
+    import shutil
+    from pathlib import Path
+
+    from stegwatch.features.streams import feature_names
+
+    fixtures = Path(__file__).parent / "data" / "sealwatch"
+    paths = [str(shutil.copy(fixtures / name, tmp_path / name)) for name in ("jpeg_astronaut_q75.jpg", "spatial_moon.png")]
+    cache = tmp_path / "features.sqlite"
+    fresh = features_for_paths(paths)
+    features_for_paths(paths, cache=cache)
+    with FeatureCache(cache) as store:
+        served = store.get_many([row.sha256 for row in fresh])
+    for row in fresh:
+        assert row.vector.shape == (len(feature_names()),)
+        assert served[row.sha256].dtype == np.float64
+        np.testing.assert_array_equal(served[row.sha256], row.vector)
+    sizes = dict(sqlite3.connect(cache).execute("SELECT sha256, length(vector) FROM features").fetchall())
+    jpeg, png = (sizes[row.sha256] for row in fresh)
+    width = len(feature_names())
+    assert jpeg < 8 * width / 2 and png < 8 * width / 10  # float64 would be 8 bytes a value

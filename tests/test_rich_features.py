@@ -174,3 +174,50 @@ def test_bad_input_is_refused():
         rich.dctr(np.zeros(64), 75)
     with pytest.raises(ValueError):
         rich.srmq1(np.zeros((4, 4, 3), dtype=np.uint8))
+
+
+# ------------------------------------------------------------------- the rich streams of every file's feature row
+
+
+def _streams(path: Path) -> dict[str, np.ndarray]:
+    from stegwatch.features.streams import extract_streams
+    from stegwatch.format.files import carrier_from_bytes
+
+    return extract_streams(carrier_from_bytes(path.read_bytes(), str(path)))
+
+
+@pytest.mark.parametrize("name", [SPATIAL[0], JPEGS[0], "jpeg_astronaut_rgb_q80.jpg"])
+def test_rich_streams_are_in_every_row_with_their_shapes(name):
+    from stegwatch.features.streams import FEATURE_NAMES, RICH_STREAMS, STREAMS, feature_names
+
+    assert set(RICH_STREAMS) <= set(STREAMS)
+    assert len(FEATURE_NAMES["spam"]) == 686 and len(FEATURE_NAMES["dctr"]) == 8000
+    assert feature_names(("spam",))[0] == "spam.straight_-3_-3_-3" and feature_names(("dctr",))[-1] == "dctr.63_24_4"
+    streams = _streams(FIXTURES / name)
+    assert streams["spam"].shape == (686,) and streams["dctr"].shape == (8000,)
+    for stream in RICH_STREAMS:  # float32 values (carried in float64 rows), so the cache stores them exactly
+        np.testing.assert_array_equal(streams[stream].astype(np.float32).astype(np.float64), streams[stream])
+    assert np.isclose(streams["spam"].sum(), 2.0)  # two normalized co-occurrences
+    if MANIFEST["inputs"][name]["kind"] == "jpeg":
+        assert np.allclose(streams["dctr"].reshape(64 * 25, 5).sum(axis=1), 1.0)
+    else:
+        assert not streams["dctr"].any()  # DCTR is of JPEG files only
+
+
+@pytest.mark.parametrize("name", [JPEGS[0], "jpeg_astronaut_rgb_q80.jpg"])
+def test_a_jpeg_rows_dctr_is_sealwatchs_with_the_quality_read_from_its_table(name, recorded):
+    expected = recorded[f"dctr/{name.removeprefix('jpeg_').removesuffix('.jpg')}"]
+    assert np.max(np.abs(_streams(FIXTURES / name)["dctr"] - expected)) <= TOLERANCE
+
+
+def test_a_jpeg_rows_spam_is_of_its_decompressed_luminance():
+    # The luminance DCTR reads, rounded to the 8-bit pixels a decoder gives, not the RGB -> L round trip.
+    path = FIXTURES / "jpeg_astronaut_rgb_q80.jpg"
+    pixels = np.clip(np.round(rich.decompressed_luminance(path)), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(_streams(path)["spam"], rich.spam(pixels).astype(np.float32))
+
+
+def test_a_spatial_rows_spam_is_sealwatchs(recorded):
+    name = SPATIAL[0]
+    expected = recorded[f"spam/{name.removeprefix('spatial_').removesuffix('.png')}"]
+    assert np.max(np.abs(_streams(FIXTURES / name)["spam"] - expected)) <= TOLERANCE

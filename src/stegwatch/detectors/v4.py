@@ -1,15 +1,28 @@
 """V4: the learned multi-stream detector, run through onnxruntime only.
 
-A multi-class scikit-learn model (classes: ``clean`` and every method key)
-over the stream features of :mod:`stegwatch.features.streams`, exported to
-ONNX with skl2onnx. ``score`` is 1 - P(clean); ``method_scores`` are the
-per-method probabilities; ``method`` is the most probable method. The model
-card beside the ONNX file names the streams, the classes, the threshold and
-how it was chosen.
+A multi-class model (classes: ``clean`` and every method key) over the
+stream features of :mod:`stegwatch.features.streams`, the field's rich
+features (``spam``, ``dctr``) included. It is one LightGBM model per format
+family behind the one detector: a file whose JPEG coefficients could be read
+(:data:`ROUTE_FEATURE`) goes to the ``jpeg`` model, which reads every
+stream; any other file to the ``spatial`` model, which leaves out DCTR (zeros
+for all its files). Each family's boosting stops early on its validation
+part's multi-class log loss. Both models, the routing and the map onto the
+union of classes are one ONNX graph (converted with onnxmltools). ``score``
+is 1 - P(clean); ``method_scores`` are the per-method probabilities;
+``method`` is the most probable method. The model card beside the ONNX file
+names the streams, the classes, the threshold and how it was chosen, and the
+iteration where each family's validation loss stopped improving.
 
-One training recipe, :func:`fit_v4`, serves both ``stegwatch train``
-(:func:`train_v4`, which exports to ONNX) and cross-validation
-(:meth:`V4Detector.refit`, which scores with the fitted model in memory).
+One training recipe, :func:`fit_v4`, serves ``stegwatch train``
+(:func:`train_v4`, which exports to ONNX), cross-validation, ablations and
+generalization (:meth:`V4Detector.refit`, which scores with the fitted
+models in memory).
+
+The recipe was chosen on the default corpus, on the same grouped folds,
+against a strongly regularized logistic regression on standardized features
+(scikit-learn, one model per family as here): ``benchmarks/v4_classifiers.py``
+runs that comparison, and CHANGELOG.md gives its numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +40,20 @@ from stegwatch.detectors.registry import DetectorKind
 from stegwatch.detectors.train import TrainConfig, quality
 from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.features.streams import STREAMS, feature_names
-from stegwatch.format.files import write_text_atomic
+from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 from stegwatch.stats import threshold_for_fpr
 
 NAME = "stegwatch-v4"
-ESTIMATOR = "sklearn.ensemble.GradientBoostingClassifier"
+ESTIMATOR = "lightgbm.LGBMClassifier"
+#: The feature that routes a file to its family's model: 1 for a JPEG whose coefficients could be read.
+ROUTE_FEATURE = "dct.is_jpeg"
+#: The format families, each with the streams its model leaves out (they are zeros for every file of the family).
+FAMILIES: dict[str, tuple[str, ...]] = {"spatial": ("dctr",), "jpeg": ()}
+#: LightGBM settings fixed by the recipe (not tuned per run): quiet, and the same trees for the same data and seed.
+FIXED_PARAMS = {"subsample_freq": 1, "min_child_samples": 20, "reg_lambda": 1.0, "max_bin": 63,
+                "deterministic": True, "force_col_wise": True, "verbose": -1}
+#: The ONNX operator sets the exported graph uses (onnxmltools' tree ensembles need ai.onnx.ml 1..3).
+ONNX_OPSET = 15
 
 
 def class_labels(data: CorpusFeatures) -> np.ndarray:
@@ -38,24 +61,215 @@ def class_labels(data: CorpusFeatures) -> np.ndarray:
     return np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
 
 
-def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.ndarray, params: dict,
-           target_fpr: float, *, monitor=None):
-    """V4's recipe: gradient boosting on rows ``fit``; the threshold for ``target_fpr`` on the clean rows of ``val``.
+def recipe_params(config: TrainConfig) -> dict:
+    """The hyperparameters :func:`fit_v4` takes, from a training configuration (recorded in the model card)."""
+    return {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
+            "subsample": config.subsample, "colsample_bytree": config.colsample_bytree,
+            "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed}
 
-    ``features`` are float32 columns of the model's streams; ``params`` are
-    ``GradientBoostingClassifier`` settings. Returns ``(model, threshold)``.
+
+@dataclass
+class FamilyModel:
+    """One format family's part of V4: a LightGBM model on some input columns, or a constant where it cannot learn.
+
+    ``columns`` index the model input; ``classes`` are the model's own
+    (a subset of the union). ``history`` holds the per-iteration training
+    and validation multi-class log loss, the validation P(clean) and the
+    seconds spent (a model fitted without a validation part has no
+    validation values); ``rows`` the fitting and validation rows it saw.
     """
-    from sklearn.ensemble import GradientBoostingClassifier
 
-    model = GradientBoostingClassifier(**params)
-    model.fit(features[fit], labels[fit], monitor=monitor)
-    clean = [str(c) for c in model.classes_].index("clean")
+    family: str
+    columns: np.ndarray
+    classes: list[str]
+    model: object | None = None  # a lightgbm.Booster cut at the best iteration
+    constant: np.ndarray | None = None
+    best_iteration: int | None = None
+    iterations_run: int = 0
+    history: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            return np.tile(self.constant, (len(features), 1))
+        proba = self.model.predict(np.ascontiguousarray(features[:, self.columns]))
+        return np.column_stack([1 - proba, proba]) if proba.ndim == 1 else proba  # a binary model gives P(classes[1])
+
+
+class V4Model:
+    """The fitted recipe: a model per format family, routed by the last input column; probabilities over ``classes_``."""
+
+    def __init__(self, families: dict[str, FamilyModel], classes: list[str], stopping_rounds: int) -> None:
+        self.families = families
+        self.classes_ = classes
+        self.stopping_rounds = stopping_rounds
+
+    @staticmethod
+    def family_of(features: np.ndarray) -> np.ndarray:
+        """True where a row goes to the ``jpeg`` model (its route column, the last, is set)."""
+        return features[:, -1] > 0.5
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """(n, classes) probabilities; a row's classes outside its family's model are 0."""
+        out = np.zeros((len(features), len(self.classes_)))
+        jpeg = self.family_of(features)
+        for name, part in self.families.items():
+            rows = np.flatnonzero(jpeg == (name == "jpeg"))
+            if rows.size:
+                out[np.ix_(rows, [self.classes_.index(c) for c in part.classes])] = part.predict_proba(features[rows])
+        return out
+
+    def early_stopping(self) -> dict:
+        """What the card records: per family the iteration kept, the iterations run, and the rows it learned from."""
+        return {
+            "monitored": "multi-class log loss of each family's validation part (cover_id-grouped)",
+            "stopping_rounds": self.stopping_rounds,
+            "families": {name: {"best_iteration": part.best_iteration, "iterations_run": part.iterations_run,
+                                "classes": part.classes, "fit_files": part.rows.get("fit", 0),
+                                "val_files": part.rows.get("val", 0), "constant": part.model is None}
+                         for name, part in self.families.items()},
+        }
+
+
+def _fit_family(family: str, features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.ndarray,
+                columns: np.ndarray, params: dict, stopping_rounds: int) -> FamilyModel:
+    """LightGBM on rows ``fit`` and ``columns``, early-stopped on rows ``val`` (those whose class it saw)."""
+    import lightgbm
+
+    classes = sorted({str(c) for c in labels[fit]}) or ["clean"]
+    part = FamilyModel(family, columns, classes, rows={"fit": int(fit.size), "val": int(val.size)})
+    if len(classes) < 2:  # nothing to tell apart: every file of this family gets its one class
+        part.constant = np.ones(1)
+        return part
+    x_fit = np.ascontiguousarray(features[np.ix_(fit, columns)])
+    # Class indices into ``classes`` (sorted), so the model's classes_ are 0..k-1 in that order.
+    y_fit = np.searchsorted(classes, labels[fit])
+    val = val[np.isin(labels[val], classes)]
+    x_val = np.ascontiguousarray(features[np.ix_(val, columns)])
+    model = lightgbm.LGBMClassifier(**params, **FIXED_PARAMS)
+    started = time.perf_counter()
+    seconds: list[float] = []
+    clean_probability: list[np.ndarray] = []
+    raw = np.zeros((val.size, len(classes) if len(classes) > 2 else 1))
+
+    def record(env) -> None:  # after each iteration: time so far, and the validation part's P(clean) (from raw scores)
+        seconds.append(time.perf_counter() - started)
+        if val.size:
+            step = env.model.predict(x_val, raw_score=True, start_iteration=env.iteration, num_iteration=1)
+            raw[:] += step.reshape(raw.shape)
+            clean_probability.append(_clean_probability(raw, classes))
+
+    callbacks = [record]
+    eval_x, eval_y, names = [x_fit], [y_fit], ["train"]
+    if val.size:
+        callbacks.append(lightgbm.early_stopping(stopping_rounds, first_metric_only=True, verbose=False))
+        eval_x.append(x_val)
+        eval_y.append(np.searchsorted(classes, labels[val]))
+        names.append("val")
+    model.fit(x_fit, y_fit, eval_X=tuple(eval_x), eval_y=tuple(eval_y), eval_names=names, callbacks=callbacks)
+    results = model.evals_result_
+    metric = next(iter(results["train"]))
+    part.iterations_run = len(results["train"][metric])
+    part.best_iteration = int(model.best_iteration_) if val.size and model.best_iteration_ else part.iterations_run
+    # Keep only the trees up to the best iteration, with float32 thresholds: what is scored in memory is then exactly
+    # what is exported.
+    trees = model.booster_.model_to_string(num_iteration=part.best_iteration)
+    part.model = lightgbm.Booster(model_str=float32_thresholds(trees))
+    part.history = {"train_loss": results["train"][metric], "val_loss": results.get("val", {}).get(metric),
+                    "val_clean_probability": clean_probability, "val_labels": labels[val], "seconds": seconds}
+    return part
+
+
+def float32_thresholds(model_string: str) -> str:
+    """A LightGBM model (text form) with every split threshold t replaced by the largest float32 at most t.
+
+    LightGBM compares a float32 feature x with a float64 threshold t; ONNX's
+    tree ensembles store thresholds as float32, and rounding t to the nearest
+    float32 can put it on x's side (LightGBM places t between two observed
+    values), sending x the other way. For a float32 x, ``x <= t`` holds
+    exactly when ``x <= floor32(t)``, so the cut model decides every float32
+    input as before, and its thresholds convert to ONNX exactly.
+    """
+    def floor32(token: str) -> str:
+        value = float(token)
+        single = np.float32(value)
+        if float(single) > value:
+            single = np.nextafter(single, np.float32(-np.inf))
+        return repr(float(single))
+
+    lines = []
+    for line in model_string.split("\n"):
+        if line.startswith("threshold="):
+            line = "threshold=" + " ".join(floor32(t) for t in line[len("threshold="):].split())
+        elif line.startswith("tree_sizes="):  # the tree blocks' byte sizes change; LightGBM parses them without it
+            continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _clean_probability(raw: np.ndarray, classes: list[str]) -> np.ndarray:
+    """P(clean) from LightGBM raw scores: softmax over the classes, or the sigmoid of a binary model's one score."""
+    if "clean" not in classes:  # a family with stego files only
+        return np.zeros(len(raw))
+    clean = classes.index("clean")
+    if raw.shape[1] == 1:  # binary: the score is the log-odds of classes[1]
+        positive = 1 / (1 + np.exp(-raw[:, 0]))
+        return positive if clean == 1 else 1 - positive
+    shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
+    return shifted[:, clean] / shifted.sum(axis=1)
+
+
+def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.ndarray, params: dict,
+           target_fpr: float, *, names: list[str]) -> tuple[V4Model, float]:
+    """V4's recipe: a LightGBM model per format family on rows ``fit``, each early-stopped on its rows of ``val``;
+    the threshold for ``target_fpr`` on the clean rows of ``val``.
+
+    Parameters
+    ----------
+    features : (n, len(names) + 1) float32: the columns ``names``, then the route column (:data:`ROUTE_FEATURE`)
+    labels : (n,) class of every row (``clean`` or a method key)
+    fit, val : row indices to fit on, and to stop and choose the threshold on (cover_id-grouped apart)
+    params : ``LGBMClassifier`` settings plus ``early_stopping_rounds`` (:func:`recipe_params`)
+    target_fpr : the false-positive rate the threshold is chosen for
+    names : the model's feature names (``stream.name``), which say which columns a family leaves out
+
+    Returns
+    -------
+    ``(model, threshold)``: a :class:`V4Model` and the score threshold.
+    """
+    params = dict(params)
+    stopping_rounds = int(params.pop("early_stopping_rounds"))
+    streams = np.asarray([n.split(".", 1)[0] for n in names])
+    jpeg = V4Model.family_of(features)
+    families = {}
+    for family, skipped in FAMILIES.items():
+        columns = np.flatnonzero(~np.isin(streams, skipped))
+        in_family = lambda rows, family=family: rows[jpeg[rows] == (family == "jpeg")]  # noqa: E731
+        families[family] = _fit_family(family, features, labels, in_family(fit), in_family(val), columns, params,
+                                       stopping_rounds)
+    classes = sorted({c for part in families.values() for c in part.classes})
+    model = V4Model(families, classes, stopping_rounds)
+    clean = classes.index("clean")
     val_clean = val[labels[val] == "clean"]
     threshold = threshold_for_fpr(1 - model.predict_proba(features[val_clean])[:, clean], target_fpr)
     return model, threshold
 
 
-def _columns(names: list[str]) -> np.ndarray:
+def model_columns(names: list[str]) -> np.ndarray:
+    """Columns of full stream feature rows that make a V4 model's input: ``names``, then the route column."""
+    all_names = feature_names(STREAMS)
+    return np.asarray([all_names.index(n) for n in [*names, ROUTE_FEATURE]])
+
+
+def model_input(features: np.ndarray, columns: np.ndarray, *, chunk: int = 2048) -> np.ndarray:
+    """``features[:, columns]`` as float32, a chunk of rows at a time (no float64 copy of a wide table)."""
+    out = np.empty((len(features), len(columns)), dtype=np.float32)
+    for start in range(0, len(features), chunk):
+        out[start:start + chunk] = features[start:start + chunk, columns]
+    return out
+
+
+def _legacy_columns(names: list[str]) -> np.ndarray:
     all_names = feature_names(STREAMS)
     return np.asarray([all_names.index(n) for n in names])
 
@@ -64,6 +278,13 @@ def _scores_from_proba(proba: np.ndarray, classes: list[str]) -> tuple[np.ndarra
     clean = classes.index("clean")
     methods = [c for c in classes if c != "clean"]
     return 1.0 - proba[:, clean], proba[:, [classes.index(m) for m in methods]], methods
+
+
+def _refit_params(card: dict) -> dict:
+    """The recipe's settings from a card; a card of an earlier recipe keeps the settings LightGBM shares with it."""
+    defaults = recipe_params(TrainConfig())
+    given = card.get("hyperparameters", {})
+    return {key: given.get(key, value) for key, value in defaults.items()}
 
 
 class V4Detector(StreamFeatureDetector):
@@ -83,7 +304,9 @@ class V4Detector(StreamFeatureDetector):
         self.threshold = float(card["threshold"]["value"]) if threshold is None else threshold
         self.classes: list[str] = list(card["classes"])
         self.streams: tuple[str, ...] = tuple(card["streams"])
-        self._columns = _columns(card["feature_names"])
+        # A model of the per-family recipe reads the route column after its features; an earlier one only its features.
+        routed = card.get("route_feature") is not None
+        self._columns = model_columns(card["feature_names"]) if routed else _legacy_columns(card["feature_names"])
         covers = card.get("training_cover_ids")
         self.training_cover_ids = frozenset(covers) if covers is not None else None
 
@@ -95,7 +318,7 @@ class V4Detector(StreamFeatureDetector):
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities (n, classes) from full stream feature rows."""
-        inputs = features[:, self._columns].astype(np.float32)
+        inputs = model_input(features, self._columns)
         name = self.session.get_inputs()[0].name
         outputs = self.session.run(None, {name: inputs})
         return np.asarray(outputs[1], dtype=np.float64)
@@ -111,12 +334,12 @@ class V4Detector(StreamFeatureDetector):
 
     def refit(self, data: CorpusFeatures, train: np.ndarray, *, seed: int, target_fpr: float,
               exclude_categories: tuple[str, ...] = (), drop_streams: tuple[str, ...] = ()) -> FittedV4:
-        """The card's recipe and settings fitted on ``train`` (a grouped 25% of its covers chooses the threshold)."""
+        """The recipe with the card's settings fitted on ``train`` (a grouped 25% of its covers stops the boosting and
+        chooses the threshold)."""
         from sklearn.model_selection import GroupShuffleSplit
 
-        params = {k: v for k, v in self.card["hyperparameters"].items() if k != "estimator"}
         names = [n for n in self.card["feature_names"] if n.split(".", 1)[0] not in set(drop_streams)]
-        features = data.features[:, _columns(names)].astype(np.float32)
+        features = model_input(data.features, model_columns(names))
         labels = class_labels(data)
         groups = np.asarray([e.cover_id for e in data.entries])
         fit, val = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed).split(train, groups=groups[train]))
@@ -124,121 +347,207 @@ class V4Detector(StreamFeatureDetector):
         if exclude_categories:
             excluded = set(exclude_categories)
             fit = np.asarray([i for i in fit if data.entries[i].category not in excluded], dtype=int)
-        model, threshold = fit_v4(features, labels, fit, val, params, target_fpr)
+        model, threshold = fit_v4(features, labels, fit, val, _refit_params(self.card), target_fpr, names=names)
         fitted = FittedV4(model, names, threshold, name=self.name, version=self.version)
         fitted.training_cover_ids = frozenset(groups[train].tolist())
         return fitted
 
 
 class FittedV4(StreamFeatureDetector):
-    """V4's recipe fitted in memory (cross-validation, ablations): scikit-learn scores, no ONNX export."""
+    """V4's recipe fitted in memory (cross-validation, ablations): LightGBM scores, no ONNX export."""
 
     trainable = True
 
-    def __init__(self, model, names: list[str], threshold: float, *, name: str = NAME, version: str = "4.0") -> None:
+    def __init__(self, model: V4Model, names: list[str], threshold: float, *, name: str = NAME, version: str = "4.0") -> None:
         self.model = model
         self.name, self.version, self.threshold = name, version, threshold
-        self.classes = [str(c) for c in model.classes_]
+        self.classes = list(model.classes_)
         self.streams = tuple(dict.fromkeys(n.split(".", 1)[0] for n in names))
         self._names = names
-        self._columns = _columns(names)
+        self._columns = model_columns(names)
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        return _scores_from_proba(self.model.predict_proba(features[:, self._columns].astype(np.float32)), self.classes)
+        return _scores_from_proba(self.model.predict_proba(model_input(features, self._columns)), self.classes)
 
     def refit(self, data: CorpusFeatures, train: np.ndarray, **kwargs) -> FittedV4:
         raise NotImplementedError("refit the ONNX-backed V4Detector this model came from")
 
 
-def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance: dict, out: Path) -> dict:
-    """Fit V4 on the training part, choose the threshold on the validation part, export to ONNX, write the card."""
-    from sklearn.metrics import log_loss, roc_auc_score
+def training_log(model: V4Model) -> list[dict]:
+    """One record per boosting iteration: the loss of the families together, each family's, and the validation AUC.
 
+    ``train_loss`` / ``val_loss`` are the multi-class log loss over all
+    fitting / validation files with each family's model at that iteration
+    (at its last one once it has stopped): the row-weighted mean of the
+    families' losses, which are also given (``spatial_train_loss`` ...).
+    ``val_auc`` is clean against stego on the validation part;
+    ``elapsed_seconds`` the fitting time of all families up to that iteration.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    fitted = {name: part for name, part in model.families.items() if part.model is not None}
+    steps = max((part.iterations_run for part in fitted.values()), default=0)
+    lines = []
+    for step in range(1, steps + 1):
+        line: dict = {"step": step}
+        totals: dict[str, list[float]] = {"train": [0.0, 0.0], "val": [0.0, 0.0]}
+        clean_probability, is_stego, elapsed = [], [], 0.0
+        for name, part in fitted.items():
+            at = min(step, part.iterations_run) - 1
+            history = part.history
+            elapsed += history["seconds"][at]
+            for kind in ("train", "val"):
+                losses = history[f"{kind}_loss"]
+                if losses:
+                    weight = part.rows["fit"] if kind == "train" else len(history["val_labels"])
+                    line[f"{name}_{kind}_loss"] = round(float(losses[at]), 6)
+                    totals[kind][0] += weight * losses[at]
+                    totals[kind][1] += weight
+            if history["val_clean_probability"]:
+                clean_probability.append(history["val_clean_probability"][at])
+                is_stego.append(history["val_labels"] != "clean")
+        for kind, (total, weight) in totals.items():
+            line[f"{kind}_loss"] = round(float(total / weight), 6) if weight else None
+        stego = np.concatenate(is_stego) if is_stego else np.zeros(0, dtype=bool)
+        line["val_auc"] = (round(float(roc_auc_score(stego, 1 - np.concatenate(clean_probability))), 6)
+                           if 0 < stego.sum() < stego.size else None)
+        line["elapsed_seconds"] = round(elapsed, 3)
+        lines.append(line)
+    return lines
+
+
+def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance: dict, out: Path) -> dict:
+    """Fit V4 on the training part, stop and choose the threshold on the validation part, export to ONNX, write the card."""
     streams = tuple(s for s in STREAMS if s not in set(config.drop_streams))
     names = feature_names(streams)
-    features = data.features[:, _columns(names)].astype(np.float32)
+    features = model_input(data.features, model_columns(names))
     labels = class_labels(data)
     train_idx, val_idx, test_idx = split["train"], split["val"], split["test"]
-    params = {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate, "max_depth": config.max_depth,
-              "subsample": config.subsample, "random_state": config.seed}
+    params = recipe_params(config)
 
-    stage_times: list[float] = []
-    started = time.perf_counter()
+    model, threshold = fit_v4(features, labels, train_idx, val_idx, params, config.target_fpr, names=names)
+    log_lines = training_log(model)
+    n_clean_val = int((labels[val_idx] == "clean").sum())
 
-    def monitor(i, model, local_vars):
-        stage_times.append(time.perf_counter() - started)
-        return False
-
-    model, threshold = fit_v4(features, labels, train_idx, val_idx, params, config.target_fpr, monitor=monitor)
-    classes = [str(c) for c in model.classes_]
-    clean_col = classes.index("clean")
-
-    log_lines = []
-    val_is_stego = labels[val_idx] != "clean"
-    for step, (p_train, p_val) in enumerate(zip(model.staged_predict_proba(features[train_idx]),
-                                                 model.staged_predict_proba(features[val_idx]), strict=True), start=1):
-        log_lines.append({
-            "step": step,
-            "train_loss": round(float(log_loss(labels[train_idx], p_train, labels=classes)), 6),
-            "val_loss": round(float(log_loss(labels[val_idx], p_val, labels=classes)), 6),
-            "val_auc": round(float(roc_auc_score(val_is_stego, 1 - p_val[:, clean_col])), 6) if 0 < val_is_stego.sum() < val_is_stego.size else None,
-            "elapsed_seconds": round(stage_times[step - 1], 3),
-        })
-    n_clean_val = int((~val_is_stego).sum())
-
-    onnx_bytes = to_onnx(model, len(names))
+    onnx_bytes = to_onnx(model, len(names) + 1)
     onnx_sha = hashlib.sha256(onnx_bytes).hexdigest()
     parity = onnx_parity(onnx_bytes, model, features[val_idx])
 
     fitted = FittedV4(model, names, threshold)
     test_scores, test_method_scores, methods = fitted.score_features(data.features[test_idx])
     predicted = [methods[int(np.argmax(row))] for row in test_method_scores]
+    final = log_lines[-1] if log_lines else {}
     card = {
         "name": NAME, "version": f"4.0+{onnx_sha[:8]}", "kind": "v4",
         "onnx_sha256": onnx_sha,
-        "classes": classes,
+        "onnx_size_bytes": len(onnx_bytes),
+        "classes": model.classes_,
         "streams": list(streams),
         "feature_names": names,
-        "hyperparameters": {"estimator": ESTIMATOR, **params},
+        "route_feature": ROUTE_FEATURE,
+        "families": {family: {"skipped_streams": list(skipped), "classes": model.families[family].classes}
+                     for family, skipped in FAMILIES.items()},
+        "hyperparameters": {"estimator": ESTIMATOR, **params, **FIXED_PARAMS},
+        "early_stopping": model.early_stopping(),
         "threshold": {"value": threshold, "target_fpr": config.target_fpr,
                       "chosen_on": "clean files of the validation part (cover_id-grouped): the smallest threshold whose "
                                    "false-positive rate there is at most the target",
                       "n_clean": n_clean_val,
                       "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None},
-        "validation": {"n_files": int(val_idx.size), "final_val_loss": log_lines[-1]["val_loss"], "final_val_auc": log_lines[-1]["val_auc"]},
+        "validation": {"n_files": int(val_idx.size), "final_val_loss": final.get("val_loss"),
+                       "final_val_auc": final.get("val_auc"),
+                       "note": "the log runs past each family's best iteration by up to stopping_rounds; the model keeps "
+                               "each family's best iteration (early_stopping)"},
         "onnx_parity_max_abs_diff": parity,
         "held_out": quality([data.entries[i] for i in test_idx], test_scores, threshold, predicted),
         **provenance,
     }
-    (out / "model.onnx").write_bytes(onnx_bytes)
+    write_bytes_atomic(out / "model.onnx", onnx_bytes)
     write_text_atomic(out / "training_log.jsonl", "".join(json.dumps(line) + "\n" for line in log_lines))
     write_text_atomic(out / "model_card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
     return card
 
 
-def to_onnx(model, n_features: int) -> bytes:
-    """The fitted scikit-learn model as ONNX bytes (input ``features``, probabilities without ZipMap)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
+def _family_onnx(part: FamilyModel, n_features: int):
+    """One family's model as ONNX (input ``features`` of the family's columns, outputs label and probabilities)."""
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
 
-    onnx_model = convert_sklearn(
-        model, initial_types=[("features", FloatTensorType([None, n_features]))], options={id(model): {"zipmap": False}}
-    )
+    return convert_lightgbm(part.model, initial_types=[("features", FloatTensorType([None, n_features]))],
+                            zipmap=False, target_opset=ONNX_OPSET)
+
+
+def to_onnx(model: V4Model, n_features: int) -> bytes:
+    """The fitted :class:`V4Model` as one ONNX graph: input ``features`` (n, ``n_features``: the model's columns, then
+    the route column), outputs ``label`` (int64 index into the classes) and ``probabilities`` (n, classes), no ZipMap.
+
+    Each family's LightGBM model reads its columns (Gather); its probabilities
+    are placed in the union's columns (a 0/1 MatMul); the route column picks a
+    row's family (Where).
+    """
+    import onnx
+    from onnx import TensorProto, compose, helper, numpy_helper
+
+    nodes, initializers, opsets = [], [], {"": ONNX_OPSET}
+    union = {}
+    for name, part in model.families.items():
+        placement = np.zeros((len(part.classes), len(model.classes_)), dtype=np.float32)
+        for i, c in enumerate(part.classes):
+            placement[i, model.classes_.index(c)] = 1
+        initializers.append(numpy_helper.from_array(placement, f"{name}_placement"))
+        if part.model is None:  # constant: ones (n, 1) times the placed constant row
+            initializers.append(numpy_helper.from_array(part.constant.astype(np.float32)[None, :], f"{name}_constant"))
+            nodes += [helper.make_node("Gather", ["features", "route_column"], [f"{name}_any"], axis=1),
+                      helper.make_node("Unsqueeze", [f"{name}_any", "axis_1"], [f"{name}_column"]),
+                      helper.make_node("Mul", [f"{name}_column", "zero"], [f"{name}_zeros"]),
+                      helper.make_node("Add", [f"{name}_zeros", "one"], [f"{name}_ones"]),
+                      helper.make_node("MatMul", [f"{name}_ones", f"{name}_constant"], [f"{name}_own"])]
+        else:
+            sub = compose.add_prefix(_family_onnx(part, len(part.columns)), prefix=f"{name}_")
+            for opset in sub.opset_import:
+                opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+            initializers.append(numpy_helper.from_array(part.columns.astype(np.int64), f"{name}_columns"))
+            nodes.append(helper.make_node("Gather", ["features", f"{name}_columns"], [sub.graph.input[0].name], axis=1))
+            nodes += list(sub.graph.node)
+            initializers += list(sub.graph.initializer)
+            nodes.append(helper.make_node("Identity", [sub.graph.output[1].name], [f"{name}_own"]))
+        nodes.append(helper.make_node("MatMul", [f"{name}_own", f"{name}_placement"], [f"{name}_union"]))
+        union[name] = f"{name}_union"
+    initializers += [numpy_helper.from_array(np.asarray(n_features - 1, dtype=np.int64), "route_column"),
+                     numpy_helper.from_array(np.asarray([1], dtype=np.int64), "axis_1"),
+                     numpy_helper.from_array(np.asarray(0.5, dtype=np.float32), "half")]
+    if any(part.model is None for part in model.families.values()):
+        initializers += [numpy_helper.from_array(np.asarray(0.0, dtype=np.float32), "zero"),
+                         numpy_helper.from_array(np.asarray(1.0, dtype=np.float32), "one")]
+    nodes += [helper.make_node("Gather", ["features", "route_column"], ["route"], axis=1),
+              helper.make_node("Greater", ["route", "half"], ["is_jpeg"]),
+              helper.make_node("Unsqueeze", ["is_jpeg", "axis_1"], ["is_jpeg_column"]),
+              helper.make_node("Where", ["is_jpeg_column", union["jpeg"], union["spatial"]], ["probabilities"]),
+              helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0)]
+    graph = helper.make_graph(
+        nodes, "stegwatch_v4", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(model.classes_)])],
+        initializers)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                                   producer_name="stegwatch")
+    onnx_model.ir_version = min(onnx_model.ir_version, 8)  # what onnxruntime releases since 1.14 read
+    onnx.checker.check_model(onnx_model)
     return onnx_model.SerializeToString()
 
 
 def onnx_parity(onnx_bytes: bytes, model, features: np.ndarray) -> float:
-    """Largest absolute difference between ONNX and scikit-learn probabilities on ``features``."""
+    """Largest absolute difference between ONNX and in-memory probabilities on ``features``."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    onnx_proba = session.run(None, {"features": features.astype(np.float32)})[1]
-    return float(np.max(np.abs(onnx_proba - model.predict_proba(features))))
+    onnx_proba = session.run(None, {session.get_inputs()[0].name: features.astype(np.float32)})[1]
+    return float(np.max(np.abs(onnx_proba - model.predict_proba(features)))) if len(features) else 0.0
 
 
 KIND = DetectorKind(
     key="v4",
-    description="learned multi-stream model (gradient boosting) run through ONNX",
+    description="learned multi-stream model (LightGBM per format family, rich features) run through ONNX",
     load=lambda path, threshold: V4Detector.load(path, threshold),
     shipped=Path(__file__).parent / "models" / "v4" / "model.onnx",
     model_file="model.onnx",

@@ -8,6 +8,12 @@ mode with a busy timeout makes concurrent runs safe: readers never block,
 writers take turns, and each batch of rows is committed in one transaction,
 so an interrupted run keeps what it finished. A cache that cannot be opened
 or read is reported as a warning and the run goes on without it.
+
+A row is stored compressed (zlib), the rich streams' values
+(:data:`RICH_STREAMS`, float32 when extracted) as float32 and every other
+value as float64, so a row read back equals the row extracted bit for bit
+at about a fifteenth of its float64 size (a JPEG's row about 21 KB, any other
+about 2 KB, where DCTR's 8,000 values are zeros).
 """
 
 from __future__ import annotations
@@ -16,18 +22,20 @@ import logging
 import os
 import sqlite3
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from stegwatch.features.streams import FEATURE_VERSION, STREAMS, feature_names
+from stegwatch.features.streams import FEATURE_VERSION, RICH_STREAMS, STREAMS, feature_names
 
 log = logging.getLogger(__name__)
 
 ENV_VAR = "STEGWATCH_FEATURE_CACHE"
 DEFAULT_PATH = Path(".stegwatch") / "features.sqlite"
 _BATCH = 500  # digests per SELECT (below SQLite's host-parameter limit)
+_ZLIB_LEVEL = 1  # about as small as level 6 on these rows, at half the time
 
 
 #: ``cache=DEFAULT_CACHE``: use :func:`default_cache_path` (the one place the default is chosen).
@@ -49,7 +57,12 @@ class FeatureCache:
     def __init__(self, path: str | Path, *, version: int = FEATURE_VERSION, width: int | None = None) -> None:
         self.path = Path(path)
         self.version = version
-        self.width = width if width is not None else len(feature_names(STREAMS))
+        names = feature_names(STREAMS)
+        self.width = width if width is not None else len(names)
+        # Columns stored as float32: the rich streams' (for the extractor's own width; a custom width stores float64).
+        single = [n.split(".", 1)[0] in RICH_STREAMS for n in names] if self.width == len(names) else [False] * self.width
+        self._single = np.asarray(single, dtype=bool)
+        self._blob_size = 4 * int(self._single.sum()) + 8 * int((~self._single).sum())
         self._connection: sqlite3.Connection | None = None
         self._pruned = False
         self.disabled_reason: str | None = None
@@ -96,8 +109,9 @@ class FeatureCache:
                     f"SELECT sha256, vector FROM features WHERE version = ? AND sha256 IN ({marks})", [self.version, *batch]
                 )
                 for digest, blob in rows:
-                    if len(blob) == 8 * self.width:
-                        found[digest] = np.frombuffer(blob, dtype="<f8").copy()
+                    vector = self._decode(blob)
+                    if vector is not None:
+                        found[digest] = vector
         except sqlite3.Error as exc:
             self._disable(f"cannot read feature cache {self.path}: {exc}")
             return {}
@@ -108,7 +122,7 @@ class FeatureCache:
         connection = self._connect()
         if connection is None or not vectors:
             return
-        rows = [(digest, self.version, np.asarray(v, dtype="<f8").tobytes()) for digest, v in vectors.items()
+        rows = [(digest, self.version, self._encode(np.asarray(v))) for digest, v in vectors.items()
                 if np.asarray(v).shape == (self.width,)]
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -123,6 +137,25 @@ class FeatureCache:
             self._pruned = True
         except sqlite3.Error as exc:
             self._disable(f"cannot write feature cache {self.path}: {exc}")
+
+    def _encode(self, vector: np.ndarray) -> bytes:
+        """The float64 columns then the float32 ones, little-endian, compressed."""
+        raw = vector[~self._single].astype("<f8").tobytes() + vector[self._single].astype("<f4").tobytes()
+        return zlib.compress(raw, _ZLIB_LEVEL)
+
+    def _decode(self, blob: bytes) -> np.ndarray | None:
+        """The row :meth:`_encode` stored (float64), or None for a blob of another layout."""
+        try:
+            raw = zlib.decompress(blob)
+        except zlib.error:
+            return None
+        if len(raw) != self._blob_size:
+            return None
+        doubles = 8 * int((~self._single).sum())
+        vector = np.empty(self.width)
+        vector[~self._single] = np.frombuffer(raw, dtype="<f8", count=doubles // 8)
+        vector[self._single] = np.frombuffer(raw, dtype="<f4", offset=doubles)
+        return vector
 
     def __len__(self) -> int:
         connection = self._connect()

@@ -154,11 +154,16 @@ def decompressed_luminance(jpeg) -> np.ndarray:
         jpeg = jpeglib.read_dct(str(jpeg))
     jpeg = getattr(jpeg, "jpeg", jpeg)  # a DctImage holds the jpeglib object
     qt = jpeg.get_component_qt(0)
-    coefficients = jpeg.Y * qt[None, None, :, :]
     dct = _dct_matrix()
-    blocks = dct.T[None, None, :, :] @ coefficients @ dct[None, None, :, :]
-    rows, columns = blocks.shape[:2]
-    spatial = blocks.transpose(0, 2, 1, 3).reshape(rows * 8, columns * 8)
+    rows, columns = jpeg.Y.shape[:2]
+    spatial = np.empty((rows * 8, columns * 8))
+    # A few block rows at a time: the float64 temporaries stay small on the largest image (each block's product is
+    # the same whatever the chunk).
+    step = max(1, (1 << 16) // max(1, columns))
+    for start in range(0, rows, step):
+        coefficients = jpeg.Y[start:start + step] * qt[None, None, :, :]
+        blocks = dct.T[None, None, :, :] @ coefficients @ dct[None, None, :, :]
+        spatial[start * 8:(start + len(blocks)) * 8] = blocks.transpose(0, 2, 1, 3).reshape(-1, columns * 8)
     spatial += 128
     return spatial[: jpeg.height, : jpeg.width]
 
@@ -269,7 +274,6 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
         raise ValueError(f"dctr needs a 2-D luminance array, got shape {x.shape}")
     q = dctr_quantization_step(quality)
     t = int(truncation)
-    x = x - 128
     bins = t + 1
     thresholds = _dctr_thresholds(q, t)
     counts = np.zeros(64 * 64 * bins)  # (mode, phase, bin)
@@ -286,7 +290,7 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
         for start in range(0, out_rows, step):
             stop = min(out_rows, start + step)
             size = stop - start
-            magnitude = _undecimated_dct(x[start:stop + 7])
+            magnitude = _undecimated_dct(x[start:stop + 7] - 128)  # level shift per chunk: no full-size copy
             np.abs(magnitude, out=magnitude)
             part, part_above = binned[:, :size], above[:, :size]
             np.greater_equal(magnitude, thresholds[0], out=part_above)

@@ -5,6 +5,10 @@ ablation. :func:`extract_streams` takes a :class:`CarrierFile` (one read, one
 pixel decode) and returns every stream's vector; :data:`FEATURE_NAMES` names
 each value. Bump :data:`FEATURE_VERSION` whenever a value's meaning changes
 (it keys the feature cache and is recorded in model cards).
+
+The field's rich features come as two more streams (:data:`RICH_STREAMS`):
+``spam`` (686 values, every file) and ``dctr`` (8,000, JPEG files; zeros for
+others), from :mod:`stegwatch.features.rich`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from stegwatch.features import rich
 from stegwatch.features.statistics import (
     SequentialEvidence,
     adjacency_hcf_com,
@@ -47,8 +52,12 @@ from stegwatch.stego.exif import ASCII_HEADER, decode_user_comment, read_user_co
 from stegwatch.stego.lsb_rgb import rgb_samples
 from stegwatch.stego.palette import index_plane
 
-FEATURE_VERSION = 4
-STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "sequential", "matching")
+FEATURE_VERSION = 5
+STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "sequential", "matching",
+           "spam", "dctr")
+#: The field's rich features (FEATURE_VERSION 5): many small fractions, rounded to float32 when extracted (the
+#: feature cache stores them so and the models read float32), so a cached row equals a fresh one bit for bit.
+RICH_STREAMS = ("spam", "dctr")
 
 _T = 3  # residuals are truncated to [-T, T]
 FEATURE_NAMES: dict[str, tuple[str, ...]] = {
@@ -81,6 +90,9 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
                         for attack in ("chi2", "chi2_fraction", "pairs", "pairs_fraction", "ws", "ws_fraction")),
     # LSB matching (+-1): HCF-COM and Ker's calibrated and adjacency forms, mean over the colour channels.
     "matching": ("hcf_com", "calibrated_hcf_com", "adjacency_hcf_com"),
+    # "spam.straight_-3_-3_-3" ...: the names rich.spam_names and rich.dctr_names give, under this stream's name.
+    "spam": tuple(n.split(".", 1)[1] for n in rich.spam_names()),
+    "dctr": tuple(n.split(".", 1)[1] for n in rich.dctr_names()),
 }
 
 
@@ -370,6 +382,33 @@ def _matching(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
     return np.asarray([float(np.mean([f(c) for c in channels])) for f in (hcf_com, calibrated_hcf_com, adjacency_hcf_com)])
 
 
+def _rich(carrier: CarrierFile, luma: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``spam`` and ``dctr`` streams (float32 values): SPAM of the luminance; DCTR of a JPEG's (zeros otherwise).
+
+    A JPEG's luminance is read from its coefficients (dequantized, inverse
+    DCT): DCTR takes it unrounded with the quality of the file's luminance
+    table, SPAM takes it rounded and clipped to 8 bits (the pixels a decoder
+    gives, without the colour conversion round trip of ``luma``). Any other
+    file's SPAM is of ``luma``.
+    """
+    from stegwatch.stego.dct import ijg_quality, read_dct
+
+    dctr = np.zeros(len(FEATURE_NAMES["dctr"]))
+    if carrier.data.startswith(b"\xff\xd8"):
+        try:
+            coefficients = read_dct(carrier.data)
+        except ValueError:
+            coefficients = None
+        if coefficients is not None:
+            quality = ijg_quality(coefficients.luma_qt.reshape(-1))
+            luminance = rich.decompressed_luminance(coefficients)
+            del coefficients  # every channel's coefficients: free them before DCTR (peak memory on large files)
+            dctr = rich.dctr(luminance, quality)
+            luma = np.clip(np.rint(luminance, out=luminance), 0, 255, out=luminance).astype(np.uint8)
+            del luminance
+    return {"spam": rich.spam(luma).astype(np.float32), "dctr": dctr.astype(np.float32)}
+
+
 def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
     """Every stream's feature vector for one decoded file (float64)."""
     image = carrier.image
@@ -390,6 +429,7 @@ def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
             "dct": _dct(carrier),
             "sequential": _sequential(carrier),
             "matching": _matching(carrier, samples),
+            **_rich(carrier, luma),
         }
     for name, vector in values.items():
         assert vector.shape == (len(FEATURE_NAMES[name]),), name
@@ -400,4 +440,4 @@ def feature_vector(streams: dict[str, np.ndarray], keep: tuple[str, ...] = STREA
     return np.concatenate([streams[name] for name in keep])
 
 
-__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "STREAMS", "extract_streams", "feature_names", "feature_vector"]
+__all__ = ["FEATURE_NAMES", "FEATURE_VERSION", "RICH_STREAMS", "STREAMS", "extract_streams", "feature_names", "feature_vector"]
