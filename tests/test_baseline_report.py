@@ -109,3 +109,22 @@ def test_the_sealwatch_anchor_is_a_column_on_the_same_folds(smoke_corpus, tmp_pa
     assert anchor["cross_validation"]["fold_of_cover"] == v3["cross_validation"]["fold_of_cover"]
     assert len(anchor["cross_validation"]["thresholds"]) == 2 and anchor["latency"]["per_image_ms"]["p50"] > 0
     assert "sealwatch's own extractors and FLD ensemble" in (tmp_path / "baseline_report.md").read_text()
+
+
+def test_sealwatch_rows_come_back_from_the_anchor_cache_equal_and_a_sample_is_still_timed(smoke_corpus, tmp_path,
+                                                                                         monkeypatch):
+    sealwatch = pytest.importorskip("sealwatch")  # the optional extra stegwatch[anchor]; not installed in CI
+    monkeypatch.setenv("STEGWATCH_FEATURE_CACHE", str(tmp_path / "cache" / "features.sqlite"))
+    from stegwatch.evaluation.anchor import TIMED_PER_FAMILY, _extract_all, anchor_cache_path
+    from stegwatch.features.corpus import load_corpus_features
+
+    data = load_corpus_features(smoke_corpus)
+    data = data.subset(np.arange(0, len(data.entries), 3))
+    families, first, timings = _extract_all(sealwatch, data, smoke_corpus, workers=2)
+    assert anchor_cache_path("jpeg").exists() and anchor_cache_path("spatial").exists()
+    again_families, again, again_timings = _extract_all(sealwatch, data, smoke_corpus, workers=1)
+    assert (families == again_families).all()
+    for family in first:
+        np.testing.assert_array_equal(first[family], again[family])
+    timed = ~np.isnan(again_timings)
+    assert 0 < timed.sum() <= 2 * TIMED_PER_FAMILY < len(data.entries) and (~np.isnan(timings)).all()

@@ -304,3 +304,13 @@ def test_the_tail_is_as_steep_for_mostly_zero_statistics_as_for_continuous_ones(
         assert 1 - 1 / 2001 < near < far < 1.0
         left.append(1.0 - far)
     assert max(left) / min(left) < 3  # both tails have the clean files' own scale (about 1 here)
+
+
+def test_balanced_clean_weights_give_both_sides_equal_total_weight():
+    from stegwatch.detectors.v4 import clean_weights
+
+    labels = np.asarray(["clean"] * 3 + ["f5"] * 9 + ["jsteg"] * 3)
+    weights = clean_weights(labels)
+    assert weights[labels == "clean"].sum() == pytest.approx(weights[labels != "clean"].sum())
+    assert (weights[labels != "clean"] == 1).all()
+    assert (clean_weights(np.asarray(["clean", "clean"])) == 1).all()  # one side only: unweighted

@@ -63,6 +63,8 @@ SchedulerOption = Annotated[Optional[str], typer.Option("--scheduler", help="Das
 
 #: Help of every option that takes one detector: any registered kind, by key or by model file.
 MODEL_HELP = "A registered detector key (its shipped model), or a model file of a registered kind."
+TRAIN_EXTRA_HELP = ("A training-only corpus (e.g. build/training-corpus, from `corpus build --preset training`) whose train split "
+                    "joins every fit (repeatable): its files are never scored, and those of held-out covers are left out.")
 
 #: Parameter names of the options that send machine-readable output to stdout.
 MACHINE_OUTPUT = ("as_json", "jsonl", "csv_out")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from stegwatch.cli._app import (
     MODEL_HELP,
+    TRAIN_EXTRA_HELP,
     ExecutorOption,
     SchedulerOption,
     app,
@@ -39,6 +40,7 @@ def train_command(
     target_fpr: Annotated[float, typer.Option(help="False-positive rate the threshold is chosen for, on validation clean files.")] = DEFAULT_TARGET_FPR,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction (default: all cores).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
+    train_extra: Annotated[Optional[list[Path]], typer.Option("--train-extra", help=TRAIN_EXTRA_HELP)] = None,
 ) -> None:
     """Train (or calibrate) a detector on a corpus split by cover_id; write the model and its card."""
     from stegwatch.detectors.registry import KINDS
@@ -62,7 +64,7 @@ def train_command(
                          drop_streams=tuple(drop_stream or ()), workers=workers_or_all(workers))
     command = command_line() or f"stegwatch train --model {model}"
     with progress_bar("features", not as_json) as progress:
-        card = train(corpus, out_dir, config, command=command, progress=progress)
+        card = train(corpus, out_dir, config, command=command, progress=progress, extra=train_extra or ())
     if as_json:
         print_json(card)
         return

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from stegwatch.cli._app import (
     MODEL_HELP,
+    TRAIN_EXTRA_HELP,
     ExecutorOption,
     SchedulerOption,
     app,
@@ -48,6 +49,7 @@ def evaluate_command(
     folds: Annotated[Optional[int], typer.Option(help="k-fold cross-validation grouped by cover_id (the detector is refitted per fold: V4 retrained, V3 recalibrated).")] = None,
     allow_in_sample: Annotated[bool, typer.Option("--allow-in-sample", help=IN_SAMPLE_HELP)] = False,
     by_source: Annotated[bool, typer.Option("--by-source", help="Add leave-one-cover-source-out FPR and detection, and their gap to the in-source readings (refits per source).")] = False,
+    train_extra: Annotated[Optional[list[Path]], typer.Option("--train-extra", help=TRAIN_EXTRA_HELP + " Needs --folds or --by-source.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for metrics.json (written atomically).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout.")] = False,
     target_fpr: Annotated[float, typer.Option(help="The false-positive rate to prove (and, per fold, to choose thresholds for).")] = DEFAULT_TARGET_FPR,
@@ -70,7 +72,7 @@ def evaluate_command(
         metrics = evaluate(model, corpus, labels=labels, folds=folds, seed=seed, target_fpr=target_fpr, threshold=threshold,
                            workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(), progress=progress,
                            scheduler=scheduler_for(executor, scheduler), out=out_dir, split=split,
-                           allow_in_sample=allow_in_sample, by_source=by_source)
+                           allow_in_sample=allow_in_sample, by_source=by_source, train_extra=train_extra)
     if as_json:
         print_json(metrics)
         return
@@ -258,12 +260,13 @@ def ablate_command(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the ablation JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+    train_extra: Annotated[Optional[list[Path]], typer.Option("--train-extra", help=TRAIN_EXTRA_HELP)] = None,
 ) -> None:
     """Retrain a trainable detector without each negatives category (or each stream) on the same grouped folds; report the changes."""
     from stegwatch.evaluation.ablation import ablate
 
     result = ablate(model, corpus, by=by, folds=folds, seed=seed, only=only, workers=workers_or_all(workers), command=command_line(),
-                    out=out_file)
+                    out=out_file, train_extra=train_extra or ())
     table = Table(title=f"Ablation by {by} ({folds} folds); full model FPR {result['full']['false_positive_rate']['count']}/"
                         f"{result['full']['false_positive_rate']['n']}, AUC {result['full']['roc_auc']:.4f}")
     for column in ("without", "FPR", "change in FPR (points)", "change in AUC"):

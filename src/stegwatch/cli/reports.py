@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stegwatch.cli._app import baseline_app, out, verb, workers_or_all
+from stegwatch.cli._app import TRAIN_EXTRA_HELP, baseline_app, out, verb, workers_or_all
 from stegwatch.errors import ConfigError
 from stegwatch.provenance import command_line
 
@@ -23,6 +23,7 @@ def baseline_report_command(
     ablations: Annotated[Optional[list[Path]], typer.Option("--ablations", help="Ablation JSON from stegwatch ablate (repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
+    train_extra: Annotated[Optional[list[Path]], typer.Option("--train-extra", help=TRAIN_EXTRA_HELP)] = None,
     anchor: Annotated[Optional[str], typer.Option(help="Add the field's reference pipeline as a last column, on the same folds: sealwatch (DCTR/SPAM with its FLD ensemble; needs the optional extra stegwatch[anchor]).")] = None,
 ) -> None:
     """Write the baseline report: overall numbers, significance, breakdowns, cover-source mismatch, ablations."""
@@ -33,7 +34,8 @@ def baseline_report_command(
     from stegwatch.reports.baseline import baseline_report
 
     report = baseline_report(models, corpus, folds=folds, seed=seed, out=out_file, ablations=ablations,
-                             workers=workers_or_all(workers), command=command_line(), anchor=anchor)
+                             workers=workers_or_all(workers), command=command_line(), anchor=anchor,
+                             train_extra=train_extra)
     for pair in report["comparisons"]:
         for sentence in pair["verdicts"]:
             out.print(sentence)

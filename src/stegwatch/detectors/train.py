@@ -49,6 +49,8 @@ class TrainConfig:
     colsample_bytree: float = 1.0
     #: Rounds without a lower validation loss after which boosting stops (the best round is kept).
     early_stopping_rounds: int = 30
+    #: V4: weight the clean files of each family as much together as its stego files (:func:`stegwatch.detectors.v4.clean_weights`).
+    balance_clean: bool = True
     workers: int = 1
     #: The corpus split trained on: the ``monitor`` split's covers never reach training.
     split: str | None = "train"
@@ -113,12 +115,15 @@ def _provenance(corpus: Path, data: CorpusFeatures, config: TrainConfig, command
     }
 
 
-def train(corpus: str | Path, out: str | Path, config: TrainConfig = TrainConfig(), *, command: str = "", progress=None) -> dict:
+def train(corpus: str | Path, out: str | Path, config: TrainConfig = TrainConfig(), *, command: str = "", progress=None,
+          extra: list[str | Path] = ()) -> dict:
     """Train (or calibrate) the detector kind ``config.model`` on ``corpus``; write the model and its card into ``out``.
 
     The kind's own recipe (``DetectorKind.train``) does the fitting; this
     function loads the features, splits by ``cover_id`` and records provenance.
-    Returns the model card.
+    ``extra`` names more corpora (a training build) whose ``train`` split joins
+    ``corpus``'s before the split, so a photograph's files from every corpus
+    land in one part. Returns the model card.
     """
     from stegwatch.detectors.registry import KINDS
 
@@ -129,8 +134,17 @@ def train(corpus: str | Path, out: str | Path, config: TrainConfig = TrainConfig
     corpus, out = Path(corpus), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_corpus_features(corpus, workers=config.workers, progress=progress, split=config.split)
+    joined = []
+    if extra:
+        from stegwatch.evaluation.folds import join_extra
+
+        pool = join_extra(data, [(str(p), load_corpus_features(p, workers=config.workers, progress=progress, split="train"))
+                                 for p in extra])
+        data, joined = pool.union, pool.record()
     split = split_by_cover(data.entries, config.seed, config.test_size, config.val_size)
     log.info("training %s on %s: %s", kind.key, corpus, ", ".join(f"{part} {idx.size} files" for part, idx in split.items()))
     excluded = set(config.exclude_categories)
     split["train"] = np.asarray([i for i in split["train"] if data.entries[i].category not in excluded], dtype=int)
-    return kind.train(data, split, config, _provenance(corpus, data, config, command, split), out)
+    provenance = _provenance(corpus, data, config, command, split)
+    provenance["extra_training"] = joined
+    return kind.train(data, split, config, provenance, out)

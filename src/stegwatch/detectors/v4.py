@@ -65,7 +65,8 @@ def recipe_params(config: TrainConfig) -> dict:
     """The hyperparameters :func:`fit_v4` takes, from a training configuration (recorded in the model card)."""
     return {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
             "subsample": config.subsample, "colsample_bytree": config.colsample_bytree,
-            "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed}
+            "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed,
+            "balance_clean": config.balance_clean}
 
 
 @dataclass
@@ -131,9 +132,27 @@ class V4Model:
         }
 
 
+def clean_weights(labels: np.ndarray) -> np.ndarray:
+    """Sample weights giving the clean files as much weight together as the stego files together (1 for stego).
+
+    Without it, a family with many near-indistinguishable pairs (a training
+    build's JPEG methods) drives every clean file's P(clean) down towards
+    1/(k+1), and the clean files' score tail, which sets the threshold, rises
+    above the methods the model does see.
+    """
+    clean = labels == "clean"
+    weights = np.ones(labels.size)
+    if clean.any() and (~clean).any():
+        weights[clean] = (~clean).sum() / clean.sum()
+    return weights
+
+
 def _fit_family(family: str, features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.ndarray,
-                columns: np.ndarray, params: dict, stopping_rounds: int) -> FamilyModel:
-    """LightGBM on rows ``fit`` and ``columns``, early-stopped on rows ``val`` (those whose class it saw)."""
+                columns: np.ndarray, params: dict, stopping_rounds: int, balance_clean: bool = False) -> FamilyModel:
+    """LightGBM on rows ``fit`` and ``columns``, early-stopped on rows ``val`` (those whose class it saw).
+
+    ``balance_clean``: weight the clean files (:func:`clean_weights`) in fitting and in the stopping loss.
+    """
     import lightgbm
 
     classes = sorted({str(c) for c in labels[fit]}) or ["clean"]
@@ -160,13 +179,16 @@ def _fit_family(family: str, features: np.ndarray, labels: np.ndarray, fit: np.n
             clean_probability.append(_clean_probability(raw, classes))
 
     callbacks = [record]
-    eval_x, eval_y, names = [x_fit], [y_fit], ["train"]
+    weight = (lambda rows: clean_weights(labels[rows])) if balance_clean else (lambda rows: np.ones(rows.size))
+    eval_x, eval_y, eval_w, names = [x_fit], [y_fit], [weight(fit)], ["train"]
     if val.size:
         callbacks.append(lightgbm.early_stopping(stopping_rounds, first_metric_only=True, verbose=False))
         eval_x.append(x_val)
         eval_y.append(np.searchsorted(classes, labels[val]))
+        eval_w.append(weight(val))
         names.append("val")
-    model.fit(x_fit, y_fit, eval_X=tuple(eval_x), eval_y=tuple(eval_y), eval_names=names, callbacks=callbacks)
+    model.fit(x_fit, y_fit, sample_weight=weight(fit), eval_X=tuple(eval_x), eval_y=tuple(eval_y),
+              eval_sample_weight=list(eval_w), eval_names=names, callbacks=callbacks)
     results = model.evals_result_
     metric = next(iter(results["train"]))
     part.iterations_run = len(results["train"][metric])
@@ -239,6 +261,7 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     """
     params = dict(params)
     stopping_rounds = int(params.pop("early_stopping_rounds"))
+    balance_clean = bool(params.pop("balance_clean", False))
     streams = np.asarray([n.split(".", 1)[0] for n in names])
     jpeg = V4Model.family_of(features)
     families = {}
@@ -246,7 +269,7 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
         columns = np.flatnonzero(~np.isin(streams, skipped))
         in_family = lambda rows, family=family: rows[jpeg[rows] == (family == "jpeg")]  # noqa: E731
         families[family] = _fit_family(family, features, labels, in_family(fit), in_family(val), columns, params,
-                                       stopping_rounds)
+                                       stopping_rounds, balance_clean)
     classes = sorted({c for part in families.values() for c in part.classes})
     model = V4Model(families, classes, stopping_rounds)
     clean = classes.index("clean")

@@ -18,7 +18,7 @@ from stegwatch.corpus.negatives import GENERATORS
 from stegwatch.detectors import load_detector
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.errors import ModelError
-from stegwatch.evaluation.folds import fold_assignment, out_of_fold
+from stegwatch.evaluation.folds import fold_assignment, join_extra, out_of_fold
 from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, roc_auc
 from stegwatch.features.streams import STREAMS
 from stegwatch.format.files import write_json_atomic
@@ -42,10 +42,12 @@ def _summary(data, decided) -> dict:
 
 
 def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
-           workers: int = 1, only: list[str] | None = None, command: str = "", out: str | Path | None = None) -> dict:
+           workers: int = 1, only: list[str] | None = None, command: str = "", out: str | Path | None = None,
+           train_extra: list[str | Path] = ()) -> dict:
     """The full model and one variant per category (``by="category"``) or stream (``by="stream"``).
 
-    ``out``: a JSON file to write the result to (atomically).
+    ``out``: a JSON file to write the result to (atomically). ``train_extra``:
+    training-only corpora joined to every refit (:class:`~stegwatch.evaluation.folds.ExtraTraining`).
     """
     if by not in ("category", "stream"):
         raise ValueError("by must be category or stream")
@@ -53,14 +55,16 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
     if not detector.trainable:
         raise ModelError(f"ablations retrain the model: {detector.name} is not trainable")
     data = load_corpus_features(corpus, workers=workers)
+    extra = join_extra(data, [(str(p), load_corpus_features(p, workers=workers, split="train")) for p in train_extra]) \
+        if train_extra else None
     assignment = fold_assignment(data, folds, seed)
     items = only or (list(GENERATORS) if by == "category" else [s for s in STREAMS if s in detector.streams])
-    full = _summary(data, out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr))
+    full = _summary(data, out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, extra=extra))
     variants = {}
     for item in items:
         log.info("ablation without %s %s", by, item)
         variant = {"exclude_categories": (item,)} if by == "category" else {"drop_streams": (item,)}
-        result = _summary(data, out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, **variant))
+        result = _summary(data, out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, extra=extra, **variant))
         result["change"] = {
             "false_positive_rate": (result["false_positive_rate"]["rate"] or 0) - (full["false_positive_rate"]["rate"] or 0),
             "false_positive_rate_by_category": {
@@ -74,7 +78,7 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
         variants[item] = result
     result = {"run_id": new_run_id(), "by": by, "folds": folds, "seed": seed, "target_fpr": target_fpr, "model": {"name": detector.name, "version": detector.version},
             "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": len(data.entries)},
-            "command": command, "full": full, "variants": variants}
+            "command": command, "extra_training": extra.record() if extra is not None else [], "full": full, "variants": variants}
     if out is not None:
         write_json_atomic(out, result)
     return result

@@ -24,6 +24,7 @@ sealwatch depends on torch, so it is an optional extra
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -61,9 +62,7 @@ def sealwatch_features(sealwatch, path: Path) -> tuple[str, np.ndarray]:
     """``(family, vector)`` of one file by sealwatch's own extractors: DCTR for a JPEG file, SPAM otherwise."""
     from PIL import Image
 
-    with path.open("rb") as handle:
-        is_jpeg = handle.read(3) == b"\xff\xd8\xff"
-    if is_jpeg:
+    if _family_of(path) == "jpeg":
         import jpeglib
 
         from stegwatch.stego.dct import ijg_quality
@@ -75,25 +74,100 @@ def sealwatch_features(sealwatch, path: Path) -> tuple[str, np.ndarray]:
     return "spatial", np.asarray(sealwatch.tools.flatten(sealwatch.spam.extract(gray)), dtype=np.float64)
 
 
-def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    families = np.empty(len(data.entries), dtype=object)
-    vectors: dict[str, list] = {"jpeg": [], "spatial": []}
-    rows: dict[str, list[int]] = {"jpeg": [], "spatial": []}
-    timings = np.zeros(len(data.entries))
-    for i, entry in enumerate(data.entries):
-        started = time.perf_counter()
-        family, vector = sealwatch_features(sealwatch, resolve_in_root(root, entry.file_path))
-        timings[i] = 1000 * (time.perf_counter() - started)
-        families[i] = family
-        vectors[family].append(vector)
-        rows[family].append(i)
+#: Files timed afresh per family for the anchor's cost per image (cached rows carry no timing).
+TIMED_PER_FAMILY = 40
+#: Identifies the layout of the anchor's cached rows (bump when the extractors' inputs change).
+ANCHOR_CACHE_VERSION = 1
+
+
+def anchor_cache_path(family: str) -> Path:
+    """Where sealwatch's rows of one family are kept: beside the feature cache, one SQLite file per family."""
+    from stegwatch.features.cache import default_cache_path
+
+    return default_cache_path().parent / f"anchor-sealwatch-{family}.sqlite"
+
+
+def _extract_one(path: str) -> tuple[str, np.ndarray, float]:
+    started = time.perf_counter()
+    family, vector = sealwatch_features(require_sealwatch(), Path(path))
+    return family, vector, 1000 * (time.perf_counter() - started)
+
+
+def _family_of(path: Path) -> str:
+    with path.open("rb") as handle:
+        return "jpeg" if handle.read(3) == b"\xff\xd8\xff" else "spatial"
+
+
+def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, workers: int = 1,
+                 cache: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """sealwatch's rows of every file (through the anchor cache, by content SHA-256), and the cost of the timed files.
+
+    ``timings`` holds milliseconds for the files extracted in this run plus
+    :data:`TIMED_PER_FAMILY` per family timed afresh, NaN for the rest.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from stegwatch.features.cache import FeatureCache
+
+    paths = [resolve_in_root(root, e.file_path) for e in data.entries]
+    families = np.asarray([_family_of(p) for p in paths], dtype=object)
+    # Keyed by the bytes' own SHA-256, computed here (a manifest's digest is never trusted).
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    found: dict[int, np.ndarray] = {}
+    caches: dict[str, FeatureCache] = {}
+    if cache:
+        for family in ("jpeg", "spatial"):
+            mine = [i for i in range(len(paths)) if families[i] == family]
+            if not mine:
+                continue
+            width = len(sealwatch_features(sealwatch, paths[mine[0]])[1])
+            caches[family] = FeatureCache(anchor_cache_path(family), version=ANCHOR_CACHE_VERSION, width=width)
+            hit = caches[family].get_many(digests[i] for i in mine)
+            found.update({i: hit[digests[i]] for i in mine if digests[i] in hit})
+    timings = np.full(len(paths), np.nan)
+    rng = np.random.default_rng(0)
+    timed = set()
+    for family in ("jpeg", "spatial"):
+        mine = np.flatnonzero(families == family)
+        timed.update(rng.choice(mine, min(TIMED_PER_FAMILY, mine.size), replace=False).tolist() if mine.size else [])
+    todo = sorted(set(range(len(paths))) - set(found) | timed)
+    done = 0
+
+    pending: list[int] = []
+
+    def store() -> None:  # in batches, so an interrupted run keeps what it extracted
+        for family, cache_file in caches.items():
+            cache_file.put_many({digests[i]: found[i] for i in pending if families[i] == family})
+        pending.clear()
+
+    def record(i: int, vector: np.ndarray, ms: float) -> None:
+        nonlocal done
+        found[i], timings[i] = vector, ms
+        done += 1
+        pending.append(i)
+        if len(pending) >= 200:
+            store()
         if progress is not None:
-            progress(i + 1, len(data.entries))
+            progress(done, len(todo))
+
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            for i, (_, vector, ms) in zip(todo, pool.map(_extract_one, [str(paths[i]) for i in todo], chunksize=8)):
+                record(i, vector, ms)
+    else:
+        for i in todo:
+            _, vector, ms = _extract_one(str(paths[i]))
+            record(i, vector, ms)
+    store()
+    for cache_file in caches.values():
+        cache_file.close()
     matrices = {}
-    for family, found in vectors.items():
-        matrix = np.zeros((len(data.entries), len(found[0]) if found else 0))
-        if found:
-            matrix[rows[family]] = np.stack(found)
+    for family in ("jpeg", "spatial"):
+        rows = np.flatnonzero(families == family)
+        width = len(found[int(rows[0])]) if rows.size else 0
+        matrix = np.zeros((len(paths), width))
+        if rows.size:
+            matrix[rows] = np.stack([found[int(i)] for i in rows])
         matrices[family] = np.nan_to_num(matrix)
     return families, matrices, timings
 
@@ -119,12 +193,12 @@ def _score(model, features: np.ndarray) -> np.ndarray:
 
 
 def anchor_decisions(data: CorpusFeatures, root: Path, assignment: np.ndarray, *, seed: int, target_fpr: float,
-                     progress=None) -> dict:
+                     progress=None, workers: int = 1) -> dict:
     """Out-of-fold scores, flags and thresholds of the sealwatch pipeline on ``assignment``'s folds, and its cost per image."""
     from sklearn.model_selection import GroupShuffleSplit
 
     sealwatch = require_sealwatch()
-    families, matrices, timings = _extract_all(sealwatch, data, root, progress)
+    families, matrices, timings = _extract_all(sealwatch, data, root, progress, workers=workers)
     stego = np.asarray([e.label == "stego" for e in data.entries], dtype=bool)
     groups = data.groups
     n = len(data.entries)
@@ -143,10 +217,14 @@ def anchor_decisions(data: CorpusFeatures, root: Path, assignment: np.ndarray, *
         scores[test], flags[test] = fold_scores[test], fold_scores[test] >= threshold
         thresholds.append(float(threshold))
         log.info("anchor fold %d: threshold %.4f", fold, threshold)
-    percentiles = np.percentile(timings, [50, 95, 99]) if n else [0.0, 0.0, 0.0]
-    latency = {"n": n, "warmup": 0, "workers": 1, "batch_files": n,
+    timed = ~np.isnan(timings)
+    percentiles = np.percentile(timings[timed], [50, 95, 99]) if timed.any() else [0.0, 0.0, 0.0]
+    mean_ms = float(timings[timed].mean()) if timed.any() else 0.0
+    latency = {"n": int(timed.sum()), "warmup": 0, "workers": 1, "batch_files": int(timed.sum()),
                "per_image_ms": {"p50": float(percentiles[0]), "p95": float(percentiles[1]), "p99": float(percentiles[2])},
-               "images_per_second": 1000.0 / float(timings.mean()) if n and timings.mean() > 0 else 0.0}
+               "images_per_second": 1000.0 / mean_ms if mean_ms > 0 else 0.0}
     return {"scores": scores, "flags": flags, "thresholds": thresholds, "latency": latency,
             "version": getattr(sealwatch, "__version__", "unknown"),
-            "cost_ms_by_family": {f: float(timings[families == f].mean()) for f in ("jpeg", "spatial") if (families == f).any()}}
+            "cost_ms_by_family": {f: float(timings[(families == f) & timed].mean())
+                                  for f in ("jpeg", "spatial") if ((families == f) & timed).any()},
+            "cost_files_timed": {f: int(((families == f) & timed).sum()) for f in ("jpeg", "spatial")}}

@@ -35,7 +35,7 @@ import numpy as np
 
 from stegwatch import __version__
 from stegwatch.detectors import load_detector, model_path
-from stegwatch.features.corpus import CorpusFeatures
+from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
 from stegwatch.features.labels import load_rows
 from stegwatch.evaluation.metrics import (
     confusion,
@@ -48,8 +48,8 @@ from stegwatch.evaluation.schema import Metrics
 from stegwatch.format.files import write_json_atomic
 from stegwatch.format.manifest import resolve_in_root
 from stegwatch.provenance import git_commit, machine_info, new_run_id
-from stegwatch.errors import EmptyCorpus
-from stegwatch.evaluation.folds import fold_assignment, out_of_fold
+from stegwatch.errors import ConfigError, EmptyCorpus
+from stegwatch.evaluation.folds import ExtraTraining, fold_assignment, join_extra, out_of_fold
 from stegwatch.evaluation.generalization import generalization
 from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, n_needed_zero_failures, roc_auc
 
@@ -257,6 +257,7 @@ def evaluate(
     split: str | None = None,
     allow_in_sample: bool = False,
     by_source: bool = False,
+    train_extra: list[str | Path] | ExtraTraining | None = None,
 ) -> dict:
     """Evaluate ``model`` (a registered key or a model file) on ``corpus``; returns schema-valid metrics (a dict).
 
@@ -267,6 +268,9 @@ def evaluate(
     ``metrics.json`` into (atomically). ``allow_in_sample`` keeps files from the
     covers the model was fitted on (the run is then marked ``in_sample``);
     ``by_source`` adds the leave-one-cover-source-out ``generalization`` section.
+    ``train_extra`` names training-only corpora (a training build; their ``train``
+    split) joined to every refit, never scored (:class:`~stegwatch.evaluation.folds.ExtraTraining`);
+    it needs ``folds`` or ``by_source``.
     """
     path = model_path(model)
     detector = load_detector(model, threshold)
@@ -274,6 +278,13 @@ def evaluate(
         data = load_rows(corpus, labels, workers=workers, progress=progress, scheduler=scheduler, split=split)
     root = Path(labels).parent if labels is not None else Path(corpus) if corpus is not None else None
     refitted = bool(folds) and detector.trainable
+    extra = None
+    if train_extra:
+        if not (folds or by_source):
+            raise ConfigError("--train-extra adds training files to refits: it needs --folds or --by-source")
+        extra = train_extra if isinstance(train_extra, ExtraTraining) else join_extra(
+            data, [(str(p), load_corpus_features(p, workers=workers, progress=progress, scheduler=scheduler, split="train"))
+                   for p in train_extra])
     if refitted:
         in_sample = {"training_covers_known": True, "files": 0, "cover_groups": 0, "kept": False}
     else:
@@ -296,13 +307,14 @@ def evaluate(
     if folds:
         assignment = fold_assignment(data, folds, seed)
         if refitted:
-            oof = out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr)
+            oof = out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, extra=extra)
             scores, flags, predicted, thresholds = oof.scores, oof.flags, oof.predicted, oof.thresholds
         else:
             scores, method_scores, methods = detector.score_features(data.features)
             flags, thresholds = scores >= detector.threshold, [float(detector.threshold)] * folds
             predicted = [methods[int(np.argmax(row))] for row in method_scores]
         cross = cross_validation_record(data, assignment, scores, flags, thresholds, refitted)
+        cross["extra_training"] = extra.record() if extra is not None and refitted else []
     else:
         scores, method_scores, methods = detector.score_features(data.features)
         flags = scores >= detector.threshold
@@ -311,7 +323,7 @@ def evaluate(
     if by_source:
         generalization_section = generalization(detector, data, seed=seed, target_fpr=target_fpr,
                                                 in_source_flags=flags if refitted else None,
-                                                in_source_scores=scores if refitted else None)
+                                                in_source_scores=scores if refitted else None, extra=extra)
 
     model_identity = {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None}

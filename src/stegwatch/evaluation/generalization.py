@@ -19,7 +19,7 @@ import logging
 
 import numpy as np
 
-from stegwatch.evaluation.folds import fold_assignment, out_of_fold
+from stegwatch.evaluation.folds import ExtraTraining, fold_assignment, out_of_fold, refit_training
 from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.stats import cluster_bootstrap_difference, group_rate_record, roc_auc
 
@@ -47,14 +47,16 @@ def _readings(flags: np.ndarray, scores: np.ndarray | None, stego: np.ndarray, g
 
 
 def generalization(detector, data: CorpusFeatures, *, seed: int, target_fpr: float,
-                   in_source_flags: np.ndarray | None = None, in_source_scores: np.ndarray | None = None) -> dict:
+                   in_source_flags: np.ndarray | None = None, in_source_scores: np.ndarray | None = None,
+                   extra: ExtraTraining | None = None) -> dict:
     """Leave-one-cover-source-out FPR and detection, the in-source readings of the same files, and the gap.
 
     ``in_source_flags`` (and scores): out-of-fold decisions of every row that
     the caller already has (``evaluate --folds``); without them, grouped
     :data:`IN_SOURCE_FOLDS`-fold refits make them. Returns ``available: false``
     with the reason when the detector cannot be refitted or the corpus has
-    fewer than two photograph sources.
+    fewer than two photograph sources. ``extra``: training-only files joined
+    to every refit, without those of the left-out source or of held-out covers.
     """
     sources = photo_sources(data)
     if not detector.trainable:
@@ -68,7 +70,8 @@ def generalization(detector, data: CorpusFeatures, *, seed: int, target_fpr: flo
     groups = data.groups
     if in_source_flags is None:
         log.info("generalization: in-source readings by %d grouped folds", IN_SOURCE_FOLDS)
-        oof = out_of_fold(detector, data, fold_assignment(data, IN_SOURCE_FOLDS, seed), seed=seed, target_fpr=target_fpr)
+        oof = out_of_fold(detector, data, fold_assignment(data, IN_SOURCE_FOLDS, seed), seed=seed, target_fpr=target_fpr,
+                          extra=extra)
         in_source_flags, in_source_scores = oof.flags, oof.scores
     out_flags = np.zeros(len(entries), dtype=bool)
     out_scores = np.zeros(len(entries))
@@ -80,7 +83,8 @@ def generalization(detector, data: CorpusFeatures, *, seed: int, target_fpr: flo
         if not stego[train].any() or stego[train].all():
             continue
         log.info("generalization: leaving out %s (%d files)", source, int(test.sum()))
-        fitted = detector.refit(data, train, seed=seed, target_fpr=target_fpr)
+        pool, train = refit_training(data, train, np.flatnonzero(test), extra, frozenset({source}))
+        fitted = detector.refit(pool, train, seed=seed, target_fpr=target_fpr)
         scores = fitted.score_features(data.features[test])[0]
         out_scores[test], out_flags[test], measured[test] = scores, scores >= fitted.threshold, True
         rows = np.flatnonzero(test)
@@ -98,6 +102,7 @@ def generalization(detector, data: CorpusFeatures, *, seed: int, target_fpr: flo
     return {
         "available": True,
         "method": "leave-one-cover-source-out refits against grouped k-fold refits, on the same files",
+        "extra_training": extra.record() if extra is not None else [],
         "sources": per_source,
         "in_source": inside,
         "out_of_source": outside,

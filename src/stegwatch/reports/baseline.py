@@ -128,7 +128,8 @@ def charts(results: dict[str, dict]) -> dict[str, bytes]:
     return out
 
 
-def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, target_fpr: float, command: str) -> dict:
+def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, target_fpr: float, command: str,
+                   workers: int = 1) -> dict:
     """Schema-valid metrics of the reference pipeline ``anchor`` on the same grouped folds as the detectors."""
     from stegwatch.evaluation.anchor import anchor_decisions
     from stegwatch.evaluation.evaluate import cross_validation_record, metrics_from_decisions
@@ -137,7 +138,7 @@ def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, ta
 
     assignment = fold_assignment(data, folds, seed)
     log.info("anchor %s: its own features and classifier on the same %d folds", anchor, folds)
-    decided = anchor_decisions(data, Path(corpus), assignment, seed=seed, target_fpr=target_fpr)
+    decided = anchor_decisions(data, Path(corpus), assignment, seed=seed, target_fpr=target_fpr, workers=workers)
     n = len(data.entries)
     cross = cross_validation_record(data, assignment, decided["scores"], decided["flags"], decided["thresholds"], True)
     model = {"name": f"{anchor}-anchor", "version": f"{decided['version']} DCTR+SPAM FLD-ensemble", "path": None, "sha256": None}
@@ -147,13 +148,15 @@ def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, ta
         cross_validation=cross)
     metrics["latency"] = decided["latency"]
     metrics["anchor"] = {"library": anchor, "version": decided["version"], "cost_ms_by_family": decided["cost_ms_by_family"],
-                         "attribution": "none: the anchor is binary"}
+                         "attribution": "none: the anchor is binary",
+                         "cost_files_timed": decided["cost_files_timed"]}
     return Metrics.model_validate(metrics).model_dump(mode="json")
 
 
 def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
                     out: Path = Path("docs/grok/baseline_report.md"), ablations: list[Path] | None = None,
-                    workers: int = 1, command: str = "", latency_sample: int = 50, anchor: str | None = None) -> dict:
+                    workers: int = 1, command: str = "", latency_sample: int = 50, anchor: str | None = None,
+                    train_extra: list[Path] | None = None) -> dict:
     """Run everything and write the Markdown report, its HTML twin, its charts and ``baseline_report.json``.
 
     ``anchor`` (``sealwatch``) adds the field's reference pipeline as a last column, trained on the same folds
@@ -166,13 +169,20 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
             raise ConfigError(f"unknown anchor {anchor!r}; choose from {', '.join(ANCHORS)}")
         require_sealwatch()
     data = load_corpus_features(corpus, workers=workers)  # read and hashed once, for every model and experiment
+    extra = None
+    if train_extra:  # training-only files joined to every detector's refits (the anchor's extraction cost keeps it out)
+        from stegwatch.evaluation.folds import join_extra
+
+        extra = join_extra(data, [(str(p), load_corpus_features(p, workers=workers, split="train")) for p in train_extra])
     results = {}
     for model in models:
         metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
-                           latency_sample=latency_sample, command=command, data=data, by_source=True)
+                           latency_sample=latency_sample, command=command, data=data, by_source=True,
+                           train_extra=extra)
         results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
     if anchor is not None:
-        metrics = anchor_metrics(anchor, data, Path(corpus), folds=folds, seed=seed, target_fpr=target_fpr, command=command)
+        metrics = anchor_metrics(anchor, data, Path(corpus), folds=folds, seed=seed, target_fpr=target_fpr, command=command,
+                                 workers=workers)
         results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
     names = list(results)
     comparisons = []
