@@ -1,7 +1,7 @@
 # stegwatch: two commands, each works from a fresh clone (it makes .venv itself).
 #   make demo   build the default corpus and prove every label
 #   make test   the whole test suite
-#   make bench  the benchmarks, written to docs/benchmarks.md
+#   make bench  the benchmarks, written to docs/benchmarks.md (ANCHOR_PYTHON=python-with-sealwatch adds its side)
 
 PYTHON ?= python3
 VENV := .venv
@@ -40,7 +40,7 @@ test: $(STAMP) tools
 # Benchmarks on the default corpus (built if missing); results in docs/benchmarks.md.
 bench: $(STAMP) tools
 	$(STEGWATCH) corpus build --out $(DEMO_CORPUS) --preset default
-	$(PY) benchmarks/run.py --corpus $(DEMO_CORPUS) --out docs/benchmarks.md
+	$(PY) benchmarks/run.py --corpus $(DEMO_CORPUS) --out docs/benchmarks.md $(if $(ANCHOR_PYTHON),--anchor-python $(ANCHOR_PYTHON))
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -29,7 +29,8 @@ from stegwatch.features.cache import ENV_VAR
 from stegwatch.format.files import load_carrier, write_text_atomic
 from stegwatch.format.manifest import read_manifest
 
-TARGET_SCAN_RATIO = 0.5
+#: Issue 16: V4 reads the field's rich features (SPAM, DCTR) of every file; 0.5x held for the 114 stream features before.
+TARGET_SCAN_RATIO = 0.1
 TARGET_MONITOR_COLD_S = 60.0
 TARGET_MONITOR_WARM_S = 10.0
 
@@ -90,6 +91,9 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default="docs/benchmarks.md")
+    parser.add_argument("--anchor-python", default=os.environ.get("STEGWATCH_ANCHOR_PYTHON"),
+                        help="a Python with sealwatch (the anchor extra) for the rich-feature comparison "
+                             "(default: this one, which times stegwatch's side only without sealwatch)")
     args = parser.parse_args()
     corpus = Path(args.corpus)
     entries = read_manifest(corpus).entries
@@ -144,6 +148,7 @@ def main() -> None:
     from ingest_load import ingest_load
 
     results["ingestion"] = ingest_load(clients=4, events=500, batch=50)
+    results["rich_features"] = rich_family_costs(args.anchor_python)
     write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(results, indent=1) + "\n")
     write_text_atomic(Path(args.out), render(results))
     print(f"wrote {args.out}")
@@ -195,6 +200,32 @@ def _scan_gap(r: dict) -> list[str]:
     ]
 
 
+def rich_family_costs(python: str | None) -> dict:
+    """``benchmarks/rich_features.py`` run by ``python`` (one with sealwatch, or this one) on this tree's code."""
+    here = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "rich.json"
+        env = {**os.environ, "PYTHONPATH": str(here.parent / "src")}
+        subprocess.run([python or sys.executable, str(here / "rich_features.py"), "--out", str(out)], check=True,
+                       env=env, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def _rich(r: dict) -> list[str]:
+    from rich_features import render as render_rich
+
+    rich = r.get("rich_features")
+    if not rich:
+        return []
+    lines = ["## Rich feature families beside sealwatch (`benchmarks/rich_features.py`)", "",
+             render_rich(rich["families"], rich["run"])]
+    if not rich["run"].get("sealwatch"):
+        lines.append("sealwatch was not importable: run `make bench ANCHOR_PYTHON=/path/to/python-with-sealwatch` "
+                     "(the `anchor` extra) for its side.")
+        lines.append("")
+    return lines
+
+
 def render(r: dict) -> str:
     run = r["run"]
     lines = [
@@ -242,6 +273,7 @@ def render(r: dict) -> str:
         "|---|---|",
         *[f"| {name} | {ms:.2f} |" for name, ms in sorted(r["stream_ms_per_file"].items(), key=lambda kv: -kv[1])],
         "",
+        *_rich(r),
     ]
     return "\n".join(lines)
 
