@@ -203,3 +203,14 @@ def test_by_source_reports_in_and_out_of_source_readings_of_the_same_files(smoke
     gap = general["gap"]["false_positive_rate"]
     assert gap["difference"] == pytest.approx(outside["false_positive_rate"]["rate"] - inside["false_positive_rate"]["rate"])
     assert gap["ci_low"] <= gap["difference"] <= gap["ci_high"]
+
+
+def test_p_e_per_method_is_read_on_that_methods_files_and_the_clean_ones(smoke_corpus):
+    metrics = evaluate("v3", smoke_corpus, latency_sample=0, allow_in_sample=True)
+    by_method = metrics["p_e_by_method"]
+    assert set(by_method) == set(metrics["detection_rate_by_method"])
+    assert all(value is not None and 0 <= value <= 0.5 for value in by_method.values())
+    separated = [m for m, auc in metrics["roc_auc_by_method"].items() if auc == 1.0]
+    chance = [m for m, auc in metrics["roc_auc_by_method"].items() if auc is not None and auc < 0.6]
+    assert separated and all(by_method[m] == 0 for m in separated)
+    assert all(by_method[m] > 0.2 for m in chance)

@@ -229,6 +229,8 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
                                     for f in FIXED_FPRS},
         "roc_curves": roc_curves(stego, scores, methods_true),
         "p_e": p_e(stego, scores),
+        "p_e_by_method": {m: p_e(stego[(methods_true == m) | clean], scores[(methods_true == m) | clean])
+                          for m in sorted({e.method for e in entries if e.method})},
         "md5": md5(stego, scores),
         "cross_validation": cross_validation,
         "generalization": generalization_section,

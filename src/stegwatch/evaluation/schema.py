@@ -133,6 +133,8 @@ class Metrics(BaseModel):
         "very clean files (not a deployed decision)")
     roc_curves: dict[str, dict[str, list[float]]] = Field(default_factory=dict, description="per method: fpr and tpr points")
     p_e: float | None
+    p_e_by_method: dict[str, float | None] = Field(default_factory=dict, description="P_E of each method's files against "
+                                                   "every clean file (minimum over thresholds of the mean of the two error rates)")
     md5: float | None
     cross_validation: CrossValidation | None = None
     generalization: dict | None = Field(default=None, description="leave-one-cover-source-out readings, in-source "
