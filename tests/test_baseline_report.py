@@ -120,11 +120,22 @@ def test_sealwatch_rows_come_back_from_the_anchor_cache_equal_and_a_sample_is_st
 
     data = load_corpus_features(smoke_corpus)
     data = data.subset(np.arange(0, len(data.entries), 3))
-    families, first, timings = _extract_all(sealwatch, data, smoke_corpus, workers=2)
+    families, first, timings, errors = _extract_all(sealwatch, data, smoke_corpus, workers=2)
     assert anchor_cache_path("jpeg").exists() and anchor_cache_path("spatial").exists()
-    again_families, again, again_timings = _extract_all(sealwatch, data, smoke_corpus, workers=1)
+    again_families, again, again_timings, _ = _extract_all(sealwatch, data, smoke_corpus, workers=1)
+    assert errors == []
     assert (families == again_families).all()
     for family in first:
         np.testing.assert_array_equal(first[family], again[family])
     timed = ~np.isnan(again_timings)
     assert 0 < timed.sum() <= 2 * TIMED_PER_FAMILY < len(data.entries) and (~np.isnan(timings)).all()
+
+
+def test_a_file_sealwatch_cannot_read_is_an_error_record(tmp_path):
+    pytest.importorskip("sealwatch")  # the optional extra stegwatch[anchor]; not installed in CI
+    from stegwatch.evaluation.anchor import _extract_one
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)  # a JPEG header and nothing else
+    vector, _, reason = _extract_one(str(broken))
+    assert vector is None and "sealwatch cannot extract it" in reason

@@ -47,7 +47,7 @@ def extra_corpus(smoke_corpus, tmp_path_factory):
 
 def test_every_fold_trains_on_the_extra_files_of_other_covers_only_and_scores_none(smoke_corpus, extra_corpus):
     data = load_corpus_features(smoke_corpus)
-    extra = join_extra(data, [(str(extra_corpus), load_corpus_features(extra_corpus))])
+    extra = join_extra(data, [extra_corpus])
     n, n_extra = len(data.entries), len(extra.union.entries) - len(data.entries)
     assert n_extra > 0 and extra.record()[0]["files"] == n_extra
     assignment = fold_assignment(data, 3, seed=0)
@@ -67,7 +67,7 @@ def test_every_fold_trains_on_the_extra_files_of_other_covers_only_and_scores_no
 
 def test_a_left_out_source_loses_its_extra_files_too(smoke_corpus, extra_corpus):
     data = load_corpus_features(smoke_corpus)
-    extra = join_extra(data, [(str(extra_corpus), load_corpus_features(extra_corpus))])
+    extra = join_extra(data, [extra_corpus])
     spy = Spy()
     section = generalization(spy, data, seed=0, target_fpr=0.0005, extra=extra)
     assert section["available"] and section["extra_training"] == extra.record()

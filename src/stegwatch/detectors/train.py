@@ -138,8 +138,7 @@ def train(corpus: str | Path, out: str | Path, config: TrainConfig = TrainConfig
     if extra:
         from stegwatch.evaluation.folds import join_extra
 
-        pool = join_extra(data, [(str(p), load_corpus_features(p, workers=config.workers, progress=progress, split="train"))
-                                 for p in extra])
+        pool = join_extra(data, extra, workers=config.workers, progress=progress)
         data, joined = pool.union, pool.record()
     split = split_by_cover(data.entries, config.seed, config.test_size, config.val_size)
     log.info("training %s on %s: %s", kind.key, corpus, ", ".join(f"{part} {idx.size} files" for part, idx in split.items()))

@@ -55,8 +55,7 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
     if not detector.trainable:
         raise ModelError(f"ablations retrain the model: {detector.name} is not trainable")
     data = load_corpus_features(corpus, workers=workers)
-    extra = join_extra(data, [(str(p), load_corpus_features(p, workers=workers, split="train")) for p in train_extra]) \
-        if train_extra else None
+    extra = join_extra(data, train_extra, workers=workers) if train_extra else None
     assignment = fold_assignment(data, folds, seed)
     items = only or (list(GENERATORS) if by == "category" else [s for s in STREAMS if s in detector.streams])
     full = _summary(data, out_of_fold(detector, data, assignment, seed=seed, target_fpr=target_fpr, extra=extra))

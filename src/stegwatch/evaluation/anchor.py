@@ -87,20 +87,35 @@ def anchor_cache_path(family: str) -> Path:
     return default_cache_path().parent / f"anchor-sealwatch-{family}.sqlite"
 
 
-def _extract_one(path: str) -> tuple[str, np.ndarray, float]:
+def _extract_one(path: str) -> tuple[np.ndarray | None, float, str | None]:
+    """``(vector, milliseconds, None)``, or ``(None, milliseconds, reason)`` when sealwatch cannot read the file."""
+    sealwatch = require_sealwatch()
     started = time.perf_counter()
-    family, vector = sealwatch_features(require_sealwatch(), Path(path))
-    return family, vector, 1000 * (time.perf_counter() - started)
+    try:
+        vector = sealwatch_features(sealwatch, Path(path))[1]
+    except Exception as exc:  # a file sealwatch cannot read is an error record, not the end of the report
+        return None, 1000 * (time.perf_counter() - started), f"sealwatch cannot extract it: {type(exc).__name__}: {exc}"
+    return vector, 1000 * (time.perf_counter() - started), None
 
 
-def _family_of(path: Path) -> str:
-    with path.open("rb") as handle:
-        return "jpeg" if handle.read(3) == b"\xff\xd8\xff" else "spatial"
+def _family_of(path: Path, head: bytes | None = None) -> str:
+    if head is None:
+        with path.open("rb") as handle:
+            head = handle.read(3)
+    return "jpeg" if head[:3] == b"\xff\xd8\xff" else "spatial"
+
+
+def _width(family: str) -> int:
+    """Width of a family's row: sealwatch's DCTR or SPAM, which stegwatch's own equal (``tests/test_rich_features.py``)."""
+    from stegwatch.features import rich
+
+    return len(rich.dctr_names() if family == "jpeg" else rich.spam_names())
 
 
 def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, workers: int = 1,
-                 cache: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """sealwatch's rows of every file (through the anchor cache, by content SHA-256), and the cost of the timed files.
+                 cache: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, list[dict]]:
+    """sealwatch's rows of every file (through the anchor cache, by content SHA-256), the cost of the timed files,
+    and an error record for each file sealwatch could not read (its row stays zeros).
 
     ``timings`` holds milliseconds for the files extracted in this run plus
     :data:`TIMED_PER_FAMILY` per family timed afresh, NaN for the rest.
@@ -110,20 +125,22 @@ def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, 
     from stegwatch.features.cache import FeatureCache
 
     paths = [resolve_in_root(root, e.file_path) for e in data.entries]
-    families = np.asarray([_family_of(p) for p in paths], dtype=object)
-    # Keyed by the bytes' own SHA-256, computed here (a manifest's digest is never trusted).
-    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    families = np.empty(len(paths), dtype=object)
+    digests = []
+    for i, path in enumerate(paths):  # each file read once: its family and (never a manifest's) SHA-256
+        content = path.read_bytes()
+        families[i] = _family_of(path, content[:3])
+        digests.append(hashlib.sha256(content).hexdigest())
     found: dict[int, np.ndarray] = {}
     caches: dict[str, FeatureCache] = {}
     if cache:
         for family in ("jpeg", "spatial"):
-            mine = [i for i in range(len(paths)) if families[i] == family]
-            if not mine:
+            mine = np.flatnonzero(families == family)
+            if not mine.size:
                 continue
-            width = len(sealwatch_features(sealwatch, paths[mine[0]])[1])
-            caches[family] = FeatureCache(anchor_cache_path(family), version=ANCHOR_CACHE_VERSION, width=width)
+            caches[family] = FeatureCache(anchor_cache_path(family), version=ANCHOR_CACHE_VERSION, width=_width(family))
             hit = caches[family].get_many(digests[i] for i in mine)
-            found.update({i: hit[digests[i]] for i in mine if digests[i] in hit})
+            found.update({int(i): hit[digests[i]] for i in mine if digests[i] in hit})
     timings = np.full(len(paths), np.nan)
     rng = np.random.default_rng(0)
     timed = set()
@@ -131,8 +148,7 @@ def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, 
         mine = np.flatnonzero(families == family)
         timed.update(rng.choice(mine, min(TIMED_PER_FAMILY, mine.size), replace=False).tolist() if mine.size else [])
     todo = sorted(set(range(len(paths))) - set(found) | timed)
-    done = 0
-
+    errors: list[dict] = []
     pending: list[int] = []
 
     def store() -> None:  # in batches, so an interrupted run keeps what it extracted
@@ -140,36 +156,36 @@ def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, 
             cache_file.put_many({digests[i]: found[i] for i in pending if families[i] == family})
         pending.clear()
 
-    def record(i: int, vector: np.ndarray, ms: float) -> None:
-        nonlocal done
-        found[i], timings[i] = vector, ms
-        done += 1
-        pending.append(i)
+    def record(done: int, i: int, vector: np.ndarray | None, ms: float, reason: str | None) -> None:
+        if vector is None:
+            errors.append({"path": str(paths[i]), "reason": reason})
+        else:
+            found[i], timings[i] = vector, ms
+            pending.append(i)
         if len(pending) >= 200:
             store()
         if progress is not None:
             progress(done, len(todo))
 
+    jobs = [str(paths[i]) for i in todo]
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(workers) as pool:
-            for i, (_, vector, ms) in zip(todo, pool.map(_extract_one, [str(paths[i]) for i in todo], chunksize=8)):
-                record(i, vector, ms)
+            for done, (i, result) in enumerate(zip(todo, pool.map(_extract_one, jobs, chunksize=8)), 1):
+                record(done, i, *result)
     else:
-        for i in todo:
-            _, vector, ms = _extract_one(str(paths[i]))
-            record(i, vector, ms)
+        for done, (i, job) in enumerate(zip(todo, jobs), 1):
+            record(done, i, *_extract_one(job))
     store()
     for cache_file in caches.values():
         cache_file.close()
     matrices = {}
     for family in ("jpeg", "spatial"):
-        rows = np.flatnonzero(families == family)
-        width = len(found[int(rows[0])]) if rows.size else 0
-        matrix = np.zeros((len(paths), width))
-        if rows.size:
+        matrix = np.zeros((len(paths), _width(family)))
+        rows = [i for i in np.flatnonzero(families == family) if i in found]
+        if rows:
             matrix[rows] = np.stack([found[int(i)] for i in rows])
         matrices[family] = np.nan_to_num(matrix)
-    return families, matrices, timings
+    return families, matrices, timings, errors
 
 
 def _fit_family(sealwatch, features: np.ndarray, stego: np.ndarray, rows: np.ndarray, seed: int):
@@ -198,7 +214,7 @@ def anchor_decisions(data: CorpusFeatures, root: Path, assignment: np.ndarray, *
     from sklearn.model_selection import GroupShuffleSplit
 
     sealwatch = require_sealwatch()
-    families, matrices, timings = _extract_all(sealwatch, data, root, progress, workers=workers)
+    families, matrices, timings, errors = _extract_all(sealwatch, data, root, progress, workers=workers)
     stego = np.asarray([e.label == "stego" for e in data.entries], dtype=bool)
     groups = data.groups
     n = len(data.entries)
@@ -227,4 +243,5 @@ def anchor_decisions(data: CorpusFeatures, root: Path, assignment: np.ndarray, *
             "version": getattr(sealwatch, "__version__", "unknown"),
             "cost_ms_by_family": {f: float(timings[(families == f) & timed].mean())
                                   for f in ("jpeg", "spatial") if ((families == f) & timed).any()},
-            "cost_files_timed": {f: int(((families == f) & timed).sum()) for f in ("jpeg", "spatial")}}
+            "cost_files_timed": {f: int(((families == f) & timed).sum()) for f in ("jpeg", "spatial")},
+            "unreadable_files": errors}

@@ -35,7 +35,7 @@ import numpy as np
 
 from stegwatch import __version__
 from stegwatch.detectors import load_detector, model_path
-from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
+from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.features.labels import load_rows
 from stegwatch.evaluation.metrics import (
     confusion,
@@ -285,8 +285,7 @@ def evaluate(
         if not (folds or by_source):
             raise ConfigError("--train-extra adds training files to refits: it needs --folds or --by-source")
         extra = train_extra if isinstance(train_extra, ExtraTraining) else join_extra(
-            data, [(str(p), load_corpus_features(p, workers=workers, progress=progress, scheduler=scheduler, split="train"))
-                   for p in train_extra])
+            data, train_extra, workers=workers, progress=progress, scheduler=scheduler)
     if refitted:
         in_sample = {"training_covers_known": True, "files": 0, "cover_groups": 0, "kept": False}
     else:

@@ -54,8 +54,14 @@ class ExtraTraining:
         return self.sources
 
 
-def join_extra(data: CorpusFeatures, extras: list[tuple[str, CorpusFeatures]]) -> ExtraTraining:
-    """``data`` followed by the rows of every ``(path, features)`` training-only corpus."""
+def join_extra(data: CorpusFeatures, paths, **load) -> ExtraTraining:
+    """``data`` followed by the ``train`` split's rows of every training-only corpus in ``paths``.
+
+    ``load``: options of :func:`~stegwatch.features.corpus.load_corpus_features` (workers, progress, scheduler).
+    """
+    from stegwatch.features.corpus import load_corpus_features
+
+    extras = [(str(path), load_corpus_features(path, split="train", **load)) for path in paths]
     union = CorpusFeatures(data.entries + [e for _, x in extras for e in x.entries],
                            np.concatenate([data.features] + [x.features for _, x in extras]),
                            data.errors, data.manifest_sha256, data.manifest, data.labels)

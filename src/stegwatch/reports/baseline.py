@@ -149,7 +149,7 @@ def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, ta
     metrics["latency"] = decided["latency"]
     metrics["anchor"] = {"library": anchor, "version": decided["version"], "cost_ms_by_family": decided["cost_ms_by_family"],
                          "attribution": "none: the anchor is binary",
-                         "cost_files_timed": decided["cost_files_timed"]}
+                         "cost_files_timed": decided["cost_files_timed"], "unreadable_files": decided["unreadable_files"]}
     return Metrics.model_validate(metrics).model_dump(mode="json")
 
 
@@ -173,7 +173,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     if train_extra:  # training-only files joined to every detector's refits (the anchor's extraction cost keeps it out)
         from stegwatch.evaluation.folds import join_extra
 
-        extra = join_extra(data, [(str(p), load_corpus_features(p, workers=workers, split="train")) for p in train_extra])
+        extra = join_extra(data, train_extra, workers=workers)
     results = {}
     for model in models:
         metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
