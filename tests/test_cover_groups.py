@@ -214,3 +214,9 @@ def test_p_e_per_method_is_read_on_that_methods_files_and_the_clean_ones(smoke_c
     chance = [m for m, auc in metrics["roc_auc_by_method"].items() if auc is not None and auc < 0.6]
     assert separated and all(by_method[m] == 0 for m in separated)
     assert all(by_method[m] > 0.2 for m in chance)
+    # Per payload: the same reading on each method@rate's files; a method with one payload bin reads the same.
+    by_payload = metrics["p_e_by_payload"]
+    assert set(by_payload) == set(metrics["detection_rate_by_payload"])
+    assert all(value is not None and 0 <= value <= 0.5 for value in by_payload.values())
+    single = [m for m in by_method if [k.split("@")[0] for k in by_payload].count(m) == 1]
+    assert single and all(by_payload[next(k for k in by_payload if k.startswith(f"{m}@"))] == by_method[m] for m in single)

@@ -8,11 +8,28 @@ family behind the one detector: a file whose JPEG coefficients could be read
 stream; any other file to the ``spatial`` model, which leaves out DCTR (zeros
 for all its files). Each family's boosting stops early on its validation
 part's multi-class log loss. Both models, the routing and the map onto the
-union of classes are one ONNX graph (converted with onnxmltools). ``score``
-is 1 - P(clean); ``method_scores`` are the per-method probabilities;
-``method`` is the most probable method. The model card beside the ONNX file
-names the streams, the classes, the threshold and how it was chosen, and the
-iteration where each family's validation loss stopped improving.
+union of classes are one ONNX graph (converted with onnxmltools).
+
+Beside each family's multi-class model, a binary model per method (that
+method's files against the family's clean files, early-stopped on its own
+validation loss) can join the score: the multi-class model stops where the
+hard classes start to overfit, before it is sure of the easy ones (an
+``eoi`` trailer no clean file has stayed at P(clean) 0.1), while a method's
+own model is not held back by the others. A method model joins only where
+every validation clean file of its family stays below the multi-class
+model's threshold there, so it adds detections without moving the threshold
+on validation. A file's raw score is the largest of 1 - P(clean) and its
+family's joined method models' P(stego).
+
+Each family has its own threshold, chosen on its validation clean files for
+the target rate, and ``score`` is calibrated so that one threshold
+(:data:`CALIBRATED_THRESHOLD`) serves both: a raw score at the family's
+threshold maps to 0.5, linearly on either side (:func:`calibrate`).
+``method_scores`` are per method the larger of the multi-class probability
+and the method model's; ``method`` is the most probable method. The model
+card beside the ONNX file names the streams, the classes, the thresholds and
+how they were chosen, the method models and why each joined or not, and the
+iteration where each model's validation loss stopped improving.
 
 One training recipe, :func:`fit_v4`, serves ``stegwatch train``
 (:func:`train_v4`, which exports to ONNX), cross-validation, ablations and
@@ -54,6 +71,8 @@ FIXED_PARAMS = {"subsample_freq": 1, "min_child_samples": 20, "reg_lambda": 1.0,
                 "deterministic": True, "force_col_wise": True, "verbose": -1}
 #: The ONNX operator sets the exported graph uses (onnxmltools' tree ensembles need ai.onnx.ml 1..3).
 ONNX_OPSET = 15
+#: The calibrated score at which a file is flagged: each family's own threshold maps to it (:func:`calibrate`).
+CALIBRATED_THRESHOLD = 0.5
 
 
 def class_labels(data: CorpusFeatures) -> np.ndarray:
@@ -66,7 +85,23 @@ def recipe_params(config: TrainConfig) -> dict:
     return {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
             "subsample": config.subsample, "colsample_bytree": config.colsample_bytree,
             "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed,
-            "balance_clean": config.balance_clean}
+            "balance_clean": config.balance_clean, "method_models": config.method_models,
+            "method_estimators": config.method_estimators}
+
+
+def calibrate(raw: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Raw scores mapped so each row's family threshold becomes :data:`CALIBRATED_THRESHOLD`.
+
+    Linear from 0 to the threshold and from the threshold to 1, so the order
+    within a family is kept and ``calibrate(raw) >= 0.5`` exactly when
+    ``raw >= threshold``. A threshold above 1 (every validation clean file
+    scored 1) flags nothing.
+    """
+    raw, t = np.asarray(raw, dtype=float), np.asarray(thresholds, dtype=float)
+    half = CALIBRATED_THRESHOLD
+    below = half * raw / np.where(t > 0, t, 1.0)
+    above = half + (1 - half) * (raw - t) / np.where(t < 1, 1 - t, 1.0)
+    return np.clip(np.where(raw >= t, above, np.minimum(below, np.nextafter(half, 0))), 0.0, 1.0)
 
 
 @dataclass
@@ -83,6 +118,7 @@ class FamilyModel:
     family: str
     columns: np.ndarray
     classes: list[str]
+    method: str | None = None  # a method model: the one method it tells from clean
     model: object | None = None  # a lightgbm.Booster cut at the best iteration
     constant: np.ndarray | None = None
     best_iteration: int | None = None
@@ -98,12 +134,41 @@ class FamilyModel:
 
 
 class V4Model:
-    """The fitted recipe: a model per format family, routed by the last input column; probabilities over ``classes_``."""
+    """The fitted recipe: a model per format family, routed by the last input column; probabilities over ``classes_``.
+
+    ``method_models`` are the binary method models that joined the score
+    (``method_selection`` records every candidate); ``thresholds`` the raw
+    score threshold of each family.
+    """
 
     def __init__(self, families: dict[str, FamilyModel], classes: list[str], stopping_rounds: int) -> None:
         self.families = families
         self.classes_ = classes
         self.stopping_rounds = stopping_rounds
+        self.method_models: list[FamilyModel] = []
+        self.method_selection: dict[str, dict[str, dict]] = {}
+        self.thresholds: dict[str, float] = {}
+        self.threshold_clean_files: dict[str, int] = {}
+
+    @property
+    def method_keys(self) -> list[str]:
+        """``family:method`` of every joined method model, in output order."""
+        return [f"{part.family}:{part.method}" for part in self.method_models]
+
+    def method_stego(self, features: np.ndarray) -> np.ndarray:
+        """(n, method models) each joined method model's P(stego) on the rows of its family (0 on the others)."""
+        out = np.zeros((len(features), len(self.method_models)))
+        jpeg = self.family_of(features)
+        for j, part in enumerate(self.method_models):
+            rows = np.flatnonzero(jpeg == (part.family == "jpeg"))
+            if rows.size:
+                out[rows, j] = part.predict_proba(features[rows])[:, part.classes.index(part.method)]
+        return out
+
+    def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Calibrated scores, per-method scores and the method keys (:func:`detector_scores`)."""
+        return detector_scores(self.predict_proba(features), self.method_stego(features), self.classes_,
+                               self.method_keys, self.family_of(features), self.thresholds)
 
     @staticmethod
     def family_of(features: np.ndarray) -> np.ndarray:
@@ -123,13 +188,38 @@ class V4Model:
     def early_stopping(self) -> dict:
         """What the card records: per family the iteration kept, the iterations run, and the rows it learned from."""
         return {
-            "monitored": "multi-class log loss of each family's validation part (cover_id-grouped)",
+            "monitored": "multi-class log loss of each family's validation part (cover_id-grouped); a method model's "
+                         "binary log loss on its method's and the family's clean validation files",
             "stopping_rounds": self.stopping_rounds,
-            "families": {name: {"best_iteration": part.best_iteration, "iterations_run": part.iterations_run,
-                                "classes": part.classes, "fit_files": part.rows.get("fit", 0),
-                                "val_files": part.rows.get("val", 0), "constant": part.model is None}
-                         for name, part in self.families.items()},
+            "families": {name: _stopping_record(part) for name, part in self.families.items()},
+            "method_models": {f"{part.family}:{part.method}": _stopping_record(part) for part in self.method_models},
         }
+
+
+def _stopping_record(part: FamilyModel) -> dict:
+    return {"best_iteration": part.best_iteration, "iterations_run": part.iterations_run, "classes": part.classes,
+            "fit_files": part.rows.get("fit", 0), "val_files": part.rows.get("val", 0), "constant": part.model is None}
+
+
+def combined_scores(proba: np.ndarray, stego: np.ndarray, classes: list[str],
+                    method_keys: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Raw scores, per-method scores and the method keys from the multi-class probabilities and the method models'.
+
+    The raw score is the largest of 1 - P(clean) and the method models'
+    P(stego); a method's score the larger of its multi-class probability and
+    its method model's (``method_keys`` name the ``stego`` columns
+    ``family:method``; a row's other family's columns are 0).
+    """
+    clean = classes.index("clean")
+    methods = [c for c in classes if c != "clean"]
+    raw = 1.0 - proba[:, clean]
+    per_method = proba[:, [classes.index(m) for m in methods]].copy()
+    if stego.shape[1]:
+        raw = np.maximum(raw, stego.max(axis=1))
+        for j, key in enumerate(method_keys or []):
+            k = methods.index(key.split(":", 1)[1])
+            per_method[:, k] = np.maximum(per_method[:, k], stego[:, j])
+    return raw, per_method, methods
 
 
 def clean_weights(labels: np.ndarray) -> np.ndarray:
@@ -243,8 +333,9 @@ def _clean_probability(raw: np.ndarray, classes: list[str]) -> np.ndarray:
 
 def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.ndarray, params: dict,
            target_fpr: float, *, names: list[str]) -> tuple[V4Model, float]:
-    """V4's recipe: a LightGBM model per format family on rows ``fit``, each early-stopped on its rows of ``val``;
-    the threshold for ``target_fpr`` on the clean rows of ``val``.
+    """V4's recipe: a LightGBM model per format family on rows ``fit``, each early-stopped on its rows of ``val``,
+    the method models that join (see the module docstring), and each family's threshold for ``target_fpr`` on its
+    clean rows of ``val``.
 
     Parameters
     ----------
@@ -257,11 +348,14 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
 
     Returns
     -------
-    ``(model, threshold)``: a :class:`V4Model` and the score threshold.
+    ``(model, threshold)``: a :class:`V4Model` (with ``thresholds`` per family) and the threshold on the calibrated
+    score, :data:`CALIBRATED_THRESHOLD`.
     """
     params = dict(params)
     stopping_rounds = int(params.pop("early_stopping_rounds"))
     balance_clean = bool(params.pop("balance_clean", False))
+    with_method_models = bool(params.pop("method_models", False))
+    method_estimators = int(params.pop("method_estimators", params["n_estimators"]))
     streams = np.asarray([n.split(".", 1)[0] for n in names])
     jpeg = V4Model.family_of(features)
     families = {}
@@ -272,10 +366,44 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
                                        stopping_rounds, balance_clean)
     classes = sorted({c for part in families.values() for c in part.classes})
     model = V4Model(families, classes, stopping_rounds)
-    clean = classes.index("clean")
     val_clean = val[labels[val] == "clean"]
-    threshold = threshold_for_fpr(1 - model.predict_proba(features[val_clean])[:, clean], target_fpr)
-    return model, threshold
+    if not val_clean.size:
+        raise ValueError("V4 needs clean files in its validation part to choose a threshold")
+    clean_score = 1 - model.predict_proba(features[val_clean])[:, classes.index("clean")]
+
+    def family_threshold(scores: np.ndarray, family: str) -> tuple[float, int]:
+        # A family without validation clean files takes the threshold of all of them.
+        own = jpeg[val_clean] == (family == "jpeg")
+        return threshold_for_fpr(scores[own] if own.any() else scores, target_fpr), int(own.sum())
+
+    method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
+    for family, skipped in FAMILIES.items():
+        multi_class, _ = family_threshold(clean_score, family)
+        selection = model.method_selection.setdefault(family, {})
+        if not with_method_models:
+            continue
+        own = lambda rows, family=family: rows[jpeg[rows] == (family == "jpeg")]  # noqa: E731
+        fit_f, val_f = own(fit), own(val)
+        if not (labels[fit_f] == "clean").any():
+            continue
+        for method in sorted(set(labels[fit_f].tolist()) - {"clean"}):
+            pair = lambda rows, method=method: rows[np.isin(labels[rows], ["clean", method])]  # noqa: E731
+            part = _fit_family(family, features, labels, pair(fit_f), pair(val_f), families[family].columns,
+                               method_params, stopping_rounds, balance_clean)
+            part.method = method
+            clean_val_f = val_f[labels[val_f] == "clean"]
+            highest = float(part.predict_proba(features[clean_val_f])[:, part.classes.index(method)].max()) \
+                if clean_val_f.size else 1.0
+            joined = part.model is not None and highest < multi_class
+            selection[method] = {"val_clean_max": round(highest, 6), "family_threshold": round(multi_class, 6),
+                                 "joined": joined, "best_iteration": part.best_iteration}
+            if joined:
+                model.method_models.append(part)
+    stego = model.method_stego(features[val_clean])
+    combined = combined_scores(model.predict_proba(features[val_clean]), stego, classes)[0]
+    model.thresholds = {family: family_threshold(combined, family)[0] for family in FAMILIES}
+    model.threshold_clean_files = {family: family_threshold(combined, family)[1] for family in FAMILIES}
+    return model, CALIBRATED_THRESHOLD
 
 
 def model_columns(names: list[str]) -> np.ndarray:
@@ -297,10 +425,14 @@ def _legacy_columns(names: list[str]) -> np.ndarray:
     return np.asarray([all_names.index(n) for n in names])
 
 
-def _scores_from_proba(proba: np.ndarray, classes: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    clean = classes.index("clean")
-    methods = [c for c in classes if c != "clean"]
-    return 1.0 - proba[:, clean], proba[:, [classes.index(m) for m in methods]], methods
+def detector_scores(proba: np.ndarray, stego: np.ndarray, classes: list[str], method_keys: list[str],
+                    jpeg: np.ndarray, thresholds: dict[str, float] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """What V4 reports: the raw scores of :func:`combined_scores` calibrated by each row's family threshold
+    (``jpeg`` says which rows are JPEG files); without family thresholds (a card of an earlier recipe) the raw ones."""
+    raw, per_method, methods = combined_scores(proba, stego, classes, method_keys)
+    if thresholds:
+        raw = calibrate(raw, np.where(jpeg, thresholds["jpeg"], thresholds["spatial"]))
+    return raw, per_method, methods
 
 
 def _refit_params(card: dict) -> dict:
@@ -325,6 +457,9 @@ class V4Detector(StreamFeatureDetector):
         self.name = card.get("name", NAME)
         self.version = card.get("version", "4.0")
         self.threshold = float(card["threshold"]["value"]) if threshold is None else threshold
+        families = card["threshold"].get("families")
+        self.family_thresholds = {f: float(v["value"]) for f, v in families.items()} if families else None
+        self.method_keys: list[str] = list(card.get("method_models", {}).get("joined", []))
         self.classes: list[str] = list(card["classes"])
         self.streams: tuple[str, ...] = tuple(card["streams"])
         # A model of the per-family recipe reads the route column after its features; an earlier one only its features.
@@ -339,15 +474,14 @@ class V4Detector(StreamFeatureDetector):
         card = json.loads((onnx_path.parent / "model_card.json").read_text(encoding="utf-8"))
         return cls(onnx_path, card, threshold)
 
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, classes) from full stream feature rows."""
-        inputs = model_input(features, self._columns)
-        name = self.session.get_inputs()[0].name
-        outputs = self.session.run(None, {name: inputs})
-        return np.asarray(outputs[1], dtype=np.float64)
-
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        return _scores_from_proba(self.probabilities(features), self.classes)
+        inputs = model_input(features, self._columns)
+        outputs = self.session.run(None, {self.session.get_inputs()[0].name: inputs})
+        proba = np.asarray(outputs[1], dtype=np.float64)
+        # The method models' P(stego) (a graph of an earlier recipe has no such output).
+        stego = np.asarray(outputs[2], dtype=np.float64) if len(outputs) > 2 else np.zeros((len(inputs), 0))
+        return detector_scores(proba, stego, self.classes, self.method_keys, V4Model.family_of(inputs),
+                               self.family_thresholds)
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
         """Per row, the three most probable methods, each ``{"value": probability, "score": probability}``."""
@@ -390,7 +524,7 @@ class FittedV4(StreamFeatureDetector):
         self._columns = model_columns(names)
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        return _scores_from_proba(self.model.predict_proba(model_input(features, self._columns)), self.classes)
+        return self.model.scores(model_input(features, self._columns))
 
     def refit(self, data: CorpusFeatures, train: np.ndarray, **kwargs) -> FittedV4:
         raise NotImplementedError("refit the ONNX-backed V4Detector this model came from")
@@ -473,10 +607,21 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
         "hyperparameters": {"estimator": ESTIMATOR, **params, **FIXED_PARAMS},
         "early_stopping": model.early_stopping(),
         "threshold": {"value": threshold, "target_fpr": config.target_fpr,
-                      "chosen_on": "clean files of the validation part (cover_id-grouped): the smallest threshold whose "
-                                   "false-positive rate there is at most the target",
+                      "calibrated": "each family's threshold on the raw score (the largest of 1 - P(clean) and the "
+                                    "joined method models' P(stego)) maps to this value of the score",
+                      "chosen_on": "each family's clean files of the validation part (cover_id-grouped): the smallest "
+                                   "threshold whose false-positive rate there is at most the target",
                       "n_clean": n_clean_val,
-                      "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None},
+                      "families": {family: {"value": model.thresholds[family],
+                                            "n_clean": model.threshold_clean_files[family],
+                                            "smallest_resolvable_fpr": 1 / model.threshold_clean_files[family]
+                                            if model.threshold_clean_files[family] else None}
+                                   for family in FAMILIES},
+                      "smallest_resolvable_fpr": max((1 / n for n in model.threshold_clean_files.values() if n),
+                                                     default=None)},
+        "method_models": {"joined": model.method_keys, "candidates": model.method_selection,
+                          "rule": "a method model joins where every validation clean file of its family scores below "
+                                  "the family's multi-class threshold"},
         "validation": {"n_files": int(val_idx.size), "final_val_loss": final.get("val_loss"),
                        "final_val_auc": final.get("val_auc"),
                        "note": "the log runs past each family's best iteration by up to stopping_rounds; the model keeps "
@@ -506,12 +651,25 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
 
     Each family's LightGBM model reads its columns (Gather); its probabilities
     are placed in the union's columns (a 0/1 MatMul); the route column picks a
-    row's family (Where).
+    row's family (Where). With method models, a third output ``method_stego``
+    (n, method models) holds each one's P(stego), in :attr:`V4Model.method_keys`
+    order, placed and routed the same way (0 on the other family's rows).
     """
     import onnx
     from onnx import TensorProto, compose, helper, numpy_helper
 
     nodes, initializers, opsets = [], [], {"": ONNX_OPSET}
+
+    def embed(part: FamilyModel, prefix: str) -> str:
+        """Add ``part``'s LightGBM graph reading its columns; the name of its probabilities (n, its classes)."""
+        sub = compose.add_prefix(_family_onnx(part, len(part.columns)), prefix=prefix)
+        for opset in sub.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+        initializers.append(numpy_helper.from_array(part.columns.astype(np.int64), f"{prefix}columns"))
+        nodes.append(helper.make_node("Gather", ["features", f"{prefix}columns"], [sub.graph.input[0].name], axis=1))
+        nodes.extend(sub.graph.node)
+        initializers.extend(sub.graph.initializer)
+        return sub.graph.output[1].name
     union = {}
     for name, part in model.families.items():
         placement = np.zeros((len(part.classes), len(model.classes_)), dtype=np.float32)
@@ -526,20 +684,35 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
                       helper.make_node("Add", [f"{name}_zeros", "one"], [f"{name}_ones"]),
                       helper.make_node("MatMul", [f"{name}_ones", f"{name}_constant"], [f"{name}_own"])]
         else:
-            sub = compose.add_prefix(_family_onnx(part, len(part.columns)), prefix=f"{name}_")
-            for opset in sub.opset_import:
-                opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
-            initializers.append(numpy_helper.from_array(part.columns.astype(np.int64), f"{name}_columns"))
-            nodes.append(helper.make_node("Gather", ["features", f"{name}_columns"], [sub.graph.input[0].name], axis=1))
-            nodes += list(sub.graph.node)
-            initializers += list(sub.graph.initializer)
-            nodes.append(helper.make_node("Identity", [sub.graph.output[1].name], [f"{name}_own"]))
+            nodes.append(helper.make_node("Identity", [embed(part, f"{name}_")], [f"{name}_own"]))
         nodes.append(helper.make_node("MatMul", [f"{name}_own", f"{name}_placement"], [f"{name}_union"]))
         union[name] = f"{name}_union"
+    keys = model.method_keys
+    for name in model.families:  # the method models: (n, len(keys)) P(stego), each in its own column
+        own = [(j, part) for j, part in enumerate(model.method_models) if part.family == name]
+        placement = np.zeros((max(len(own), 1), len(keys)), dtype=np.float32)
+        columns = []
+        for i, (j, part) in enumerate(own):
+            prefix = f"{name}_method{i}_"
+            initializers.append(numpy_helper.from_array(np.asarray([part.classes.index(part.method)], dtype=np.int64),
+                                                        f"{prefix}stego_class"))
+            nodes.append(helper.make_node("Gather", [embed(part, prefix), f"{prefix}stego_class"], [f"{prefix}stego"],
+                                          axis=1))
+            columns.append(f"{prefix}stego")
+            placement[i, j] = 1
+        if not columns:  # no method model of this family: a zero column (the route column times 0)
+            nodes += [helper.make_node("Gather", ["features", "route_column"], [f"{name}_methods_any"], axis=1),
+                      helper.make_node("Unsqueeze", [f"{name}_methods_any", "axis_1"], [f"{name}_methods_route"]),
+                      helper.make_node("Mul", [f"{name}_methods_route", "zero"], [f"{name}_methods_own"])]
+        else:
+            nodes.append(helper.make_node("Concat", columns, [f"{name}_methods_own"], axis=1))
+        initializers.append(numpy_helper.from_array(placement, f"{name}_methods_placement"))
+        nodes.append(helper.make_node("MatMul", [f"{name}_methods_own", f"{name}_methods_placement"],
+                                      [f"{name}_methods"]))
     initializers += [numpy_helper.from_array(np.asarray(n_features - 1, dtype=np.int64), "route_column"),
                      numpy_helper.from_array(np.asarray([1], dtype=np.int64), "axis_1"),
                      numpy_helper.from_array(np.asarray(0.5, dtype=np.float32), "half")]
-    if any(part.model is None for part in model.families.values()):
+    if any(part.model is None for part in model.families.values()) or keys:
         initializers += [numpy_helper.from_array(np.asarray(0.0, dtype=np.float32), "zero"),
                          numpy_helper.from_array(np.asarray(1.0, dtype=np.float32), "one")]
     nodes += [helper.make_node("Gather", ["features", "route_column"], ["route"], axis=1),
@@ -547,11 +720,14 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
               helper.make_node("Unsqueeze", ["is_jpeg", "axis_1"], ["is_jpeg_column"]),
               helper.make_node("Where", ["is_jpeg_column", union["jpeg"], union["spatial"]], ["probabilities"]),
               helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0)]
+    outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+               helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(model.classes_)])]
+    if keys:
+        nodes.append(helper.make_node("Where", ["is_jpeg_column", "jpeg_methods", "spatial_methods"], ["method_stego"]))
+        outputs.append(helper.make_tensor_value_info("method_stego", TensorProto.FLOAT, [None, len(keys)]))
     graph = helper.make_graph(
         nodes, "stegwatch_v4", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_features])],
-        [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(model.classes_)])],
-        initializers)
+        outputs, initializers)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
                                    producer_name="stegwatch")
     onnx_model.ir_version = min(onnx_model.ir_version, 8)  # what onnxruntime releases since 1.14 read
@@ -560,12 +736,17 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
 
 
 def onnx_parity(onnx_bytes: bytes, model, features: np.ndarray) -> float:
-    """Largest absolute difference between ONNX and in-memory probabilities on ``features``."""
+    """Largest absolute difference between ONNX and in-memory probabilities (both outputs) on ``features``."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    onnx_proba = session.run(None, {session.get_inputs()[0].name: features.astype(np.float32)})[1]
-    return float(np.max(np.abs(onnx_proba - model.predict_proba(features)))) if len(features) else 0.0
+    if not len(features):
+        return 0.0
+    outputs = session.run(None, {session.get_inputs()[0].name: features.astype(np.float32)})
+    differences = [np.max(np.abs(outputs[1] - model.predict_proba(features)))]
+    if len(outputs) > 2:  # the method models' P(stego)
+        differences.append(np.max(np.abs(outputs[2] - model.method_stego(features))))
+    return float(max(differences))
 
 
 KIND = DetectorKind(

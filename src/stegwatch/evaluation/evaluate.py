@@ -188,6 +188,9 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
     needed = n_needed_zero_failures(target_fpr)
     corpus_identity = {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
                        "split": split, "labels": data.labels}
+    # method@rate of every stego file ("" for clean files), as the payload rows and P_E per payload use it
+    payload_keys = np.asarray([payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp) if e.label == "stego"
+                               else "" for e in entries], dtype=object)
     metrics = {
         "run": {
             "run_id": new_run_id(),
@@ -216,8 +219,7 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
                                                              groups[clean]),
         "detection_rate": group_rate_record(flags[stego], groups[stego]),
         "detection_rate_by_method": grouped_rates(flags[stego], methods_true[stego], groups[stego]),
-        "detection_rate_by_payload": grouped_rates(flags[stego], [payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp)
-                                                                  for e in entries if e.label == "stego"], groups[stego]),
+        "detection_rate_by_payload": grouped_rates(flags[stego], payload_keys[stego].tolist(), groups[stego]),
         "attribution": {
             "accuracy": group_rate_record(np.asarray([predicted[i] == methods_true[i] for i in detected], dtype=bool), groups[detected]),
             "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),
@@ -229,8 +231,8 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
                                     for f in FIXED_FPRS},
         "roc_curves": roc_curves(stego, scores, methods_true),
         "p_e": p_e(stego, scores),
-        "p_e_by_method": {m: p_e(stego[(methods_true == m) | clean], scores[(methods_true == m) | clean])
-                          for m in sorted({e.method for e in entries if e.method})},
+        "p_e_by_method": p_e_by_key(stego, scores, methods_true),
+        "p_e_by_payload": p_e_by_key(stego, scores, payload_keys),
         "md5": md5(stego, scores),
         "cross_validation": cross_validation,
         "generalization": generalization_section,
@@ -238,6 +240,13 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
         "decisions": decisions_of(entries, flags),
     }
     return metrics
+
+
+def p_e_by_key(stego: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> dict[str, float | None]:
+    """P_E of each key's stego files (a method, or method@rate) against every clean file."""
+    clean = ~stego
+    return {k: p_e(stego[(keys == k) | clean], scores[(keys == k) | clean])
+            for k in sorted({str(k) for k in keys[stego]} - {""})}
 
 
 def evaluate(

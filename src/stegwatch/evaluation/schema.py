@@ -135,6 +135,8 @@ class Metrics(BaseModel):
     p_e: float | None
     p_e_by_method: dict[str, float | None] = Field(default_factory=dict, description="P_E of each method's files against "
                                                    "every clean file (minimum over thresholds of the mean of the two error rates)")
+    p_e_by_payload: dict[str, float | None] = Field(default_factory=dict, description="P_E of each method@payload's files "
+                                                    "against every clean file (the keys of detection_rate_by_payload)")
     md5: float | None
     cross_validation: CrossValidation | None = None
     generalization: dict | None = Field(default=None, description="leave-one-cover-source-out readings, in-source "
