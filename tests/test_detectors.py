@@ -373,3 +373,13 @@ def test_balanced_clean_weights_give_both_sides_equal_total_weight():
     assert weights[labels == "clean"].sum() == pytest.approx(weights[labels != "clean"].sum())
     assert (weights[labels != "clean"] == 1).all()
     assert (clean_weights(np.asarray(["clean", "clean"])) == 1).all()  # one side only: unweighted
+
+
+def test_the_exported_graph_has_no_unused_initializers(trained):
+    # onnxruntime warns about each unused initializer every time the model is loaded.
+    import onnx
+
+    out, _, _ = trained
+    graph = onnx.load(str(out / "v4" / "model.onnx")).graph
+    used = {name for node in graph.node for name in node.input}
+    assert [i.name for i in graph.initializer if i.name not in used] == []

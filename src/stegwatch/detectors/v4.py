@@ -712,9 +712,9 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
     initializers += [numpy_helper.from_array(np.asarray(n_features - 1, dtype=np.int64), "route_column"),
                      numpy_helper.from_array(np.asarray([1], dtype=np.int64), "axis_1"),
                      numpy_helper.from_array(np.asarray(0.5, dtype=np.float32), "half")]
-    if any(part.model is None for part in model.families.values()) or keys:
-        initializers += [numpy_helper.from_array(np.asarray(0.0, dtype=np.float32), "zero"),
-                         numpy_helper.from_array(np.asarray(1.0, dtype=np.float32), "one")]
+    used = {name for node in nodes for name in node.input}  # an unused initializer makes onnxruntime warn on every load
+    initializers += [numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+                     for name, value in (("zero", 0.0), ("one", 1.0)) if name in used]
     nodes += [helper.make_node("Gather", ["features", "route_column"], ["route"], axis=1),
               helper.make_node("Greater", ["route", "half"], ["is_jpeg"]),
               helper.make_node("Unsqueeze", ["is_jpeg", "axis_1"], ["is_jpeg_column"]),
