@@ -105,7 +105,7 @@ def main() -> None:
             started = time.perf_counter()
             if candidate == "lightgbm":
                 model, threshold = fit_v4(features, labels, fit, val, params, args.target_fpr, names=names)
-                fold_scores = 1 - model.predict_proba(features[test])[:, model.classes_.index("clean")]
+                fold_scores = model.scores(features[test])[0]  # calibrated: each family's threshold maps to threshold
             else:
                 score, threshold = _logistic(features, labels, fit, val, args.target_fpr, names=names, c=args.logistic_c)
                 fold_scores = score(test)
