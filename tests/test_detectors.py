@@ -75,9 +75,8 @@ def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
     assert [o.name for o in onnx.load_from_string(onnx_bytes).graph.output] == ["label", "probabilities", "method_stego"]
 
 
-def test_method_models_join_only_below_the_family_threshold_and_each_family_keeps_the_target(smoke_corpus):
-    from stegwatch.detectors.v4 import (CALIBRATED_THRESHOLD, FittedV4, class_labels, fit_v4, model_columns,
-                                        model_input, recipe_params)
+def test_method_models_join_only_below_the_multi_class_threshold(smoke_corpus):
+    from stegwatch.detectors.v4 import FittedV4, class_labels, fit_v4, model_columns, model_input, recipe_params
     from stegwatch.features.streams import feature_names
 
     data = load_corpus_features(smoke_corpus)
@@ -88,37 +87,25 @@ def test_method_models_join_only_below_the_family_threshold_and_each_family_keep
     target = 0.05
     model, threshold = fit_v4(features, labels, parts["train"], parts["val"], recipe_params(TrainConfig(n_estimators=20)),
                               target, names=names)
-    assert threshold == CALIBRATED_THRESHOLD
+    val = parts["val"]
+    multi_class = threshold_for_fpr(1 - model.predict_proba(features[val][labels[val] == "clean"])[
+        :, model.classes_.index("clean")], target)
     candidates = [(family, method, record) for family, methods in model.method_selection.items()
                   for method, record in methods.items()]
     assert candidates
     for family, method, record in candidates:
-        assert record["joined"] == (record["val_clean_max"] < record["family_threshold"])
+        assert record["multi_class_threshold"] == round(multi_class, 6)
+        assert record["joined"] == (record["val_clean_max"] < multi_class)
         assert record["joined"] == (f"{family}:{method}" in model.method_keys)
-    # Each family's clean validation files are flagged at most at the target rate, by the calibrated score.
-    scores, _, _ = FittedV4(model, names, threshold).score_features(data.features[parts["val"]])
-    jpeg = model.family_of(features[parts["val"]])
-    for family, own in (("jpeg", jpeg), ("spatial", ~jpeg)):
-        clean = own & (labels[parts["val"]] == "clean")
-        assert clean.sum() == model.threshold_clean_files[family]
-        assert (scores[clean] >= threshold).sum() <= np.floor(target * clean.sum())
-
-
-def test_calibration_maps_each_family_threshold_to_one_value_and_keeps_the_order():
-    from stegwatch.detectors.v4 import CALIBRATED_THRESHOLD, calibrate
-
-    raw = np.linspace(0, 1, 101)
-    for t in (0.3, 0.9, 0.999, 1.0):
-        calibrated = calibrate(raw, np.full(raw.size, t))
-        assert np.all(np.diff(calibrated) > 0) or t == 1.0  # strictly increasing (at t = 1 the top is the threshold)
-        assert np.array_equal(calibrated >= CALIBRATED_THRESHOLD, raw >= t)
-        assert 0 <= calibrated.min() and calibrated.max() <= 1
-    assert calibrate(np.asarray([0.7]), np.asarray([0.7]))[0] == CALIBRATED_THRESHOLD
-    above_one = np.nextafter(1.0, 2.0)  # every validation clean file scored 1: nothing is flagged
-    assert not (calibrate(raw, np.full(raw.size, above_one)) >= CALIBRATED_THRESHOLD).any()
-    # Two families: the same raw score is flagged in the family with the lower threshold only.
-    both = calibrate(np.asarray([0.8, 0.8]), np.asarray([0.75, 0.85]))
-    assert both[0] >= CALIBRATED_THRESHOLD > both[1]
+    # The score is the largest of 1 - P(clean) and the joined method models' P(stego), and its threshold keeps the
+    # target on the validation clean files.
+    scores, per_method, methods = FittedV4(model, names, threshold).score_features(data.features[val])
+    x = features[val]
+    expected = np.maximum(1 - model.predict_proba(x)[:, model.classes_.index("clean")], model.method_stego(x).max(axis=1))
+    assert np.allclose(scores, expected)
+    assert np.all(per_method >= model.predict_proba(x)[:, [model.classes_.index(m) for m in methods]])
+    clean = labels[val] == "clean"
+    assert (scores[clean] >= threshold).sum() <= np.floor(target * clean.sum())
 
 
 def test_float32_thresholds_keep_lightgbms_decisions_in_onnx():
@@ -172,10 +159,7 @@ def test_training_writes_model_card_log_and_onnx(trained):
     assert [row["step"] for row in log] == list(range(1, max(f["iterations_run"] for f in stopping.values()) + 1))
     assert {"step", "train_loss", "val_loss", "val_auc", "elapsed_seconds", "spatial_train_loss", "jpeg_val_loss"} <= set(log[0])
     assert log[-1]["train_loss"] < log[0]["train_loss"]
-    # Each family's threshold on the raw score, mapped to the one calibrated threshold; the method models named.
-    threshold = saved["threshold"]
-    assert threshold["value"] == 0.5 and set(threshold["families"]) == {"spatial", "jpeg"}
-    assert sum(f["n_clean"] for f in threshold["families"].values()) == threshold["n_clean"]
+    # The method models named: those that joined, in the graph's order, and every candidate with why.
     joined = saved["method_models"]["joined"]
     assert joined == [k for k in joined if k.split(":")[1] in saved["classes"]]
     assert set(joined) == set(saved["early_stopping"]["method_models"])

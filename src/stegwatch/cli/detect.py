@@ -79,11 +79,8 @@ def train_command(
         table.add_row(f"detection: {key}", f"{row['rate']:.2%}", f"{row['count']} / {row['n']}")
     table.add_row("AUC", f"{held['auc']:.4f}" if held["auc"] is not None else "-", "")
     out.print(table)
-    families = card["threshold"].get("families")
-    per_family = (" (per format family, on the raw score: " + ", ".join(
-        f"{name} {f['value']:.6f} on {f['n_clean']} files" for name, f in families.items()) + ")") if families else ""
     out.print(f"threshold {card['threshold']['value']:.6f} for a target FPR of {card['threshold']['target_fpr']:.4%} "
-              f"on {card['threshold']['n_clean']} validation clean files{per_family}; written to {out_dir}")
+              f"on {card['threshold']['n_clean']} validation clean files; written to {out_dir}")
 
 
 @app.command("scan")

@@ -18,17 +18,16 @@ hard classes start to overfit, before it is sure of the easy ones (an
 own model is not held back by the others. A method model joins only where
 every validation clean file of its family stays below the multi-class
 model's threshold there, so it adds detections without moving the threshold
-on validation. A file's raw score is the largest of 1 - P(clean) and its
-family's joined method models' P(stego).
-
-Each family has its own threshold, chosen on its validation clean files for
-the target rate, and ``score`` is calibrated so that one threshold
-(:data:`CALIBRATED_THRESHOLD`) serves both: a raw score at the family's
-threshold maps to 0.5, linearly on either side (:func:`calibrate`).
+on validation. ``score`` is the largest of 1 - P(clean) and the file's
+family's joined method models' P(stego); one threshold, chosen on all
+validation clean files for the target rate, decides. (A threshold per family
+was tried: with the threshold at the largest of n validation clean scores,
+two families of n/2 files each double the expected false-positive rate, and
+the leave-one-source-out refits' FPR nearly doubled; CHANGELOG.md.)
 ``method_scores`` are per method the larger of the multi-class probability
 and the method model's; ``method`` is the most probable method. The model
-card beside the ONNX file names the streams, the classes, the thresholds and
-how they were chosen, the method models and why each joined or not, and the
+card beside the ONNX file names the streams, the classes, the threshold and
+how it was chosen, the method models and why each joined or not, and the
 iteration where each model's validation loss stopped improving.
 
 One training recipe, :func:`fit_v4`, serves ``stegwatch train``
@@ -71,8 +70,6 @@ FIXED_PARAMS = {"subsample_freq": 1, "min_child_samples": 20, "reg_lambda": 1.0,
                 "deterministic": True, "force_col_wise": True, "verbose": -1}
 #: The ONNX operator sets the exported graph uses (onnxmltools' tree ensembles need ai.onnx.ml 1..3).
 ONNX_OPSET = 15
-#: The calibrated score at which a file is flagged: each family's own threshold maps to it (:func:`calibrate`).
-CALIBRATED_THRESHOLD = 0.5
 
 
 def class_labels(data: CorpusFeatures) -> np.ndarray:
@@ -88,20 +85,6 @@ def recipe_params(config: TrainConfig) -> dict:
             "balance_clean": config.balance_clean, "method_models": config.method_models,
             "method_estimators": config.method_estimators}
 
-
-def calibrate(raw: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Raw scores mapped so each row's family threshold becomes :data:`CALIBRATED_THRESHOLD`.
-
-    Linear from 0 to the threshold and from the threshold to 1, so the order
-    within a family is kept and ``calibrate(raw) >= 0.5`` exactly when
-    ``raw >= threshold``. A threshold above 1 (every validation clean file
-    scored 1) flags nothing.
-    """
-    raw, t = np.asarray(raw, dtype=float), np.asarray(thresholds, dtype=float)
-    half = CALIBRATED_THRESHOLD
-    below = half * raw / np.where(t > 0, t, 1.0)
-    above = half + (1 - half) * (raw - t) / np.where(t < 1, 1 - t, 1.0)
-    return np.clip(np.where(raw >= t, above, np.minimum(below, np.nextafter(half, 0))), 0.0, 1.0)
 
 
 @dataclass
@@ -137,8 +120,7 @@ class V4Model:
     """The fitted recipe: a model per format family, routed by the last input column; probabilities over ``classes_``.
 
     ``method_models`` are the binary method models that joined the score
-    (``method_selection`` records every candidate); ``thresholds`` the raw
-    score threshold of each family.
+    (``method_selection`` records every candidate).
     """
 
     def __init__(self, families: dict[str, FamilyModel], classes: list[str], stopping_rounds: int) -> None:
@@ -147,8 +129,6 @@ class V4Model:
         self.stopping_rounds = stopping_rounds
         self.method_models: list[FamilyModel] = []
         self.method_selection: dict[str, dict[str, dict]] = {}
-        self.thresholds: dict[str, float] = {}
-        self.threshold_clean_files: dict[str, int] = {}
 
     @property
     def method_keys(self) -> list[str]:
@@ -166,9 +146,9 @@ class V4Model:
         return out
 
     def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Calibrated scores, per-method scores and the method keys (:func:`detector_scores`)."""
-        return detector_scores(self.predict_proba(features), self.method_stego(features), self.classes_,
-                               self.method_keys, self.family_of(features), self.thresholds)
+        """Scores, per-method scores and the method keys (:func:`combined_scores`)."""
+        return combined_scores(self.predict_proba(features), self.method_stego(features), self.classes_,
+                               self.method_keys)
 
     @staticmethod
     def family_of(features: np.ndarray) -> np.ndarray:
@@ -203,9 +183,9 @@ def _stopping_record(part: FamilyModel) -> dict:
 
 def combined_scores(proba: np.ndarray, stego: np.ndarray, classes: list[str],
                     method_keys: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Raw scores, per-method scores and the method keys from the multi-class probabilities and the method models'.
+    """Scores, per-method scores and the method keys from the multi-class probabilities and the method models'.
 
-    The raw score is the largest of 1 - P(clean) and the method models'
+    The score is the largest of 1 - P(clean) and the method models'
     P(stego); a method's score the larger of its multi-class probability and
     its method model's (``method_keys`` name the ``stego`` columns
     ``family:method``; a row's other family's columns are 0).
@@ -334,8 +314,8 @@ def _clean_probability(raw: np.ndarray, classes: list[str]) -> np.ndarray:
 def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.ndarray, params: dict,
            target_fpr: float, *, names: list[str]) -> tuple[V4Model, float]:
     """V4's recipe: a LightGBM model per format family on rows ``fit``, each early-stopped on its rows of ``val``,
-    the method models that join (see the module docstring), and each family's threshold for ``target_fpr`` on its
-    clean rows of ``val``.
+    the method models that join (see the module docstring), and the threshold for ``target_fpr`` on the clean rows of
+    ``val``.
 
     Parameters
     ----------
@@ -348,8 +328,7 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
 
     Returns
     -------
-    ``(model, threshold)``: a :class:`V4Model` (with ``thresholds`` per family) and the threshold on the calibrated
-    score, :data:`CALIBRATED_THRESHOLD`.
+    ``(model, threshold)``: a :class:`V4Model` and the score threshold.
     """
     params = dict(params)
     stopping_rounds = int(params.pop("early_stopping_rounds"))
@@ -358,32 +337,25 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     method_estimators = int(params.pop("method_estimators", params["n_estimators"]))
     streams = np.asarray([n.split(".", 1)[0] for n in names])
     jpeg = V4Model.family_of(features)
+
+    def in_family(rows: np.ndarray, family: str) -> np.ndarray:
+        return rows[jpeg[rows] == (family == "jpeg")]
+
     families = {}
     for family, skipped in FAMILIES.items():
         columns = np.flatnonzero(~np.isin(streams, skipped))
-        in_family = lambda rows, family=family: rows[jpeg[rows] == (family == "jpeg")]  # noqa: E731
-        families[family] = _fit_family(family, features, labels, in_family(fit), in_family(val), columns, params,
-                                       stopping_rounds, balance_clean)
+        families[family] = _fit_family(family, features, labels, in_family(fit, family), in_family(val, family),
+                                       columns, params, stopping_rounds, balance_clean)
     classes = sorted({c for part in families.values() for c in part.classes})
     model = V4Model(families, classes, stopping_rounds)
     val_clean = val[labels[val] == "clean"]
-    if not val_clean.size:
-        raise ValueError("V4 needs clean files in its validation part to choose a threshold")
-    clean_score = 1 - model.predict_proba(features[val_clean])[:, classes.index("clean")]
-
-    def family_threshold(scores: np.ndarray, family: str) -> tuple[float, int]:
-        # A family without validation clean files takes the threshold of all of them.
-        own = jpeg[val_clean] == (family == "jpeg")
-        return threshold_for_fpr(scores[own] if own.any() else scores, target_fpr), int(own.sum())
-
+    multi_class = threshold_for_fpr(1 - model.predict_proba(features[val_clean])[:, classes.index("clean")], target_fpr)
     method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
-    for family, skipped in FAMILIES.items():
-        multi_class, _ = family_threshold(clean_score, family)
+    for family in FAMILIES:
         selection = model.method_selection.setdefault(family, {})
         if not with_method_models:
             continue
-        own = lambda rows, family=family: rows[jpeg[rows] == (family == "jpeg")]  # noqa: E731
-        fit_f, val_f = own(fit), own(val)
+        fit_f, val_f = in_family(fit, family), in_family(val, family)
         if not (labels[fit_f] == "clean").any():
             continue
         for method in sorted(set(labels[fit_f].tolist()) - {"clean"}):
@@ -395,15 +367,11 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
             highest = float(part.predict_proba(features[clean_val_f])[:, part.classes.index(method)].max()) \
                 if clean_val_f.size else 1.0
             joined = part.model is not None and highest < multi_class
-            selection[method] = {"val_clean_max": round(highest, 6), "family_threshold": round(multi_class, 6),
+            selection[method] = {"val_clean_max": round(highest, 6), "multi_class_threshold": round(multi_class, 6),
                                  "joined": joined, "best_iteration": part.best_iteration}
             if joined:
                 model.method_models.append(part)
-    stego = model.method_stego(features[val_clean])
-    combined = combined_scores(model.predict_proba(features[val_clean]), stego, classes)[0]
-    model.thresholds = {family: family_threshold(combined, family)[0] for family in FAMILIES}
-    model.threshold_clean_files = {family: family_threshold(combined, family)[1] for family in FAMILIES}
-    return model, CALIBRATED_THRESHOLD
+    return model, threshold_for_fpr(model.scores(features[val_clean])[0], target_fpr)
 
 
 def model_columns(names: list[str]) -> np.ndarray:
@@ -424,15 +392,6 @@ def _legacy_columns(names: list[str]) -> np.ndarray:
     all_names = feature_names(STREAMS)
     return np.asarray([all_names.index(n) for n in names])
 
-
-def detector_scores(proba: np.ndarray, stego: np.ndarray, classes: list[str], method_keys: list[str],
-                    jpeg: np.ndarray, thresholds: dict[str, float] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """What V4 reports: the raw scores of :func:`combined_scores` calibrated by each row's family threshold
-    (``jpeg`` says which rows are JPEG files); without family thresholds (a card of an earlier recipe) the raw ones."""
-    raw, per_method, methods = combined_scores(proba, stego, classes, method_keys)
-    if thresholds:
-        raw = calibrate(raw, np.where(jpeg, thresholds["jpeg"], thresholds["spatial"]))
-    return raw, per_method, methods
 
 
 def _refit_params(card: dict) -> dict:
@@ -457,8 +416,6 @@ class V4Detector(StreamFeatureDetector):
         self.name = card.get("name", NAME)
         self.version = card.get("version", "4.0")
         self.threshold = float(card["threshold"]["value"]) if threshold is None else threshold
-        families = card["threshold"].get("families")
-        self.family_thresholds = {f: float(v["value"]) for f, v in families.items()} if families else None
         self.method_keys: list[str] = list(card.get("method_models", {}).get("joined", []))
         self.classes: list[str] = list(card["classes"])
         self.streams: tuple[str, ...] = tuple(card["streams"])
@@ -480,8 +437,7 @@ class V4Detector(StreamFeatureDetector):
         proba = np.asarray(outputs[1], dtype=np.float64)
         # The method models' P(stego) (a graph of an earlier recipe has no such output).
         stego = np.asarray(outputs[2], dtype=np.float64) if len(outputs) > 2 else np.zeros((len(inputs), 0))
-        return detector_scores(proba, stego, self.classes, self.method_keys, V4Model.family_of(inputs),
-                               self.family_thresholds)
+        return combined_scores(proba, stego, self.classes, self.method_keys)
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
         """Per row, the three most probable methods, each ``{"value": probability, "score": probability}``."""
@@ -607,21 +563,13 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
         "hyperparameters": {"estimator": ESTIMATOR, **params, **FIXED_PARAMS},
         "early_stopping": model.early_stopping(),
         "threshold": {"value": threshold, "target_fpr": config.target_fpr,
-                      "calibrated": "each family's threshold on the raw score (the largest of 1 - P(clean) and the "
-                                    "joined method models' P(stego)) maps to this value of the score",
-                      "chosen_on": "each family's clean files of the validation part (cover_id-grouped): the smallest "
-                                   "threshold whose false-positive rate there is at most the target",
+                      "chosen_on": "clean files of the validation part (cover_id-grouped): the smallest threshold whose "
+                                   "false-positive rate there is at most the target",
                       "n_clean": n_clean_val,
-                      "families": {family: {"value": model.thresholds[family],
-                                            "n_clean": model.threshold_clean_files[family],
-                                            "smallest_resolvable_fpr": 1 / model.threshold_clean_files[family]
-                                            if model.threshold_clean_files[family] else None}
-                                   for family in FAMILIES},
-                      "smallest_resolvable_fpr": max((1 / n for n in model.threshold_clean_files.values() if n),
-                                                     default=None)},
+                      "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None},
         "method_models": {"joined": model.method_keys, "candidates": model.method_selection,
                           "rule": "a method model joins where every validation clean file of its family scores below "
-                                  "the family's multi-class threshold"},
+                                  "the multi-class model's threshold"},
         "validation": {"n_files": int(val_idx.size), "final_val_loss": final.get("val_loss"),
                        "final_val_auc": final.get("val_auc"),
                        "note": "the log runs past each family's best iteration by up to stopping_rounds; the model keeps "
