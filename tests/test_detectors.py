@@ -62,8 +62,8 @@ def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
     names = feature_names()
     features = model_input(data.features, model_columns(names))
     parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
-    model, _ = fit_v4(features, class_labels(data), parts["train"], parts["val"], recipe_params(TrainConfig(n_estimators=20)),
-                      0.0005, names=names)
+    model, _ = fit_v4(features, class_labels(data), parts["train"], parts["val"], recipe_params(TrainConfig()), 0.0005,
+                      names=names)
     assert all(part.model is not None for part in model.families.values())  # both families learned, both exported
     jpeg = model.family_of(features)
     assert 0 < jpeg.sum() < jpeg.size
@@ -75,7 +75,7 @@ def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
     assert [o.name for o in onnx.load_from_string(onnx_bytes).graph.output] == ["label", "probabilities", "method_stego"]
 
 
-def test_method_models_join_only_below_the_multi_class_threshold(smoke_corpus):
+def test_method_models_join_where_they_add_detections_with_a_margin_on_clean_files(smoke_corpus):
     from stegwatch.detectors.v4 import FittedV4, class_labels, fit_v4, model_columns, model_input, recipe_params
     from stegwatch.features.streams import feature_names
 
@@ -85,18 +85,22 @@ def test_method_models_join_only_below_the_multi_class_threshold(smoke_corpus):
     labels = class_labels(data)
     parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
     target = 0.05
-    model, threshold = fit_v4(features, labels, parts["train"], parts["val"], recipe_params(TrainConfig(n_estimators=20)),
-                              target, names=names)
+    model, threshold = fit_v4(features, labels, parts["train"], parts["val"], recipe_params(TrainConfig()), target,
+                              names=names)
     val = parts["val"]
     multi_class = threshold_for_fpr(1 - model.predict_proba(features[val][labels[val] == "clean"])[
         :, model.classes_.index("clean")], target)
     candidates = [(family, method, record) for family, methods in model.method_selection.items()
                   for method, record in methods.items()]
     assert candidates
+    margin = threshold_for_fpr(1 - model.predict_proba(features[val][labels[val] == "clean"])[
+        :, model.classes_.index("clean")], 2 * target)
+    assert margin <= multi_class
     for family, method, record in candidates:
-        assert record["multi_class_threshold"] == round(multi_class, 6)
-        assert record["joined"] == (record["val_clean_max"] < multi_class)
+        assert record["multi_class_threshold"] == round(multi_class, 6) and record["margin_threshold"] == round(margin, 6)
+        assert record["joined"] == (record["val_clean_max"] < margin and record["validation_gain"] > 0)
         assert record["joined"] == (f"{family}:{method}" in model.method_keys)
+    assert any(record["joined"] for _, _, record in candidates)
     # The score is the largest of 1 - P(clean) and the joined method models' P(stego), and its threshold keeps the
     # target on the validation clean files.
     scores, per_method, methods = FittedV4(model, names, threshold).score_features(data.features[val])

@@ -52,8 +52,7 @@ class TrainConfig:
     #: V4: weight the clean files of each family as much together as its stego files (:func:`stegwatch.detectors.v4.clean_weights`).
     balance_clean: bool = True
     #: V4: also fit one binary model per method (that method's files against the family's clean files); one joins the
-    #: score where its validation clean files stay below the family's multi-class threshold
-    #: (:func:`stegwatch.detectors.v4.fit_v4`).
+    #: score where it adds validation detections with a margin on the clean files (:func:`stegwatch.detectors.v4.fit_v4`).
     method_models: bool = True
     #: V4: the most boosting rounds of a method model (a separable method never stops early; 200 rounds saturate it).
     method_estimators: int = 200

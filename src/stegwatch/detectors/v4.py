@@ -16,9 +16,12 @@ validation loss) can join the score: the multi-class model stops where the
 hard classes start to overfit, before it is sure of the easy ones (an
 ``eoi`` trailer no clean file has stayed at P(clean) 0.1), while a method's
 own model is not held back by the others. A method model joins only where
-every validation clean file of its family stays below the multi-class
-model's threshold there, so it adds detections without moving the threshold
-on validation. ``score`` is the largest of 1 - P(clean) and the file's
+it adds validation detections (files of its method it puts at or above the
+multi-class threshold that the multi-class model leaves below it) and every
+validation clean file of its family stays below the threshold the
+multi-class model would need for twice the target rate: a margin, since each
+joined model's clean tail is one more chance of a false positive on files
+never seen. ``score`` is the largest of 1 - P(clean) and the file's
 family's joined method models' P(stego); one threshold, chosen on all
 validation clean files for the target rate, decides. (A threshold per family
 was tried: with the threshold at the largest of n validation clean scores,
@@ -349,7 +352,11 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     classes = sorted({c for part in families.values() for c in part.classes})
     model = V4Model(families, classes, stopping_rounds)
     val_clean = val[labels[val] == "clean"]
-    multi_class = threshold_for_fpr(1 - model.predict_proba(features[val_clean])[:, classes.index("clean")], target_fpr)
+    multi_class_score = 1 - model.predict_proba(features)[:, classes.index("clean")]
+    multi_class = threshold_for_fpr(multi_class_score[val_clean], target_fpr)
+    # The margin: a candidate's clean files must stay below the threshold the multi-class model would need for twice the
+    # target, so one that merely lands inside the threshold's own resolution (1 / validation clean files) stays out.
+    margin = threshold_for_fpr(multi_class_score[val_clean], 2 * target_fpr)
     method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
     for family in FAMILIES:
         selection = model.method_selection.setdefault(family, {})
@@ -366,9 +373,15 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
             clean_val_f = val_f[labels[val_f] == "clean"]
             highest = float(part.predict_proba(features[clean_val_f])[:, part.classes.index(method)].max()) \
                 if clean_val_f.size else 1.0
-            joined = part.model is not None and highest < multi_class
+            # What it adds: validation files of its method it puts at or above the threshold that the multi-class
+            # model leaves below it.
+            own = val_f[labels[val_f] == method]
+            gain = int(((part.predict_proba(features[own])[:, part.classes.index(method)] >= multi_class)
+                        & (multi_class_score[own] < multi_class)).sum()) if own.size else 0
+            joined = part.model is not None and highest < margin and gain > 0
             selection[method] = {"val_clean_max": round(highest, 6), "multi_class_threshold": round(multi_class, 6),
-                                 "joined": joined, "best_iteration": part.best_iteration}
+                                 "margin_threshold": round(margin, 6), "validation_gain": gain, "joined": joined,
+                                 "best_iteration": part.best_iteration}
             if joined:
                 model.method_models.append(part)
     return model, threshold_for_fpr(model.scores(features[val_clean])[0], target_fpr)
@@ -568,8 +581,9 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
                       "n_clean": n_clean_val,
                       "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None},
         "method_models": {"joined": model.method_keys, "candidates": model.method_selection,
-                          "rule": "a method model joins where every validation clean file of its family scores below "
-                                  "the multi-class model's threshold"},
+                          "rule": "a method model joins where it adds validation detections and every validation clean "
+                                  "file of its family scores below the multi-class model's threshold for twice the "
+                                  "target rate"},
         "validation": {"n_files": int(val_idx.size), "final_val_loss": final.get("val_loss"),
                        "final_val_auc": final.get("val_auc"),
                        "note": "the log runs past each family's best iteration by up to stopping_rounds; the model keeps "
