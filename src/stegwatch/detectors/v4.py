@@ -12,7 +12,11 @@ union of classes are one ONNX graph (converted with onnxmltools).
 
 Beside each family's multi-class model, a binary model per method (that
 method's files against the family's clean files, early-stopped on its own
-validation loss) can join the score: the multi-class model stops where the
+validation loss) can join the score, with ``TrainConfig.method_models``.
+It is off: out-of-fold it lifted detection (`eoi` 88.7% to 99.8%) but
+doubled the false positives, and with a photograph source left out of
+training that source's FPR rose from 0.64% to 2.74% (CHANGELOG.md). Why it
+was tried: the multi-class model stops where the
 hard classes start to overfit, before it is sure of the easy ones (an
 ``eoi`` trailer no clean file has stayed at P(clean) 0.1), while a method's
 own model is not held back by the others. A method model joins only where
