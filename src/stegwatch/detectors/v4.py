@@ -10,32 +10,31 @@ for all its files). Each family's boosting stops early on its validation
 part's multi-class log loss. Both models, the routing and the map onto the
 union of classes are one ONNX graph (converted with onnxmltools).
 
-Beside each family's multi-class model, a binary model per method (that
-method's files against the family's clean files, early-stopped on its own
-validation loss) can join the score, with ``TrainConfig.method_models``.
-It is off: out-of-fold it lifted detection (`eoi` 88.7% to 99.8%) but
-doubled the false positives, and with a photograph source left out of
-training that source's FPR rose from 0.64% to 2.74% (CHANGELOG.md). Why it
-was tried: the multi-class model stops where the
-hard classes start to overfit, before it is sure of the easy ones (an
-``eoi`` trailer no clean file has stayed at P(clean) 0.1), while a method's
-own model is not held back by the others. A method model joins only where
-it adds validation detections (files of its method it puts at or above the
-multi-class threshold that the multi-class model leaves below it) and every
-validation clean file of its family stays below the threshold the
-multi-class model would need for twice the target rate: a margin, since each
-joined model's clean tail is one more chance of a false positive on files
-never seen. ``score`` is the largest of 1 - P(clean) and the file's
-family's joined method models' P(stego); one threshold, chosen on all
-validation clean files for the target rate, decides. (A threshold per family
-was tried: with the threshold at the largest of n validation clean scores,
-two families of n/2 files each double the expected false-positive rate, and
-the leave-one-source-out refits' FPR nearly doubled; CHANGELOG.md.)
-``method_scores`` are per method the larger of the multi-class probability
-and the method model's; ``method`` is the most probable method. The model
-card beside the ONNX file names the streams, the classes, the threshold and
-how it was chosen, the method models and why each joined or not, and the
-iteration where each model's validation loss stopped improving.
+``score`` is 1 - P(clean); ``method_scores`` are the per-method
+probabilities; ``method`` is the most probable method. The model card
+beside the ONNX file names the streams, the classes, the threshold and how
+it was chosen, and the iteration where each family's validation loss
+stopped improving.
+
+Method models (``TrainConfig.method_models``; off, not shipped): beside
+each family's multi-class model, a binary model per method (that method's
+files against the family's clean files, early-stopped on its own validation
+loss). The multi-class model stops where the hard classes start to overfit,
+before it is sure of the easy ones (a JPEG with an ``eoi`` trailer no clean
+file has scored 0.90, under the threshold); a method's own model is not held
+back by the others. One joins where it adds validation detections (files of
+its method it puts at or above the multi-class threshold that the
+multi-class model leaves below it) and every validation clean file of its
+family stays below the threshold the multi-class model would need for twice
+the target rate. ``score`` is then the largest of 1 - P(clean) and the
+joined models' P(stego), ``method_scores`` the larger of the two per method,
+and the card lists every candidate. It stays off because out-of-fold it
+lifted detection (``eoi`` 88.7% to 99.8%) but doubled the false positives,
+and with a photograph source left out of training that source's FPR rose
+from 0.64% to 2.74% (CHANGELOG.md). A threshold per format family was also
+measured and dropped: with the threshold at the largest of n validation
+clean scores, two families of n/2 each double the expected false-positive
+rate.
 
 One training recipe, :func:`fit_v4`, serves ``stegwatch train``
 (:func:`train_v4`, which exports to ONNX), cross-validation, ablations and
@@ -91,7 +90,6 @@ def recipe_params(config: TrainConfig) -> dict:
             "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed,
             "balance_clean": config.balance_clean, "method_models": config.method_models,
             "method_estimators": config.method_estimators}
-
 
 
 @dataclass
