@@ -342,52 +342,66 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     method_estimators = int(params.pop("method_estimators", params["n_estimators"]))
     streams = np.asarray([n.split(".", 1)[0] for n in names])
     jpeg = V4Model.family_of(features)
-
-    def in_family(rows: np.ndarray, family: str) -> np.ndarray:
-        return rows[jpeg[rows] == (family == "jpeg")]
-
     families = {}
     for family, skipped in FAMILIES.items():
         columns = np.flatnonzero(~np.isin(streams, skipped))
-        families[family] = _fit_family(family, features, labels, in_family(fit, family), in_family(val, family),
-                                       columns, params, stopping_rounds, balance_clean)
+        families[family] = _fit_family(family, features, labels, _in_family(fit, jpeg, family),
+                                       _in_family(val, jpeg, family), columns, params, stopping_rounds, balance_clean)
     classes = sorted({c for part in families.values() for c in part.classes})
     model = V4Model(families, classes, stopping_rounds)
+    model.method_selection = {family: {} for family in FAMILIES}
+    if with_method_models:
+        method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
+        _join_method_models(model, features, labels, fit, val, target_fpr, method_params, stopping_rounds,
+                            balance_clean)
     val_clean = val[labels[val] == "clean"]
-    multi_class_score = 1 - model.predict_proba(features)[:, classes.index("clean")]
+    return model, threshold_for_fpr(model.scores(features[val_clean])[0], target_fpr)
+
+
+def _in_family(rows: np.ndarray, jpeg: np.ndarray, family: str) -> np.ndarray:
+    """The rows of ``rows`` that go to ``family``'s model (``jpeg``: every row's route)."""
+    return rows[jpeg[rows] == (family == "jpeg")]
+
+
+def _join_method_models(model: V4Model, features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.ndarray,
+                        target_fpr: float, params: dict, stopping_rounds: int, balance_clean: bool) -> None:
+    """Fit a method model per (family, method) and add to ``model`` those that join (see the module docstring);
+    every candidate is recorded in ``model.method_selection``."""
+    multi_class_score = np.zeros(len(features))  # 1 - P(clean), on the validation rows only
+    multi_class_score[val] = 1 - model.predict_proba(features[val])[:, model.classes_.index("clean")]
+    val_clean = val[labels[val] == "clean"]
     multi_class = threshold_for_fpr(multi_class_score[val_clean], target_fpr)
     # The margin: a candidate's clean files must stay below the threshold the multi-class model would need for twice the
     # target, so one that merely lands inside the threshold's own resolution (1 / validation clean files) stays out.
     margin = threshold_for_fpr(multi_class_score[val_clean], 2 * target_fpr)
-    method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
-    for family in FAMILIES:
-        selection = model.method_selection.setdefault(family, {})
-        if not with_method_models:
-            continue
-        fit_f, val_f = in_family(fit, family), in_family(val, family)
+    jpeg = V4Model.family_of(features)
+    for family, selection in model.method_selection.items():
+        fit_f, val_f = _in_family(fit, jpeg, family), _in_family(val, jpeg, family)
         if not (labels[fit_f] == "clean").any():
             continue
         for method in sorted(set(labels[fit_f].tolist()) - {"clean"}):
             pair = lambda rows, method=method: rows[np.isin(labels[rows], ["clean", method])]  # noqa: E731
-            part = _fit_family(family, features, labels, pair(fit_f), pair(val_f), families[family].columns,
-                               method_params, stopping_rounds, balance_clean)
+            part = _fit_family(family, features, labels, pair(fit_f), pair(val_f), model.families[family].columns,
+                               params, stopping_rounds, balance_clean)
             part.method = method
+            stego_column = part.classes.index(method)
+
+            def stego_probability(rows: np.ndarray, part: FamilyModel = part, k: int = stego_column) -> np.ndarray:
+                return part.predict_proba(features[rows])[:, k]
+
             clean_val_f = val_f[labels[val_f] == "clean"]
-            highest = float(part.predict_proba(features[clean_val_f])[:, part.classes.index(method)].max()) \
-                if clean_val_f.size else 1.0
+            highest = float(stego_probability(clean_val_f).max()) if clean_val_f.size else 1.0
             # What it adds: validation files of its method it puts at or above the threshold that the multi-class
             # model leaves below it.
             own = val_f[labels[val_f] == method]
-            gain = int(((part.predict_proba(features[own])[:, part.classes.index(method)] >= multi_class)
-                        & (multi_class_score[own] < multi_class)).sum()) if own.size else 0
+            gain = int(((stego_probability(own) >= multi_class) & (multi_class_score[own] < multi_class)).sum()) \
+                if own.size else 0
             joined = part.model is not None and highest < margin and gain > 0
             selection[method] = {"val_clean_max": round(highest, 6), "multi_class_threshold": round(multi_class, 6),
                                  "margin_threshold": round(margin, 6), "validation_gain": gain, "joined": joined,
                                  "best_iteration": part.best_iteration}
             if joined:
                 model.method_models.append(part)
-    return model, threshold_for_fpr(model.scores(features[val_clean])[0], target_fpr)
-
 
 def model_columns(names: list[str]) -> np.ndarray:
     """Columns of full stream feature rows that make a V4 model's input: ``names``, then the route column."""
@@ -631,9 +645,16 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
             opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
         initializers.append(numpy_helper.from_array(part.columns.astype(np.int64), f"{prefix}columns"))
         nodes.append(helper.make_node("Gather", ["features", f"{prefix}columns"], [sub.graph.input[0].name], axis=1))
-        nodes.extend(sub.graph.node)
-        initializers.extend(sub.graph.initializer)
-        return sub.graph.output[1].name
+        probabilities = sub.graph.output[1].name
+        # Only the nodes the probabilities need (onnxmltools' label output is not read), in their order.
+        needed, kept = {probabilities}, []
+        for node in reversed(sub.graph.node):
+            if needed.intersection(node.output):
+                kept.append(node)
+                needed.update(node.input)
+        nodes.extend(reversed(kept))
+        initializers.extend(i for i in sub.graph.initializer if i.name in needed)
+        return probabilities
     union = {}
     for name, part in model.families.items():
         placement = np.zeros((len(part.classes), len(model.classes_)), dtype=np.float32)
@@ -652,7 +673,7 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
         nodes.append(helper.make_node("MatMul", [f"{name}_own", f"{name}_placement"], [f"{name}_union"]))
         union[name] = f"{name}_union"
     keys = model.method_keys
-    for name in model.families:  # the method models: (n, len(keys)) P(stego), each in its own column
+    for name in model.families if keys else ():  # the method models: (n, len(keys)) P(stego), each in its own column
         own = [(j, part) for j, part in enumerate(model.method_models) if part.family == name]
         placement = np.zeros((max(len(own), 1), len(keys)), dtype=np.float32)
         columns = []

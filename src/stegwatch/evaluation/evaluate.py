@@ -225,14 +225,13 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
             "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),
         },
         "roc_auc": roc_auc(stego, scores),
-        "roc_auc_by_method": {m: roc_auc(stego[(methods_true == m) | clean], scores[(methods_true == m) | clean])
-                              for m in sorted({e.method for e in entries if e.method})},
+        "roc_auc_by_method": by_key(roc_auc, stego, scores, methods_true),
         "oracle_detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f, groups[clean], groups[stego])
                                     for f in FIXED_FPRS},
         "roc_curves": roc_curves(stego, scores, methods_true),
         "p_e": p_e(stego, scores),
-        "p_e_by_method": p_e_by_key(stego, scores, methods_true),
-        "p_e_by_payload": p_e_by_key(stego, scores, payload_keys),
+        "p_e_by_method": by_key(p_e, stego, scores, methods_true),
+        "p_e_by_payload": by_key(p_e, stego, scores, payload_keys),
         "md5": md5(stego, scores),
         "cross_validation": cross_validation,
         "generalization": generalization_section,
@@ -242,10 +241,11 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
     return metrics
 
 
-def p_e_by_key(stego: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> dict[str, float | None]:
-    """P_E of each key's stego files (a method, or method@rate) against every clean file."""
+def by_key(statistic, stego: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> dict[str, float | None]:
+    """``statistic(stego, scores)`` (AUC, P_E) of each key's stego files (a method, or method@rate) against every
+    clean file."""
     clean = ~stego
-    return {k: p_e(stego[(keys == k) | clean], scores[(keys == k) | clean])
+    return {k: statistic(stego[(keys == k) | clean], scores[(keys == k) | clean])
             for k in sorted({str(k) for k in keys[stego]} - {""})}
 
 
