@@ -163,12 +163,30 @@ def test_training_writes_model_card_log_and_onnx(trained):
     assert [row["step"] for row in log] == list(range(1, max(f["iterations_run"] for f in stopping.values()) + 1))
     assert {"step", "train_loss", "val_loss", "val_auc", "elapsed_seconds", "spatial_train_loss", "jpeg_val_loss"} <= set(log[0])
     assert log[-1]["train_loss"] < log[0]["train_loss"]
-    # The method models named: those that joined, in the graph's order, and every candidate with why.
-    joined = saved["method_models"]["joined"]
-    assert joined == [k for k in joined if k.split(":")[1] in saved["classes"]]
-    assert set(joined) == set(saved["early_stopping"]["method_models"])
-    assert set(joined) == {f"{family}:{m}" for family, methods in saved["method_models"]["candidates"].items()
-                           for m, record in methods.items() if record["joined"]}
+    # The shipped recipe fits no method models: none in the card.
+    assert saved["method_models"]["joined"] == [] and saved["early_stopping"]["method_models"] == {}
+    assert not saved["hyperparameters"]["method_models"]
+
+
+def test_a_v4_with_method_models_names_them_in_its_card_and_scores_with_them(smoke_corpus, tmp_path):
+    from stegwatch.detectors.v4 import V4Detector, model_input
+
+    # The whole smoke corpus (not only its train split): enough files for a method model to add detections.
+    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", method_models=True, split=None, workers=1),
+                 command="test")
+    joined = card["method_models"]["joined"]
+    assert joined and all(k.split(":")[1] in card["classes"] for k in joined)
+    assert set(joined) == set(card["early_stopping"]["method_models"])
+    assert joined == [f"{family}:{m}" for family, methods in card["method_models"]["candidates"].items()
+                      for m, record in methods.items() if record["joined"]]
+    # Loaded from ONNX, the detector reads the third output: its scores are at least 1 - P(clean).
+    detector = V4Detector.load(tmp_path / "v4" / "model.onnx")
+    data = load_corpus_features(smoke_corpus)
+    scores, _, _ = detector.score_features(data.features)
+    inputs = detector.session.get_inputs()[0].name
+    outputs = detector.session.run(None, {inputs: model_input(data.features, detector._columns)})
+    assert len(outputs) == 3 and outputs[2].shape == (len(scores), len(joined))
+    assert np.allclose(scores, np.maximum(1 - outputs[1][:, detector.classes.index("clean")], outputs[2].max(axis=1)))
 
 
 def test_early_stopping_keeps_the_best_validation_iteration_and_the_card_says_which(smoke_corpus, tmp_path):

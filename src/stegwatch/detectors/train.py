@@ -53,8 +53,8 @@ class TrainConfig:
     balance_clean: bool = True
     #: V4: also fit one binary model per method (that method's files against the family's clean files); one joins the
     #: score where it adds validation detections with a margin on the clean files (:func:`stegwatch.detectors.v4.fit_v4`).
-    #: Off: measured out-of-fold it raised detection but doubled the false positives, and leaving a photograph source
-    #: out of training it raised that source's FPR from 0.64% to 2.74% (CHANGELOG.md).
+    #: Off: out-of-fold it raised detection but flagged more clean files, most of all from photograph sources left out
+    #: of training (CHANGELOG.md names the runs).
     method_models: bool = False
     #: V4: the most boosting rounds of a method model (a separable method never stops early; 200 rounds saturate it).
     method_estimators: int = 200

@@ -28,13 +28,12 @@ multi-class model leaves below it) and every validation clean file of its
 family stays below the threshold the multi-class model would need for twice
 the target rate. ``score`` is then the largest of 1 - P(clean) and the
 joined models' P(stego), ``method_scores`` the larger of the two per method,
-and the card lists every candidate. It stays off because out-of-fold it
-lifted detection (``eoi`` 88.7% to 99.8%) but doubled the false positives,
-and with a photograph source left out of training that source's FPR rose
-from 0.64% to 2.74% (CHANGELOG.md). A threshold per format family was also
-measured and dropped: with the threshold at the largest of n validation
-clean scores, two families of n/2 each double the expected false-positive
-rate.
+and the card lists every candidate. It stays off: out-of-fold it lifted
+detection but flagged more clean files, most of all from photograph sources
+left out of training (CHANGELOG.md names the runs). A threshold per format
+family was also measured and dropped: with the threshold at the largest of
+n validation clean scores, two families of n/2 each double the expected
+false-positive rate.
 
 One training recipe, :func:`fit_v4`, serves ``stegwatch train``
 (:func:`train_v4`, which exports to ONNX), cross-validation, ablations and
