@@ -85,7 +85,7 @@ def test_method_models_join_where_they_add_detections_with_a_margin_on_clean_fil
     labels = class_labels(data)
     parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
     target = 0.05
-    params = recipe_params(TrainConfig(method_models=True))
+    params = recipe_params(TrainConfig(method_models=True, decisive_fraction=0))  # the method models alone
     model, threshold = fit_v4(features, labels, parts["train"], parts["val"], params, target, names=names)
     val = parts["val"]
     multi_class = threshold_for_fpr(1 - model.predict_proba(features[val][labels[val] == "clean"])[
@@ -172,8 +172,8 @@ def test_a_v4_with_method_models_names_them_in_its_card_and_scores_with_them(smo
     from stegwatch.detectors.v4 import V4Detector, model_input
 
     # The whole smoke corpus (not only its train split): enough files for a method model to add detections.
-    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", method_models=True, split=None, workers=1),
-                 command="test")
+    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", method_models=True, decisive_fraction=0,
+                                                             split=None, workers=1), command="test")
     joined = card["method_models"]["joined"]
     assert joined and all(k.split(":")[1] in card["classes"] for k in joined)
     assert set(joined) == set(card["early_stopping"]["method_models"])
@@ -392,3 +392,68 @@ def test_the_exported_graph_has_no_unused_initializers_or_dead_nodes(trained):
     assert [i.name for i in graph.initializer if i.name not in used] == []
     assert [n.name or n.output[0] for n in graph.node if not any(o in used for o in n.output)] == []
     assert [o.name for o in graph.output] == ["label", "probabilities"]
+
+
+def test_a_v3_statistic_decides_only_beyond_its_clean_tail_at_the_level():
+    from stegwatch.detectors.decisive import DecisiveStage
+    from stegwatch.features.streams import feature_names
+
+    rng = np.random.default_rng(0)
+    names = feature_names()
+    col = {n: i for i, n in enumerate(names)}
+    clean = np.zeros((3000, len(names)), dtype=np.float32)
+    clean[:, col["dct.is_jpeg"]] = 1
+    clean[:, col["dct.jsteg_seq_pairs"]] = rng.exponential(2.0, 3000)  # a continuous statistic
+    clean[:200, col["meta.trailer_unexplained_log_len"]] = 0  # a statistic that is 0 on every clean file
+    stage = DecisiveStage.fit(clean, names, np.arange(3000), level=5e-6)
+    assert {"jsteg/sequential_pairs", "eoi/unexplained_trailer", "alpha/sequential_ws"} <= set(stage.tails)
+    jsteg = stage.tails["jsteg/sequential_pairs"]
+    rows = np.repeat(clean[:1], 4, axis=0)
+    rows[:, col["dct.jsteg_seq_pairs"]] = [jsteg.top, jsteg.cut(5e-6) - 1e-3, jsteg.cut(5e-6) + 1e-3, jsteg.top + 100]
+    rows[3, col["meta.trailer_unexplained_log_len"]] = 4.0
+    methods = ["clean_like", "jsteg", "eoi"]
+    raw, per_method = stage.apply(rows, np.full(4, 0.3), np.full((4, 3), 0.1), methods)
+    # Inside the clean range and just short of the level: unchanged. Beyond it: at least 1 - level, on its method too.
+    assert list(raw[:2]) == [0.3, 0.3] and (raw[2:] >= 1 - 5e-6).all() and (raw[2:] <= 1).all()
+    assert per_method[2, 1] == raw[2] and per_method[2, 0] == per_method[2, 2] == 0.1
+    assert per_method[3, 2] >= 1 - 5e-6  # the trailer, decisive on its own method
+    assert stage.evidence(rows)[0] == {} and set(stage.evidence(rows)[3]) == {"jsteg/sequential_pairs", "eoi/unexplained_trailer"}
+    # The card's record gives back the same stage; a model without a stream cannot read its statistics.
+    again = DecisiveStage.from_card(stage.to_card(3000), names)
+    assert np.array_equal(again.scores(rows), stage.scores(rows))
+    assert stage.to_card(3000)["statistics"]["jsteg/sequential_pairs"]["decisive_above"] == pytest.approx(jsteg.cut(5e-6))
+    without_meta = [n for n in names if not n.startswith("meta.")]
+    assert not any(s.method in ("exif", "eoi") for s in DecisiveStage.readable(without_meta))
+
+
+def test_v4_applies_its_decisive_stage_from_the_card(trained, smoke_corpus, tmp_path):
+    from stegwatch.detectors.scan import scan
+    from stegwatch.detectors.v4 import V4Detector, model_input
+
+    # At the default target the smoke corpus has too few clean files to fit a tail beyond the target quantile.
+    out, card, _ = trained
+    assert card["decisive_statistics"]["level"] is None and "fewer than 1 / target_fpr" in card["decisive_statistics"]["reason"]
+    assert V4Detector.load(out / "v4" / "model.onnx").decisive is None
+    # At 2%, it has enough.
+    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", n_estimators=25, target_fpr=0.02, workers=1),
+                 command="test")
+    record = card["decisive_statistics"]
+    assert record["level"] == pytest.approx(TrainConfig().decisive_fraction * 0.02) and record["fitted_on_clean_files"] >= 50
+    assert "eoi/unexplained_trailer" in record["statistics"] and record["validation_clean_decided"] == 0
+    detector = V4Detector.load(tmp_path / "v4" / "model.onnx")
+    data = load_corpus_features(smoke_corpus)
+    scores = detector.score_features(data.features)[0]
+    proba = detector.session.run(None, {detector.session.get_inputs()[0].name: model_input(data.features, detector._columns)})[1]
+    learned = 1 - proba[:, detector.classes.index("clean")].astype(np.float64)
+    raised = scores > learned + 1e-6
+    labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
+    assert raised.any() and (labels[raised] != "clean").all()  # it raises stego files only here
+    assert (scores[raised] >= 1 - record["level"]).all() and np.allclose(scores[~raised], learned[~raised], atol=1e-6)
+    # A scan names the decisive statistic first, then the three most probable methods.
+    eoi = next(e for e in data.entries if e.method == "eoi")
+    clean = next(e for e in data.entries if e.label == "clean")
+    flagged, quiet = scan([str(smoke_corpus / eoi.file_path), str(smoke_corpus / clean.file_path)],
+                          tmp_path / "v4" / "model.onnx").records
+    assert flagged["is_stego"] and flagged["method"] == "eoi"
+    assert list(flagged["evidence"])[0] == "eoi/unexplained_trailer" and len(flagged["evidence"]) == 4
+    assert len(quiet["evidence"]) == 3 and set(quiet["evidence"]) <= set(quiet["method_scores"])

@@ -58,6 +58,9 @@ class TrainConfig:
     method_models: bool = False
     #: V4: the most boosting rounds of a method model (a separable method never stops early; 200 rounds saturate it).
     method_estimators: int = 200
+    #: V4: V3's statistics decide where their clean tail (fitted on the fitting part's clean files) puts the fraction of
+    #: clean files as far out at most this fraction of ``target_fpr`` (:mod:`stegwatch.detectors.decisive`); 0: off.
+    decisive_fraction: float = 0.001
     workers: int = 1
     #: The corpus split trained on: the ``monitor`` split's covers never reach training.
     split: str | None = "train"

@@ -146,15 +146,36 @@ STATISTICS: tuple[V3Statistic, ...] = (
 STATISTIC_KEYS = tuple(s.key for s in STATISTICS)
 
 
-def v3_statistics(features: np.ndarray, names: list[str] | None = None) -> np.ndarray:
-    """The (n, len(STATISTICS)) matrix of V3 statistics from full stream feature rows."""
+def v3_statistics(features: np.ndarray, names: list[str] | None = None,
+                  statistics: tuple[V3Statistic, ...] = STATISTICS) -> np.ndarray:
+    """The (n, len(statistics)) matrix of V3 statistics from feature rows whose columns are ``names`` (default: every
+    stream's features)."""
     names = names or feature_names(STREAMS)
     col = {name: i for i, name in enumerate(names)}
 
     def f(name: str) -> np.ndarray:
         return features[:, col[name]]
 
-    return np.stack([np.asarray(s.compute(f), dtype=np.float64) * np.ones(features.shape[0]) for s in STATISTICS], axis=1)
+    return np.stack([np.asarray(s.compute(f), dtype=np.float64) * np.ones(features.shape[0]) for s in statistics],
+                    axis=1).reshape(features.shape[0], len(statistics))
+
+
+def statistic_inputs(statistic: V3Statistic) -> frozenset[str]:
+    """The feature names ``statistic`` reads."""
+    read: set[str] = set()
+
+    def f(name: str) -> np.ndarray:
+        read.add(name)
+        return np.ones(1)
+
+    statistic.compute(f)
+    return frozenset(read)
+
+
+def clean_quantiles(statistics: np.ndarray, keys: tuple[str, ...] = STATISTIC_KEYS) -> dict[str, list[float]]:
+    """Each statistic's distribution over clean files, on a grid of :data:`_QUANTILES` quantiles."""
+    levels = np.linspace(0.0, 1.0, _QUANTILES)
+    return {key: np.quantile(statistics[:, j], levels).round(9).tolist() for j, key in enumerate(keys)}
 
 
 @dataclass
@@ -192,29 +213,53 @@ class V3Calibration:
                              f"{'...' if len(missing) > 3 else ''}): recalibrate with `stegwatch train --model v3`")
 
 
+@dataclass(frozen=True)
+class CleanTail:
+    """The exponential tail beyond the largest clean value of a statistic (see :func:`ecdf_score`).
+
+    ``probability(v)`` is the estimated fraction of clean files with a value
+    of at least ``v`` beyond ``top`` (``exp(-(v - top) / scale) / size``);
+    ``cut(level)`` the value beyond which it is at most ``level``.
+    """
+
+    top: float
+    scale: float
+    size: int
+
+    @classmethod
+    def of(cls, quantiles: list[float], n_clean: int | None = None) -> CleanTail:
+        grid = np.asarray(quantiles)
+        top = float(grid[-1])
+        spread = float(top - grid[int(0.99 * (grid.size - 1))])
+        if n_clean is not None and n_clean > 100 * math.e:
+            spread /= math.log(n_clean / 100)
+        return cls(top, max(spread, 1e-3 * max(abs(top), 1.0), 1e-9), int(grid.size))
+
+    def probability(self, values: np.ndarray) -> np.ndarray:
+        return np.exp(-np.maximum(values - self.top, 0.0) / self.scale) / self.size
+
+    def cut(self, level: float) -> float:
+        return self.top + self.scale * max(math.log(1.0 / (self.size * level)), 0.0)
+
+
 def ecdf_score(values: np.ndarray, quantiles: list[float], n_clean: int | None = None) -> np.ndarray:
     """Fraction of the calibration clean files whose statistic is below ``values``, with a tail.
 
     Inside the clean range this is the empirical CDF on the quantile grid (at
     most ``1 - 1/G``). Above the largest clean value it keeps rising towards 1,
-    ``1 - exp(-(v - max) / s) / G``: an exponential tail fitted to the top
-    percent of the ``n_clean`` clean files (the largest of ``n`` values lies
-    ``s ln(n / 100)`` above the top percentile), so files further out score
-    higher, a large enough value scores above any threshold below 1, and
-    statistics whose clean files are mostly 0 (a comment, a trailer) rise as
-    steeply beyond their largest clean value as continuous ones do. Without
-    ``n_clean`` the scale is the top percent's spread itself.
+    ``1 - exp(-(v - max) / s) / G`` (:class:`CleanTail`): an exponential tail
+    fitted to the top percent of the ``n_clean`` clean files (the largest of
+    ``n`` values lies ``s ln(n / 100)`` above the top percentile), so files
+    further out score higher, a large enough value scores above any threshold
+    below 1, and statistics whose clean files are mostly 0 (a comment, a
+    trailer) rise as steeply beyond their largest clean value as continuous
+    ones do. Without ``n_clean`` the scale is the top percent's spread itself.
     """
     grid = np.asarray(quantiles)
     size = grid.size
     below = np.searchsorted(grid, values, side="left") / size
-    top = grid[-1]
-    spread = float(top - grid[int(0.99 * (size - 1))])
-    if n_clean is not None and n_clean > 100 * math.e:
-        spread /= math.log(n_clean / 100)
-    scale = max(spread, 1e-3 * max(abs(float(top)), 1.0), 1e-9)
-    tail = 1.0 - np.exp(-np.maximum(values - top, 0.0) / scale) / size
-    return np.where(values > top, tail, np.minimum(below, 1.0 - 1.0 / size))
+    tail = CleanTail.of(quantiles, n_clean)
+    return np.where(values > tail.top, 1.0 - tail.probability(values), np.minimum(below, 1.0 - 1.0 / size))
 
 
 def statistic_scores(statistics: np.ndarray, quantiles: dict[str, list[float]], n_clean: int | None = None) -> np.ndarray:
@@ -231,9 +276,7 @@ def method_scores(statistics: np.ndarray, quantiles: dict[str, list[float]], n_c
 
 def calibrate(clean_features: np.ndarray, threshold_features: np.ndarray, target_fpr: float, provenance: dict) -> V3Calibration:
     """Fit the clean distributions on ``clean_features``; set the threshold on ``threshold_features`` (clean too)."""
-    stats = v3_statistics(clean_features)
-    levels = np.linspace(0.0, 1.0, _QUANTILES)
-    quantiles = {key: np.quantile(stats[:, j], levels).round(9).tolist() for j, key in enumerate(STATISTIC_KEYS)}
+    quantiles = clean_quantiles(v3_statistics(clean_features))
     held = method_scores(v3_statistics(threshold_features), quantiles, clean_features.shape[0]).max(axis=1)
     return V3Calibration(quantiles=quantiles, threshold=threshold_for_fpr(held, target_fpr), target_fpr=target_fpr,
                          n_clean=int(clean_features.shape[0]), provenance=provenance)

@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from stegwatch.detectors.base import StreamFeatureDetector
+from stegwatch.detectors.decisive import DecisiveStage
 from stegwatch.detectors.registry import DetectorKind
 from stegwatch.detectors.train import TrainConfig, quality
 from stegwatch.features.corpus import CorpusFeatures
@@ -88,7 +89,7 @@ def recipe_params(config: TrainConfig) -> dict:
             "subsample": config.subsample, "colsample_bytree": config.colsample_bytree,
             "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed,
             "balance_clean": config.balance_clean, "method_models": config.method_models,
-            "method_estimators": config.method_estimators}
+            "method_estimators": config.method_estimators, "decisive_fraction": config.decisive_fraction}
 
 
 @dataclass
@@ -133,6 +134,7 @@ class V4Model:
         self.stopping_rounds = stopping_rounds
         self.method_models: list[FamilyModel] = []
         self.method_selection: dict[str, dict[str, dict]] = {}
+        self.decisive: DecisiveStage | None = None
 
     @property
     def method_keys(self) -> list[str]:
@@ -150,9 +152,13 @@ class V4Model:
         return out
 
     def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Scores, per-method scores and the method keys (:func:`combined_scores`)."""
-        return combined_scores(self.predict_proba(features), self.method_stego(features), self.classes_,
-                               self.method_keys)
+        """Scores, per-method scores and the method keys (:func:`combined_scores`), raised where a V3 statistic is
+        decisive (:attr:`decisive`)."""
+        raw, per_method, methods = combined_scores(self.predict_proba(features), self.method_stego(features),
+                                                   self.classes_, self.method_keys)
+        if self.decisive is not None:
+            raw, per_method = self.decisive.apply(features, raw, per_method, methods)
+        return raw, per_method, methods
 
     @staticmethod
     def family_of(features: np.ndarray) -> np.ndarray:
@@ -338,6 +344,7 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     stopping_rounds = int(params.pop("early_stopping_rounds"))
     balance_clean = bool(params.pop("balance_clean", False))
     with_method_models = bool(params.pop("method_models", False))
+    decisive_fraction = float(params.pop("decisive_fraction", 0.0))
     method_estimators = int(params.pop("method_estimators", params["n_estimators"]))
     streams = np.asarray([n.split(".", 1)[0] for n in names])
     jpeg = V4Model.family_of(features)
@@ -353,6 +360,9 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
         method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
         _join_method_models(model, features, labels, fit, val, target_fpr, method_params, stopping_rounds,
                             balance_clean)
+    clean_fit = fit[labels[fit] == "clean"]
+    if decisive_fraction > 0 and clean_fit.size * target_fpr >= 1:  # a tail beyond the target quantile, not short of it
+        model.decisive = DecisiveStage.fit(features, [*names, ROUTE_FEATURE], clean_fit, decisive_fraction * target_fpr)
     val_clean = val[labels[val] == "clean"]
     return model, threshold_for_fpr(model.scores(features[val_clean])[0], target_fpr)
 
@@ -445,6 +455,9 @@ class V4Detector(StreamFeatureDetector):
         self.version = card.get("version", "4.0")
         self.threshold = float(card["threshold"]["value"]) if threshold is None else threshold
         self.method_keys: list[str] = list(card.get("method_models", {}).get("joined", []))
+        decisive = card.get("decisive_statistics")
+        self.decisive = (DecisiveStage.from_card(decisive, [*card["feature_names"], ROUTE_FEATURE])
+                         if decisive and decisive.get("statistics") and card.get("route_feature") is not None else None)
         self.classes: list[str] = list(card["classes"])
         self.streams: tuple[str, ...] = tuple(card["streams"])
         # A model of the per-family recipe reads the route column after its features; an earlier one only its features.
@@ -465,13 +478,19 @@ class V4Detector(StreamFeatureDetector):
         proba = np.asarray(outputs[1], dtype=np.float64)
         # The method models' P(stego) (a graph of an earlier recipe has no such output).
         stego = np.asarray(outputs[2], dtype=np.float64) if len(outputs) > 2 else np.zeros((len(inputs), 0))
-        return combined_scores(proba, stego, self.classes, self.method_keys)
+        raw, per_method, methods = combined_scores(proba, stego, self.classes, self.method_keys)
+        if self.decisive is not None:  # the second stage, from the card (not in the graph)
+            raw, per_method = self.decisive.apply(inputs, raw, per_method, methods)
+        return raw, per_method, methods
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
-        """Per row, the three most probable methods, each ``{"value": probability, "score": probability}``."""
+        """Per row, the decisive V3 statistics (``{"value": statistic, "score": 1 - clean tail fraction}``), then
+        the three most probable methods (``{"value": probability, "score": its method score}``)."""
         _, scores, methods = self.score_features(features)
-        return [{methods[j]: {"value": round(float(row[j]), 6), "score": round(float(row[j]), 6)}
-                 for j in np.argsort(-row, kind="stable")[:3]} for row in scores]
+        decisive = (self.decisive.evidence(model_input(features, self._columns)) if self.decisive is not None
+                    else [{} for _ in scores])
+        return [found | {methods[j]: {"value": round(float(row[j]), 6), "score": round(float(row[j]), 6)}
+                         for j in np.argsort(-row, kind="stable")[:3]} for found, row in zip(decisive, scores, strict=True)]
 
     def refit(self, data: CorpusFeatures, train: np.ndarray, *, seed: int, target_fpr: float,
               exclude_categories: tuple[str, ...] = (), drop_streams: tuple[str, ...] = ()) -> FittedV4:
@@ -579,7 +598,7 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
     predicted = [methods[int(np.argmax(row))] for row in test_method_scores]
     final = log_lines[-1] if log_lines else {}
     card = {
-        "name": NAME, "version": f"4.0+{onnx_sha[:8]}", "kind": "v4",
+        "name": NAME, "version": f"4.1+{onnx_sha[:8]}", "kind": "v4",
         "onnx_sha256": onnx_sha,
         "onnx_size_bytes": len(onnx_bytes),
         "classes": model.classes_,
@@ -599,6 +618,7 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
                           "rule": "a method model joins where it adds validation detections and every validation clean "
                                   "file of its family scores below the multi-class model's threshold for twice the "
                                   "target rate"},
+        "decisive_statistics": _decisive_record(model.decisive, features, labels, train_idx, val_idx, config),
         "validation": {"n_files": int(val_idx.size), "final_val_loss": final.get("val_loss"),
                        "final_val_auc": final.get("val_auc"),
                        "note": "the log runs past each family's best iteration by up to stopping_rounds; the model keeps "
@@ -611,6 +631,20 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
     write_text_atomic(out / "training_log.jsonl", "".join(json.dumps(line) + "\n" for line in log_lines))
     write_text_atomic(out / "model_card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
     return card
+
+
+def _decisive_record(stage: DecisiveStage | None, features: np.ndarray, labels: np.ndarray, fit: np.ndarray,
+                     val: np.ndarray, config: TrainConfig) -> dict | None:
+    """The card's record of the decisive stage, with how many validation clean files it decides (none, as a rule)."""
+    n_clean = int((labels[fit] == "clean").sum())
+    if stage is None:
+        return None if config.decisive_fraction <= 0 else {
+            "level": None, "reason": f"not fitted: {n_clean} clean fitting files, fewer than 1 / target_fpr "
+                                     f"({1 / config.target_fpr:.0f}), put the largest short of the target quantile"}
+    val_clean = val[labels[val] == "clean"]
+    return stage.to_card(n_clean) | {
+        "validation_clean_decided": int((stage.scores(features[val_clean]) > 0).any(axis=1).sum()),
+        "validation_clean_files": int(val_clean.size)}
 
 
 def _family_onnx(part: FamilyModel, n_features: int):

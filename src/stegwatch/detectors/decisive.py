@@ -1,0 +1,108 @@
+"""Decisive targeted evidence: V3's classical statistics as the second stage of V4.
+
+V4's multi-class model ranks the signature methods almost perfectly, but it
+stops boosting where the hard classes (F5, J-UNIWARD...) start to overfit,
+before it is sure of the easy ones: a JPEG with an ``eoi`` trailer that no
+clean file has can stay under the threshold. Binary models per method made it
+sure, and also flagged more clean files, most of all from photograph sources
+left out of training (CHANGELOG.md names the runs).
+
+This stage adds certainty only where a targeted attack is decisive. For each
+V3 statistic (:data:`stegwatch.detectors.v3.STATISTICS`) whose inputs the
+model reads, it fits V3's exponential tail beyond the largest value over the
+clean files the model was fitted on (:class:`~stegwatch.detectors.v3.CleanTail`; at the
+largest clean value it stands for a fraction ``1/n`` of ``n`` clean files, or V3's ``1/2001`` where
+``n`` is larger).
+A statistic is *decisive* on a file where that tail puts the fraction of
+clean files as far out at most ``level`` (a thousandth of the target
+false-positive rate by default, ``TrainConfig.decisive_fraction``). There
+the file's score becomes at least ``1 - p`` (``p`` the tail fraction, so at
+least ``1 - level``), and so does the score of the statistic's method. The
+threshold is then chosen on the combined scores, as before. Everywhere else
+the stage changes nothing. The ONNX graph holds the learned model; the
+stage's tails are in the model card, and :class:`~stegwatch.detectors.v4.V4Detector`
+applies them after the graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stegwatch.detectors.v3 import STATISTICS, CleanTail, V3Statistic, clean_quantiles, statistic_inputs, v3_statistics
+
+RULE = ("a V3 statistic decides where the exponential tail fitted beyond its largest value over the fitting part's "
+        "clean files puts the fraction of clean files as far out at most `level`; the score is then at least "
+        "1 - that fraction")
+
+
+class DecisiveStage:
+    """The fitted stage: a :class:`CleanTail` per statistic, on feature rows whose columns are ``names``."""
+
+    def __init__(self, level: float, tails: dict[str, CleanTail], names: list[str]) -> None:
+        self.level = level
+        self.tails = tails
+        self.names = names
+        by_key = {s.key: s for s in STATISTICS}
+        self.statistics: tuple[V3Statistic, ...] = tuple(by_key[key] for key in tails)
+
+    @staticmethod
+    def readable(names: list[str]) -> tuple[V3Statistic, ...]:
+        """The statistics whose every input is among ``names`` (a model without a stream cannot read its statistics)."""
+        present = set(names)
+        return tuple(s for s in STATISTICS if statistic_inputs(s) <= present)
+
+    @classmethod
+    def fit(cls, features: np.ndarray, names: list[str], clean_rows: np.ndarray, level: float) -> DecisiveStage:
+        """Tails of every readable statistic over the clean rows ``clean_rows`` of ``features`` (columns ``names``)."""
+        statistics = cls.readable(names)
+        keys = tuple(s.key for s in statistics)
+        quantiles = clean_quantiles(v3_statistics(features[clean_rows], names, statistics), keys)
+        n = int(clean_rows.size)
+        # The largest of n clean values stands for a fraction 1/n of clean files: the tail starts there, or at V3's
+        # grid resolution where n is larger (never less conservative than V3's own scores).
+        tails = {key: CleanTail.of(quantiles[key], n) for key in keys}
+        return cls(level, {key: CleanTail(t.top, t.scale, min(t.size, n)) for key, t in tails.items()}, names)
+
+    def values(self, features: np.ndarray) -> np.ndarray:
+        """(n, statistics) the statistics' values."""
+        return v3_statistics(features, self.names, self.statistics)
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """(n, statistics) ``1 - p`` where a statistic is decisive (its tail fraction ``p`` at most the level), else 0."""
+        values = self.values(features)
+        p = np.stack([self.tails[s.key].probability(values[:, j]) for j, s in enumerate(self.statistics)], axis=1)
+        p = p.reshape(len(features), len(self.statistics))
+        decisive = (values > np.asarray([self.tails[s.key].top for s in self.statistics])) & (p <= self.level)
+        return np.where(decisive, 1.0 - p, 0.0)
+
+    def apply(self, features: np.ndarray, raw: np.ndarray, per_method: np.ndarray,
+              methods: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The score and per-method scores raised where a statistic is decisive (copies; the inputs are kept)."""
+        decisive = self.scores(features)
+        raw, per_method = raw.copy(), per_method.copy()
+        if decisive.shape[1]:
+            raw = np.maximum(raw, decisive.max(axis=1))
+            for j, statistic in enumerate(self.statistics):
+                if statistic.method in methods:
+                    k = methods.index(statistic.method)
+                    per_method[:, k] = np.maximum(per_method[:, k], decisive[:, j])
+        return raw, per_method
+
+    def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
+        """Per row, the decisive statistics, each ``{"value": statistic, "score": 1 - tail fraction}``."""
+        values, scores = self.values(features), self.scores(features)
+        return [{s.key: {"value": round(float(v[j]), 6), "score": round(float(sc[j]), 6)}
+                 for j, s in enumerate(self.statistics) if sc[j] > 0} for v, sc in zip(values, scores, strict=True)]
+
+    def to_card(self, n_clean: int) -> dict:
+        """The card's record: the level, the rule, and per statistic its method, tail and decisive value."""
+        return {"level": self.level, "rule": RULE, "fitted_on_clean_files": n_clean,
+                "statistics": {s.key: {"method": s.method, "top": self.tails[s.key].top, "scale": self.tails[s.key].scale,
+                                       "grid": self.tails[s.key].size, "decisive_above": self.tails[s.key].cut(self.level)}
+                               for s in self.statistics}}
+
+    @classmethod
+    def from_card(cls, record: dict, names: list[str]) -> DecisiveStage:
+        return cls(float(record["level"]),
+                   {key: CleanTail(float(t["top"]), float(t["scale"]), int(t["grid"]))
+                    for key, t in record["statistics"].items()}, names)
