@@ -16,6 +16,15 @@ beside the ONNX file names the streams, the classes, the threshold and how
 it was chosen, and the iteration where each family's validation loss
 stopped improving.
 
+The decisive stage (:mod:`stegwatch.detectors.decisive`, in the shipped
+recipe): where one of V3's targeted statistics lies so far beyond every clean
+fitting file that its fitted clean tail leaves at most a thousandth of the
+target rate (``TrainConfig.decisive_fraction``), the score and that method's
+score rise to at least 1 - that fraction. The multi-class model ranks the
+signature methods but, stopped early for the hard classes, is not sure of
+them; the stage makes it sure only where a published attack is decisive.
+Its tails are in the card; the threshold is chosen on the combined scores.
+
 Method models (``TrainConfig.method_models``; off, not shipped): beside
 each family's multi-class model, a binary model per method (that method's
 files against the family's clean files, early-stopped on its own validation
