@@ -106,6 +106,8 @@ def test_metadata_text_holds_every_kind_in_jpeg_and_png(drawn):
     jpegs = [n for n in files if n.format == "JPEG"]
     pngs = [n for n in files if n.format == "PNG"]
     assert jpegs and pngs
+    # The containers an exif payload is written into, RGBA and palette PNGs included: none tells text from payload.
+    assert {("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("JPEG", "RGB")} <= {(n.format, _decode(n).mode) for n in files}
     # XMP: APP1 with the Adobe namespace in JPEG, iTXt XML:com.adobe.xmp in PNG.
     assert any(b"http://ns.adobe.com/xap/1.0/\x00<?xpacket" in n.data and b"<x:xmpmeta" in n.data for n in jpegs)
     png_chunks = [_png_chunks(n.data) for n in pngs]
@@ -167,6 +169,9 @@ def test_trailer_lookalike_holds_every_kind(drawn):
                 assert b"\x21\xfe" in negative.data and _decode(negative).info.get("comment")
     formats = {n.format for n in by_kind["zero_padding"] + by_kind["ff_padding"]}
     assert formats == {"JPEG", "PNG", "GIF"}
+    # PNGs with a trailer come in the PNG photo crops' modes (an eoi payload also follows RGBA and palette PNGs).
+    pngs = [n for n in drawn["trailer_lookalike"] if n.format == "PNG"]
+    assert {_decode(n).mode for n in pngs} >= {"RGB", "RGBA", "P"}
 
 
 def test_no_trailer_lookalike_reads_as_a_payload(drawn):

@@ -360,7 +360,7 @@ def photo_file(ctx: BuildContext, index: int) -> CoverFile:
     size = int(rng.choice(_SIZES, p=_SIZE_WEIGHTS))
     image, _ = photo_crop(source, rng, size)
     fmt, mode = ctx.preset.photo_container(index)
-    image = in_container(image, mode, rng)
+    image = negatives_module.in_container(image, mode, rng)
     data = encode_image(image, fmt, jpeg_quality=JPEG_QUALITIES[int(rng.integers(len(JPEG_QUALITIES)))])
     return CoverFile(f"clean/photo-{index:05d}{FORMAT_EXTENSIONS[fmt]}", data, source.cover_id, source.cover_source)
 
@@ -380,30 +380,6 @@ def cover_candidates(ctx: BuildContext, method: StegoMethod) -> list[CleanRef]:
              or (cover.format == "MPO" and "JPEG" in method.carriers)]
     negatives = [("negative", category, i) for category in negatives_module.GENERATORS for i in range(ctx.preset.negatives_per_category)]
     return photos + jpegs + users + negatives
-
-
-def in_container(image: Image.Image, mode: str, rng: np.random.Generator) -> Image.Image:
-    """A photo crop in ``mode`` as ordinary software makes it.
-
-    RGBA: opaque, or with a soft (feathered) mask as cut-outs and vignettes
-    have; P: a full 256-entry palette from median cut, dithered or not. A
-    grayscale crop stays grayscale in the RGB containers.
-    """
-    if mode == "RGBA":
-        rgba = image.convert("RGBA")
-        if rng.random() < 0.5:
-            return rgba
-        height, width = rgba.height, rgba.width
-        y, x = np.mgrid[0:height, 0:width]
-        cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
-        radius = rng.uniform(0.35, 0.7) * min(height, width)
-        distance = np.hypot((y - cy) / radius, (x - cx) / radius)
-        alpha = np.clip((1.3 - distance) / 0.6, 0.0, 1.0)
-        rgba.putalpha(Image.fromarray(np.rint(255 * alpha).astype(np.uint8), "L"))
-        return rgba
-    if mode == "P":
-        return to_palette(image, dither=bool(rng.random() < 0.5))
-    return image
 
 
 def jpeg_file(ctx: BuildContext, index: int) -> CoverFile:

@@ -346,14 +346,48 @@ def _plan_metadata(rng: np.random.Generator, kind: str, fmt: str, meta: _Metadat
         meta.places.append(kind)
 
 
+def in_container(image: Image.Image, mode: str, rng: np.random.Generator) -> Image.Image:
+    """A photo crop in ``mode`` as ordinary software makes it.
+
+    RGBA: opaque, or with a soft (feathered) mask as cut-outs and vignettes
+    have; P: a full 256-entry palette from median cut, dithered or not. A
+    grayscale crop stays grayscale in the RGB containers.
+    """
+    if mode == "RGBA":
+        rgba = image.convert("RGBA")
+        if rng.random() < 0.5:
+            return rgba
+        height, width = rgba.height, rgba.width
+        y, x = np.mgrid[0:height, 0:width]
+        cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
+        radius = rng.uniform(0.35, 0.7) * min(height, width)
+        distance = np.hypot((y - cy) / radius, (x - cx) / radius)
+        alpha = np.clip((1.3 - distance) / 0.6, 0.0, 1.0)
+        rgba.putalpha(Image.fromarray(np.rint(255 * alpha).astype(np.uint8), "L"))
+        return rgba
+    if mode == "P":
+        return to_palette(image, dither=bool(rng.random() < 0.5))
+    return image
+
+
+#: Containers (format, mode) of ``metadata_text`` files and their weights: about those of the files an ``exif``
+#: payload is written into (photo crops in PNG keep their mode, opaque or cut-out RGBA and palettes included; JPEG
+#: covers), so that no container tells metadata text from a payload (without it, every RGBA or palette PNG with a
+#: UserComment was stego, and V4 leaned on the ``format`` stream to find ``exif``).
+METADATA_CONTAINERS = (("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("JPEG", "RGB"))
+METADATA_CONTAINER_WEIGHTS = (0.40, 0.20, 0.08, 0.32)
+
+
 def metadata_text(rng: np.random.Generator, base: Image.Image) -> Negative:
     """Camera strings, editor comments, user captions, XMP and GPS: metadata text that is not a payload.
 
     JPEG (EXIF in APP1, COM, XMP in APP1) or PNG (``eXIf``, ``tEXt``/``iTXt``,
-    XMP in ``iTXt XML:com.adobe.xmp``). Each file has one kind of
+    XMP in ``iTXt XML:com.adobe.xmp``), in the containers of
+    :data:`METADATA_CONTAINERS`. Each file has one kind of
     :data:`METADATA_KINDS`, sometimes more.
     """
-    fmt = "JPEG" if rng.random() < 0.6 else "PNG"
+    fmt, mode = METADATA_CONTAINERS[int(rng.choice(len(METADATA_CONTAINERS), p=METADATA_CONTAINER_WEIGHTS))]
+    base = in_container(base, mode, rng)
     quality = int(rng.integers(75, 97))
     first = int(rng.integers(len(METADATA_KINDS)))
     kinds = [k for i, k in enumerate(METADATA_KINDS) if i == first or rng.random() < 0.2]
@@ -394,6 +428,16 @@ def _gif(rng: np.random.Generator, base: Image.Image, **params: object) -> bytes
     return encode_image(_rgb(base).quantize(colors=colours, method=method), "GIF", **params)
 
 
+#: Modes of the PNG look-alikes with a trailer and their weights: those of the PNG photo crops (stego covers too).
+PNG_MODES = ("RGB", "RGBA", "P")
+PNG_MODE_WEIGHTS = (0.59, 0.24, 0.17)
+
+
+def _png_container(rng: np.random.Generator, base: Image.Image) -> Image.Image:
+    """``base`` in a PNG mode drawn as the PNG photo crops' (an ``eoi`` payload also goes after RGBA and palette PNGs)."""
+    return in_container(base, PNG_MODES[int(rng.choice(len(PNG_MODES), p=PNG_MODE_WEIGHTS))], rng)
+
+
 def _padding_length(rng: np.random.Generator, size: int) -> int:
     """Sector or alignment padding: to a 512-4096 byte boundary, a few bytes, or a block of 1-8 KB."""
     mode = int(rng.integers(3))
@@ -430,10 +474,12 @@ def trailer_lookalike(rng: np.random.Generator, base: Image.Image) -> Negative:
         return Negative(encode_image(base, "JPEG", jpeg_quality=quality) + trailer, "JPEG", f"{kind}:{'+'.join(names)}")
     if kind in ("zero_padding", "ff_padding"):
         fmt = pick(rng, ("JPEG", "PNG", "GIF"))
+        base = _png_container(rng, base) if fmt == "PNG" else base
         image = _gif(rng, base) if fmt == "GIF" else encode_image(base, fmt, jpeg_quality=quality)
         n = _padding_length(rng, len(image))
         return Negative(image + (b"\x00" if kind == "zero_padding" else b"\xff") * n, fmt, f"{kind}:{fmt.lower()}:{n}")
     if kind.startswith("png_"):
+        base = _png_container(rng, base)
         image = encode_image(base, "PNG")
         if kind == "png_duplicate_iend":
             extra = parts.IEND * int(rng.integers(1, 3))
