@@ -457,3 +457,29 @@ def test_v4_applies_its_decisive_stage_from_the_card(trained, smoke_corpus, tmp_
     assert flagged["is_stego"] and flagged["method"] == "eoi"
     assert list(flagged["evidence"])[0] == "eoi/unexplained_trailer" and len(flagged["evidence"]) == 4
     assert len(quiet["evidence"]) == 3 and set(quiet["evidence"]) <= set(quiet["method_scores"])
+
+
+def test_a_cross_fitted_threshold_rests_on_every_training_clean_file_scored_without_its_cover(smoke_corpus, tmp_path):
+    from stegwatch.detectors.v4 import class_labels, crossfit_threshold, model_columns, model_input, recipe_params
+    from stegwatch.features.streams import feature_names
+
+    data = load_corpus_features(smoke_corpus)
+    names = feature_names()
+    features = model_input(data.features, model_columns(names))
+    labels = class_labels(data)
+    rows = np.arange(len(labels))
+    params = recipe_params(TrainConfig(n_estimators=25))
+    threshold, scores, fold = crossfit_threshold(features, labels, data.groups, rows, params, 0.05, names=names,
+                                                 folds=3, seed=0)
+    assert set(fold.tolist()) == {0, 1, 2}
+    assert all(len(set(fold[data.groups == g].tolist())) == 1 for g in set(data.groups.tolist()))  # a cover in one fold
+    assert threshold == threshold_for_fpr(scores[labels == "clean"], 0.05)
+    # Trained with the option, the card says how the threshold was chosen and on how many clean files.
+    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", n_estimators=25, threshold_folds=3, workers=1),
+                 command="test")
+    part = load_corpus_features(smoke_corpus, split="train")
+    split = split_by_cover(part.entries, seed=0, test_size=0.25, val_size=0.25)
+    training = np.concatenate([split["train"], split["val"]])
+    assert "cross-fitted" in card["threshold"]["chosen_on"]
+    assert card["threshold"]["n_clean"] == sum(part.entries[i].label == "clean" for i in training)
+    assert card["hyperparameters"]["threshold_folds"] == 3

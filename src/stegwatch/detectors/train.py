@@ -61,6 +61,10 @@ class TrainConfig:
     #: V4: V3's statistics decide where their clean tail (fitted on the fitting part's clean files) puts the fraction of
     #: clean files as far out at most this fraction of ``target_fpr`` (:mod:`stegwatch.detectors.decisive`); 0: off.
     decisive_fraction: float = 0.001
+    #: V4: 0 chooses the threshold on the validation part's clean files; K >= 2 on cross-fitted scores of every clean
+    #: file of the training and validation parts, each scored by the recipe fitted without its cover's inner fold
+    #: (:func:`stegwatch.detectors.v4.crossfit_threshold`; K more fits). Off for now: see the research roadmap.
+    threshold_folds: int = 0
     workers: int = 1
     #: The corpus split trained on: the ``monitor`` split's covers never reach training.
     split: str | None = "train"

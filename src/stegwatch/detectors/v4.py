@@ -98,7 +98,8 @@ def recipe_params(config: TrainConfig) -> dict:
             "subsample": config.subsample, "colsample_bytree": config.colsample_bytree,
             "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed,
             "balance_clean": config.balance_clean, "method_models": config.method_models,
-            "method_estimators": config.method_estimators, "decisive_fraction": config.decisive_fraction}
+            "method_estimators": config.method_estimators, "decisive_fraction": config.decisive_fraction,
+            "threshold_folds": config.threshold_folds}
 
 
 @dataclass
@@ -354,6 +355,7 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     balance_clean = bool(params.pop("balance_clean", False))
     with_method_models = bool(params.pop("method_models", False))
     decisive_fraction = float(params.pop("decisive_fraction", 0.0))
+    params.pop("threshold_folds", None)  # read by the callers that know the covers (crossfit_threshold)
     method_estimators = int(params.pop("method_estimators", params["n_estimators"]))
     streams = np.asarray([n.split(".", 1)[0] for n in names])
     jpeg = V4Model.family_of(features)
@@ -374,6 +376,33 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
         model.decisive = DecisiveStage.fit(features, [*names, ROUTE_FEATURE], clean_fit, decisive_fraction * target_fpr)
     val_clean = val[labels[val] == "clean"]
     return model, threshold_for_fpr(model.scores(features[val_clean])[0], target_fpr)
+
+
+def crossfit_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, rows: np.ndarray, params: dict,
+                       target_fpr: float, *, names: list[str], folds: int, seed: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """The threshold for ``target_fpr`` on cross-fitted scores of the clean files among ``rows``.
+
+    ``rows`` are split into ``folds`` inner folds (StratifiedGroupKFold by
+    class, grouped by ``groups``); for each, the recipe (:func:`fit_v4`, early
+    stopping on a grouped quarter of the other folds) is fitted on the other
+    folds and scores the fold. Every clean file is then scored by a model that
+    never saw its cover, and the threshold rests on all of them rather than
+    on a validation part's (with fewer than 1 / target_fpr files, the largest
+    one decides it).
+
+    Returns ``(threshold, scores, fold)``: the cross-fitted score and the inner fold of every row of ``rows``.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    scores, fold_of = np.zeros(rows.size), np.full(rows.size, -1)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (inner, held) in enumerate(splitter.split(np.zeros(rows.size), labels[rows], groups[rows])):
+        fit, val = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed + k).split(
+            inner, groups=groups[rows[inner]]))
+        model, _ = fit_v4(features, labels, rows[inner[fit]], rows[inner[val]], params, target_fpr, names=names)
+        scores[held], fold_of[held] = model.scores(features[rows[held]])[0], k
+    clean = labels[rows] == "clean"
+    return threshold_for_fpr(scores[clean], target_fpr), scores, fold_of
 
 
 def _in_family(rows: np.ndarray, jpeg: np.ndarray, family: str) -> np.ndarray:
@@ -516,7 +545,11 @@ class V4Detector(StreamFeatureDetector):
         if exclude_categories:
             excluded = set(exclude_categories)
             fit = np.asarray([i for i in fit if data.entries[i].category not in excluded], dtype=int)
-        model, threshold = fit_v4(features, labels, fit, val, _refit_params(self.card), target_fpr, names=names)
+        params = _refit_params(self.card)
+        model, threshold = fit_v4(features, labels, fit, val, params, target_fpr, names=names)
+        if int(params.get("threshold_folds", 0)) >= 2:
+            threshold = crossfit_threshold(features, labels, groups, train, params, target_fpr, names=names,
+                                           folds=int(params["threshold_folds"]), seed=seed)[0]
         fitted = FittedV4(model, names, threshold, name=self.name, version=self.version)
         fitted.training_cover_ids = frozenset(groups[train].tolist())
         return fitted
@@ -597,6 +630,16 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
     model, threshold = fit_v4(features, labels, train_idx, val_idx, params, config.target_fpr, names=names)
     log_lines = training_log(model)
     n_clean_val = int((labels[val_idx] == "clean").sum())
+    chosen_on = ("clean files of the validation part (cover_id-grouped): the smallest threshold whose false-positive "
+                 "rate there is at most the target")
+    if config.threshold_folds >= 2:
+        rows = np.concatenate([train_idx, val_idx])
+        threshold = crossfit_threshold(features, labels, data.groups, rows, params, config.target_fpr, names=names,
+                                       folds=config.threshold_folds, seed=config.seed)[0]
+        n_clean_val = int((labels[rows] == "clean").sum())
+        chosen_on = (f"cross-fitted scores of every clean file of the training and validation parts "
+                     f"({config.threshold_folds} cover_id-grouped inner folds, each scored by the recipe fitted on the "
+                     f"others): the smallest threshold whose false-positive rate there is at most the target")
 
     onnx_bytes = to_onnx(model, len(names) + 1)
     onnx_sha = hashlib.sha256(onnx_bytes).hexdigest()
@@ -618,9 +661,7 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
                      for family, skipped in FAMILIES.items()},
         "hyperparameters": {"estimator": ESTIMATOR, **params, **FIXED_PARAMS},
         "early_stopping": model.early_stopping(),
-        "threshold": {"value": threshold, "target_fpr": config.target_fpr,
-                      "chosen_on": "clean files of the validation part (cover_id-grouped): the smallest threshold whose "
-                                   "false-positive rate there is at most the target",
+        "threshold": {"value": threshold, "target_fpr": config.target_fpr, "chosen_on": chosen_on,
                       "n_clean": n_clean_val,
                       "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None},
         "method_models": {"joined": model.method_keys, "candidates": model.method_selection,
