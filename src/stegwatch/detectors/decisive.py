@@ -69,11 +69,15 @@ class DecisiveStage:
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(n, statistics) ``1 - p`` where a statistic is decisive (its tail fraction ``p`` at most the level), else 0."""
-        values = self.values(features)
-        p = np.stack([self.tails[s.key].probability(values[:, j]) for j, s in enumerate(self.statistics)], axis=1)
-        p = p.reshape(len(features), len(self.statistics))
-        decisive = (values > np.asarray([self.tails[s.key].top for s in self.statistics])) & (p <= self.level)
-        return np.where(decisive, 1.0 - p, 0.0)
+        return self._decide(self.values(features))
+
+    def _decide(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(values)
+        for j, statistic in enumerate(self.statistics):
+            tail = self.tails[statistic.key]
+            p = tail.probability(values[:, j])
+            out[:, j] = np.where((values[:, j] > tail.top) & (p <= self.level), 1.0 - p, 0.0)
+        return out
 
     def apply(self, features: np.ndarray, raw: np.ndarray, per_method: np.ndarray,
               methods: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +94,8 @@ class DecisiveStage:
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
         """Per row, the decisive statistics, each ``{"value": statistic, "score": 1 - tail fraction}``."""
-        values, scores = self.values(features), self.scores(features)
+        values = self.values(features)
+        scores = self._decide(values)
         return [{s.key: {"value": round(float(v[j]), 6), "score": round(float(sc[j]), 6)}
                  for j, s in enumerate(self.statistics) if sc[j] > 0} for v, sc in zip(values, scores, strict=True)]
 

@@ -81,6 +81,15 @@ def split_by_cover(entries: list[ManifestEntry], seed: int, test_size: float, va
     return {"train": rest[train], "val": rest[val], "test": test}
 
 
+def grouped_holdout(rows: np.ndarray, groups: np.ndarray, seed: int, size: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` split by cover (``groups``, one per row of the data) into a fitting part and a held-out ``size`` of
+    the covers (the part a refit stops its boosting and chooses its threshold on); both as rows of the data."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    fit, held = next(GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed).split(rows, groups=groups[rows]))
+    return rows[fit], rows[held]
+
+
 def quality(entries: list[ManifestEntry], scores: np.ndarray, threshold: float, predicted_methods: list[str | None]) -> dict:
     """Held-out numbers: FPR overall and per clean category, detection per method and rate, AUC, attribution."""
     flagged = scores >= threshold

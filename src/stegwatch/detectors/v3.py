@@ -75,7 +75,7 @@ import numpy as np
 
 from stegwatch.detectors.base import StreamFeatureDetector
 from stegwatch.detectors.registry import DetectorKind
-from stegwatch.detectors.train import TrainConfig, quality
+from stegwatch.detectors.train import TrainConfig, grouped_holdout, quality
 from stegwatch.errors import ModelError
 from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.features.streams import FEATURE_VERSION, STREAMS, feature_names
@@ -156,8 +156,10 @@ def v3_statistics(features: np.ndarray, names: list[str] | None = None,
     def f(name: str) -> np.ndarray:
         return features[:, col[name]]
 
-    return np.stack([np.asarray(s.compute(f), dtype=np.float64) * np.ones(features.shape[0]) for s in statistics],
-                    axis=1).reshape(features.shape[0], len(statistics))
+    out = np.empty((features.shape[0], len(statistics)))
+    for j, statistic in enumerate(statistics):
+        out[:, j] = statistic.compute(f)
+    return out
 
 
 def statistic_inputs(statistic: V3Statistic) -> frozenset[str]:
@@ -334,13 +336,11 @@ class V3Detector(StreamFeatureDetector):
 
         V3 reads named statistics, not streams, so ``drop_streams`` has nothing to drop.
         """
-        from sklearn.model_selection import GroupShuffleSplit
-
         groups = np.asarray([e.cover_id for e in data.entries])
-        fit, val = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed).split(train, groups=groups[train]))
+        fit, val = grouped_holdout(train, groups, seed)
         excluded = set(exclude_categories)
-        clean_fit = [i for i in train[fit] if data.entries[i].label == "clean" and data.entries[i].category not in excluded]
-        clean_val = [i for i in train[val] if data.entries[i].label == "clean"]
+        clean_fit = [i for i in fit if data.entries[i].label == "clean" and data.entries[i].category not in excluded]
+        clean_val = [i for i in val if data.entries[i].label == "clean"]
         calibration = calibrate(data.features[clean_fit], data.features[clean_val], target_fpr, {})
         return V3Detector(calibration, version=self.version, training_cover_ids=frozenset(groups[train].tolist()))
 

@@ -68,7 +68,7 @@ import numpy as np
 from stegwatch.detectors.base import StreamFeatureDetector
 from stegwatch.detectors.decisive import DecisiveStage
 from stegwatch.detectors.registry import DetectorKind
-from stegwatch.detectors.train import TrainConfig, quality
+from stegwatch.detectors.train import TrainConfig, grouped_holdout, quality
 from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.features.streams import STREAMS, feature_names
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
@@ -392,14 +392,13 @@ def crossfit_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndar
 
     Returns ``(threshold, scores, fold)``: the cross-fitted score and the inner fold of every row of ``rows``.
     """
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold
 
     scores, fold_of = np.zeros(rows.size), np.full(rows.size, -1)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (inner, held) in enumerate(splitter.split(np.zeros(rows.size), labels[rows], groups[rows])):
-        fit, val = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed + k).split(
-            inner, groups=groups[rows[inner]]))
-        model, _ = fit_v4(features, labels, rows[inner[fit]], rows[inner[val]], params, target_fpr, names=names)
+        fit, val = grouped_holdout(rows[inner], groups, seed + k)
+        model, _ = fit_v4(features, labels, fit, val, params, target_fpr, names=names)
         scores[held], fold_of[held] = model.scores(features[rows[held]])[0], k
     clean = labels[rows] == "clean"
     return threshold_for_fpr(scores[clean], target_fpr), scores, fold_of
@@ -511,7 +510,10 @@ class V4Detector(StreamFeatureDetector):
         return cls(onnx_path, card, threshold)
 
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        inputs = model_input(features, self._columns)
+        return self._scores(model_input(features, self._columns))
+
+    def _scores(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Scores, per-method scores and methods of model input rows (the graph, then the decisive stage)."""
         outputs = self.session.run(None, {self.session.get_inputs()[0].name: inputs})
         proba = np.asarray(outputs[1], dtype=np.float64)
         # The method models' P(stego) (a graph of an earlier recipe has no such output).
@@ -524,9 +526,9 @@ class V4Detector(StreamFeatureDetector):
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
         """Per row, the decisive V3 statistics (``{"value": statistic, "score": 1 - clean tail fraction}``), then
         the three most probable methods (``{"value": probability, "score": its method score}``)."""
-        _, scores, methods = self.score_features(features)
-        decisive = (self.decisive.evidence(model_input(features, self._columns)) if self.decisive is not None
-                    else [{} for _ in scores])
+        inputs = model_input(features, self._columns)
+        _, scores, methods = self._scores(inputs)
+        decisive = self.decisive.evidence(inputs) if self.decisive is not None else [{} for _ in scores]
         return [found | {methods[j]: {"value": round(float(row[j]), 6), "score": round(float(row[j]), 6)}
                          for j in np.argsort(-row, kind="stable")[:3]} for found, row in zip(decisive, scores, strict=True)]
 
@@ -534,14 +536,11 @@ class V4Detector(StreamFeatureDetector):
               exclude_categories: tuple[str, ...] = (), drop_streams: tuple[str, ...] = ()) -> FittedV4:
         """The recipe with the card's settings fitted on ``train`` (a grouped 25% of its covers stops the boosting and
         chooses the threshold)."""
-        from sklearn.model_selection import GroupShuffleSplit
-
         names = [n for n in self.card["feature_names"] if n.split(".", 1)[0] not in set(drop_streams)]
         features = model_input(data.features, model_columns(names))
         labels = class_labels(data)
         groups = np.asarray([e.cover_id for e in data.entries])
-        fit, val = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed).split(train, groups=groups[train]))
-        fit, val = train[fit], train[val]
+        fit, val = grouped_holdout(train, groups, seed)
         if exclude_categories:
             excluded = set(exclude_categories)
             fit = np.asarray([i for i in fit if data.entries[i].category not in excluded], dtype=int)

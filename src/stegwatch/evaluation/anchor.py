@@ -211,7 +211,7 @@ def _score(model, features: np.ndarray) -> np.ndarray:
 def anchor_decisions(data: CorpusFeatures, root: Path, assignment: np.ndarray, *, seed: int, target_fpr: float,
                      progress=None, workers: int = 1) -> dict:
     """Out-of-fold scores, flags and thresholds of the sealwatch pipeline on ``assignment``'s folds, and its cost per image."""
-    from sklearn.model_selection import GroupShuffleSplit
+    from stegwatch.detectors.train import grouped_holdout
 
     sealwatch = require_sealwatch()
     families, matrices, timings, errors = _extract_all(sealwatch, data, root, progress, workers=workers)
@@ -222,8 +222,7 @@ def anchor_decisions(data: CorpusFeatures, root: Path, assignment: np.ndarray, *
     thresholds = []
     for fold in range(int(assignment.max()) + 1):
         test, train = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
-        fit, val = next(GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=seed + fold).split(train, groups=groups[train]))
-        fit, val = train[fit], train[val]
+        fit, val = grouped_holdout(train, groups, seed + fold)
         fold_scores = np.zeros(n)
         for family, features in matrices.items():
             model = _fit_family(sealwatch, features, stego, fit[families[fit] == family], seed + fold)
