@@ -649,7 +649,7 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
     predicted = [methods[int(np.argmax(row))] for row in test_method_scores]
     final = log_lines[-1] if log_lines else {}
     card = {
-        "name": NAME, "version": f"4.1+{onnx_sha[:8]}", "kind": "v4",
+        "name": NAME, "version": f"4.2+{onnx_sha[:8]}", "kind": "v4",
         "onnx_sha256": onnx_sha,
         "onnx_size_bytes": len(onnx_bytes),
         "classes": model.classes_,
