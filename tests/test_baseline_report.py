@@ -69,6 +69,11 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
         return [line for line in markdown.splitlines() if line.startswith("|") and "latency" not in line and "throughput" not in line]
 
     assert tables(report_file.read_text()) == tables(text)
+    # Re-rendering the stored JSON (a template change) reproduces every table, columns in the run's order.
+    from stegwatch.reports.baseline import render_report
+
+    render_report(json.loads(report_file.with_suffix(".json").read_text()), tmp_path / "again" / "baseline_report.md")
+    assert tables((tmp_path / "again" / "baseline_report.md").read_text()) == tables(text)
     assert np.isfinite(report["comparisons"][0]["comparison"]["false_positive_rate"]["mcnemar"]["p_value"])
 
 
@@ -139,3 +144,14 @@ def test_a_file_sealwatch_cannot_read_is_an_error_record(tmp_path):
     broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)  # a JPEG header and nothing else
     vector, _, reason = _extract_one(str(broken))
     assert vector is None and "sealwatch cannot extract it" in reason
+
+
+def test_a_stored_report_keeps_its_columns_in_the_order_they_were_run():
+    from stegwatch.reports.baseline import column_order
+
+    # json.dumps(sort_keys=True) stores "results" alphabetically; the comparison chain keeps the run's order.
+    report = {"results": {"sealwatch-anchor 1": {}, "stegwatch-v3 3.0": {}, "stegwatch-v4 4.2": {}},
+              "comparisons": [{"from": "stegwatch-v3 3.0", "to": "stegwatch-v4 4.2"},
+                              {"from": "stegwatch-v4 4.2", "to": "sealwatch-anchor 1"}]}
+    assert column_order(report) == ["stegwatch-v3 3.0", "stegwatch-v4 4.2", "sealwatch-anchor 1"]
+    assert column_order({"results": {"b": {}, "a": {}}, "comparisons": []}) == ["a", "b"]

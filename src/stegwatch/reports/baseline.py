@@ -209,14 +209,41 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     return report
 
 
+def column_order(report: dict) -> list[str]:
+    """The report's models in the order they were run (the chain of pairwise comparisons): a stored
+    ``baseline_report.json`` has its keys sorted, so the order of ``results`` is not the run's."""
+    chain = report.get("comparisons") or []
+    names = [chain[0]["from"], *(c["to"] for c in chain)] if chain else []
+    return names + sorted(set(report["results"]) - set(names))
+
+
+def in_run_order(report: dict) -> dict:
+    """``report`` with its mappings in the order the run made them (models as run, each comparison's methods sorted
+    with "all methods" last), whatever order its JSON stored them in."""
+    names = column_order(report)
+
+    def ordered(mapping: dict | None) -> dict | None:
+        return None if mapping is None else {n: mapping[n] for n in names if n in mapping}
+
+    def pair(item: dict) -> dict:
+        detection = item["comparison"]["detection"]
+        methods = sorted(k for k in detection if k != "all methods") + [k for k in detection if k == "all methods"]
+        return item | {"comparison": item["comparison"] | {"detection": {m: detection[m] for m in methods}}}
+
+    identity = report["identity"]
+    return report | {"results": ordered(report["results"]), "generalization": ordered(report.get("generalization")),
+                     "comparisons": [pair(c) for c in report.get("comparisons") or []],
+                     "identity": identity | {k: ordered(identity[k]) for k in ("models", "evaluation_runs") if k in identity}}
+
+
 def render_report(report: dict, out: Path) -> list[Path]:
     """Write the Markdown report, its HTML twin and its charts from a report's numbers (``baseline_report.json``).
 
     Rendering reads only ``report``: re-rendering a stored report after a
     template change reproduces every number of the run that made it.
     """
-    results = report["results"]
-    names = list(results)
+    report = in_run_order(report)
+    names, results = list(report["results"]), report["results"]
     images = charts(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
