@@ -483,3 +483,27 @@ def test_a_cross_fitted_threshold_rests_on_every_training_clean_file_scored_with
     assert "cross-fitted" in card["threshold"]["chosen_on"]
     assert card["threshold"]["n_clean"] == sum(part.entries[i].label == "clean" for i in training)
     assert card["hyperparameters"]["threshold_folds"] == 3
+
+
+def test_a_cross_fitted_threshold_never_fits_on_a_category_left_out_but_scores_it(smoke_corpus, monkeypatch):
+    from stegwatch.detectors import v4
+    from stegwatch.features.streams import feature_names
+
+    data = load_corpus_features(smoke_corpus)
+    names = feature_names()
+    features = v4.model_input(data.features, v4.model_columns(names))
+    labels = v4.class_labels(data)
+    left_out = np.asarray([e.category == "noise_lsb" for e in data.entries], dtype=bool)
+    assert left_out.any()
+    fitted_on, fit_v4 = [], v4.fit_v4
+
+    def recording(features, labels, fit, val, *args, **kwargs):
+        fitted_on.append(fit)
+        return fit_v4(features, labels, fit, val, *args, **kwargs)
+
+    monkeypatch.setattr(v4, "fit_v4", recording)
+    _, scores, fold = v4.crossfit_threshold(features, labels, data.groups, np.arange(len(labels)),
+                                            v4.recipe_params(TrainConfig(n_estimators=10)), 0.05, names=names, folds=2,
+                                            seed=0, never_fit=left_out)
+    assert len(fitted_on) == 2 and not any(left_out[fit].any() for fit in fitted_on)
+    assert (fold[left_out] >= 0).all() and np.isfinite(scores[left_out]).all()  # still scored, out of fold

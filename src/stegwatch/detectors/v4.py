@@ -379,7 +379,8 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
 
 
 def crossfit_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, rows: np.ndarray, params: dict,
-                       target_fpr: float, *, names: list[str], folds: int, seed: int) -> tuple[float, np.ndarray, np.ndarray]:
+                       target_fpr: float, *, names: list[str], folds: int, seed: int,
+                       never_fit: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """The threshold for ``target_fpr`` on cross-fitted scores of the clean files among ``rows``.
 
     ``rows`` are split into ``folds`` inner folds (StratifiedGroupKFold by
@@ -390,7 +391,9 @@ def crossfit_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndar
     on a validation part's (with fewer than 1 / target_fpr files, the largest
     one decides it).
 
-    Returns ``(threshold, scores, fold)``: the cross-fitted score and the inner fold of every row of ``rows``.
+    ``never_fit`` (a mask over all rows) marks files no inner model is fitted on (a category left out of training);
+    they are still scored. Returns ``(threshold, scores, fold)``: the cross-fitted score and the inner fold of every
+    row of ``rows``.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -398,6 +401,8 @@ def crossfit_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndar
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (inner, held) in enumerate(splitter.split(np.zeros(rows.size), labels[rows], groups[rows])):
         fit, val = grouped_holdout(rows[inner], groups, seed + k)
+        if never_fit is not None:
+            fit = fit[~never_fit[fit]]
         model, _ = fit_v4(features, labels, fit, val, params, target_fpr, names=names)
         scores[held], fold_of[held] = model.scores(features[rows[held]])[0], k
     clean = labels[rows] == "clean"
@@ -541,14 +546,14 @@ class V4Detector(StreamFeatureDetector):
         labels = class_labels(data)
         groups = np.asarray([e.cover_id for e in data.entries])
         fit, val = grouped_holdout(train, groups, seed)
-        if exclude_categories:
-            excluded = set(exclude_categories)
-            fit = np.asarray([i for i in fit if data.entries[i].category not in excluded], dtype=int)
+        excluded = set(exclude_categories)
+        never_fit = np.asarray([e.category in excluded for e in data.entries], dtype=bool)
+        fit = fit[~never_fit[fit]]
         params = _refit_params(self.card)
         model, threshold = fit_v4(features, labels, fit, val, params, target_fpr, names=names)
         if int(params.get("threshold_folds", 0)) >= 2:
             threshold = crossfit_threshold(features, labels, groups, train, params, target_fpr, names=names,
-                                           folds=int(params["threshold_folds"]), seed=seed)[0]
+                                           folds=int(params["threshold_folds"]), seed=seed, never_fit=never_fit)[0]
         fitted = FittedV4(model, names, threshold, name=self.name, version=self.version)
         fitted.training_cover_ids = frozenset(groups[train].tolist())
         return fitted
@@ -634,7 +639,9 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
     if config.threshold_folds >= 2:
         rows = np.concatenate([train_idx, val_idx])
         threshold = crossfit_threshold(features, labels, data.groups, rows, params, config.target_fpr, names=names,
-                                       folds=config.threshold_folds, seed=config.seed)[0]
+                                       folds=config.threshold_folds, seed=config.seed,
+                                       never_fit=np.asarray([e.category in set(config.exclude_categories)
+                                                             for e in data.entries], dtype=bool))[0]
         n_clean_val = int((labels[rows] == "clean").sum())
         chosen_on = (f"cross-fitted scores of every clean file of the training and validation parts "
                      f"({config.threshold_folds} cover_id-grouped inner folds, each scored by the recipe fitted on the "
