@@ -89,6 +89,50 @@ def test_the_model_card_lists_its_training_covers_and_evaluation_leaves_them_out
     assert kept["false_positive_rate"]["n"] + kept["detection_rate"]["n"] == len(entries)
 
 
+def _without_run(metrics):
+    return {k: v for k, v in metrics.items() if k not in ("run", "latency")}
+
+
+def test_files_of_training_covers_are_not_even_read_when_the_run_would_only_drop_them(smoke_corpus, v3_trained, monkeypatch,
+                                                                                        tmp_path):
+    import stegwatch.features.corpus as corpus_module
+    from stegwatch.errors import EmptyCorpus
+    from stegwatch.features.labels import load_rows
+    from stegwatch.monitoring.monitor import monitor
+
+    model, card = v3_trained
+    covers = set(card["training_cover_ids"])
+    entries = read_manifest(smoke_corpus).entries
+    inside = {str((smoke_corpus / e.file_path).resolve()) for e in entries if e.cover_id in covers}
+    reading = corpus_module.features_for_paths
+    read: list[list[str]] = []
+    monkeypatch.setattr(corpus_module, "features_for_paths", lambda paths, **kw: read.append(list(paths)) or reading(paths, **kw))
+    # Read only what is scored; every number equals the run that reads everything and then drops the same files.
+    skipped = evaluate(model, smoke_corpus, latency_sample=0)
+    assert not inside & set(read[-1]) and len(read[-1]) == len(entries) - len(inside)
+    full = evaluate(model, smoke_corpus, latency_sample=0, data=load_rows(smoke_corpus, None))
+    assert len(read[-1]) == len(entries)
+    assert _without_run(skipped) == _without_run(full)
+    assert skipped["excluded_in_sample"]["files"] == len(inside)
+    # The monitor reads as little, unless a section fits on those files too (the leave-one-source-out refits).
+    monitor(model, smoke_corpus, by_source=False, dashboard=tmp_path / "d" / "dash.md", db=tmp_path / "h.db",
+            latency_sample=0, console=lambda line: None)
+    assert not inside & set(read[-1])
+    for kept in (dict(allow_in_sample=True), dict(folds=2), dict(by_source=True)):
+        evaluate(model, smoke_corpus, latency_sample=0, **kept)
+        assert inside <= set(read[-1]), kept
+    # A corpus made only of training covers is read whole and refused with the in-sample reason.
+    only_inside = tmp_path / "only-inside"
+    only_inside.mkdir()
+    (only_inside / "manifest.jsonl").write_text("".join(e.model_dump_json() + "\n" for e in entries if e.cover_id in covers))
+    for e in entries:
+        if e.cover_id in covers:
+            (only_inside / e.file_path).parent.mkdir(parents=True, exist_ok=True)
+            (only_inside / e.file_path).write_bytes((smoke_corpus / e.file_path).read_bytes())
+    with pytest.raises(EmptyCorpus, match="descends from a cover"):
+        evaluate(model, only_inside, latency_sample=0)
+
+
 def test_an_in_sample_run_says_so_in_its_dashboard(smoke_corpus, v3_trained, tmp_path):
     from stegwatch.monitoring.monitor import monitor
 

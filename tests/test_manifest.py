@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from stegwatch.format.manifest import ManifestError, read_manifest, resolve_in_root, write_manifest
+from stegwatch.format.manifest import ManifestError, RootResolver, read_manifest, resolve_in_root, write_manifest
 from stegwatch.format.records import ManifestEntry
 
 from .test_records import ENTRY
@@ -61,6 +61,47 @@ def test_symlink_inside_the_corpus_is_fine(tmp_path):
     (tmp_path / "a" / "f.png").write_bytes(b"x")
     os.symlink(tmp_path / "a" / "f.png", tmp_path / "g.png")
     assert resolve_in_root(tmp_path, "g.png") == (tmp_path / "a" / "f.png").resolve()
+
+
+def _pathlib_resolve(root, relative):
+    """The plain definition the resolver must equal: resolve everything, then check containment."""
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise ValueError("outside")
+    return target
+
+
+def test_one_resolver_for_many_paths_equals_resolving_each_path_in_full(tmp_path):
+    # A tree with every kind of link: folder links in and out of the root, file links in and out,
+    # a link to a link, a missing file, and a root reached through a link itself.
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "secret.png").write_bytes(b"x")
+    real = tmp_path / "real"
+    (real / "a" / "b").mkdir(parents=True)
+    (real / "a" / "b" / "f.png").write_bytes(b"x")
+    (real / "a" / "g.png").write_bytes(b"x")
+    os.symlink(real / "a", real / "in_dir")
+    os.symlink(outside, real / "out_dir")
+    os.symlink(real / "a" / "g.png", real / "a" / "b" / "in_file.png")
+    os.symlink(outside / "secret.png", real / "a" / "out_file.png")
+    os.symlink(real / "a" / "b" / "in_file.png", real / "link_to_link.png")
+    os.symlink(real, tmp_path / "root_link")
+    relatives = ["a/b/f.png", "a/g.png", "in_dir/b/f.png", "in_dir/g.png", "out_dir/secret.png", "out_dir/deep/x.png",
+                 "a/b/in_file.png", "a/out_file.png", "in_dir/out_file.png", "link_to_link.png", "a/missing.png",
+                 "nope/missing.png", "./a/g.png", "a//b/f.png", "in_dir/b/in_file.png"]
+    for root in (real, tmp_path / "root_link"):
+        resolver = RootResolver(root)
+        for relative in relatives * 2:  # the second pass is served from the resolver's folder cache
+            try:
+                expected = _pathlib_resolve(root, relative)
+            except ValueError:
+                with pytest.raises(ValueError, match="outside"):
+                    resolver(relative)
+            else:
+                assert resolver(relative) == expected
+                assert resolve_in_root(root, relative) == expected
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):

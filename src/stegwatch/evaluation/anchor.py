@@ -33,7 +33,7 @@ import numpy as np
 
 from stegwatch.errors import ConfigError
 from stegwatch.features.corpus import CorpusFeatures
-from stegwatch.format.manifest import resolve_in_root
+from stegwatch.format.manifest import RootResolver
 from stegwatch.stats import threshold_for_fpr
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, 
 
     from stegwatch.features.cache import FeatureCache
 
-    paths = [resolve_in_root(root, e.file_path) for e in data.entries]
+    resolve = RootResolver(root)
+    paths = [resolve(e.file_path) for e in data.entries]
     families = np.empty(len(paths), dtype=object)
     digests = []
     for i, path in enumerate(paths):  # each file read once: its family and (never a manifest's) SHA-256

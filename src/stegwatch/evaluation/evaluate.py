@@ -135,20 +135,41 @@ def decisions_of(entries, flags: np.ndarray) -> dict:
 
 
 def exclude_in_sample(detector, data: CorpusFeatures, allow: bool) -> tuple[CorpusFeatures, dict]:
-    """Leave out (or, with ``allow``, keep and count) the files whose cover group the detector was fitted on."""
+    """Leave out (or, with ``allow``, keep and count) the files whose cover group the detector was fitted on.
+
+    Files the loader already left unread for that reason (``data.left_out``,
+    see :func:`unread_covers`) count as left out too.
+    """
     covers = getattr(detector, "training_cover_ids", None)
     if covers is None:
         return data, {"training_covers_known": False, "files": 0, "cover_groups": 0, "kept": allow}
     inside = np.asarray([e.cover_id in covers for e in data.entries], dtype=bool)
-    record = {"training_covers_known": True, "files": int(inside.sum()),
-              "cover_groups": len({e.cover_id for e, i in zip(data.entries, inside, strict=True) if i}), "kept": allow}
+    unread = [e for e in data.left_out if e.cover_id in covers]
+    record = {"training_covers_known": True, "files": int(inside.sum()) + len(unread),
+              "cover_groups": len({e.cover_id for e, i in zip(data.entries, inside, strict=True) if i} | {e.cover_id for e in unread}),
+              "kept": allow}
     if allow or not inside.any():
         return data, record
     if inside.all():
         raise EmptyCorpus(str(data.labels.get("path") or "corpus"),
-                          f"every one of its {inside.size} files descends from a cover {detector.name} was trained or "
+                          f"every one of its {inside.size + len(unread)} files descends from a cover {detector.name} was trained or "
                           "calibrated on; evaluate on other covers (the monitor split), use --folds, or --allow-in-sample")
     return data.subset(np.flatnonzero(~inside)), record
+
+
+def unread_covers(detector, *, corpus, labels, refitted: bool, by_source: bool,
+                  allow_in_sample: bool) -> frozenset[str] | None:
+    """Cover groups whose files a run need not read at all: the detector's training covers, when the run would only drop them.
+
+    None (read everything) with folds or ``by_source`` (refits fit on those
+    files), with ``allow_in_sample``, for a labelled CSV, or when the detector
+    does not record its covers. (When every file descends from them, the
+    loader reads them all, so that :func:`exclude_in_sample` reports that case.)
+    """
+    covers = getattr(detector, "training_cover_ids", None)
+    if covers is None or labels is not None or corpus is None or refitted or by_source or allow_in_sample:
+        return None
+    return covers
 
 
 def cross_validation_record(data: CorpusFeatures, assignment: np.ndarray, scores: np.ndarray, flags: np.ndarray,
@@ -285,10 +306,13 @@ def evaluate(
     """
     path = model_path(model)
     detector = load_detector(model, threshold)
-    if data is None:
-        data = load_rows(corpus, labels, workers=workers, progress=progress, scheduler=scheduler, split=split)
-    root = Path(labels).parent if labels is not None else Path(corpus) if corpus is not None else None
     refitted = bool(folds) and detector.trainable
+    if data is None:
+        skip = unread_covers(detector, corpus=corpus, labels=labels, refitted=refitted, by_source=by_source,
+                             allow_in_sample=allow_in_sample)
+        data = load_rows(corpus, labels, workers=workers, progress=progress, scheduler=scheduler, split=split,
+                         leave_out_covers=skip)
+    root = Path(labels).parent if labels is not None else Path(corpus) if corpus is not None else None
     extra = None
     if train_extra:
         if not (folds or by_source):

@@ -12,7 +12,7 @@ from stegwatch.errors import ConfigError, EmptyCorpus
 from stegwatch.features.cache import DEFAULT_CACHE, FeatureCache
 from stegwatch.features.streams import feature_names
 from stegwatch.features.table import features_for_paths
-from stegwatch.format.manifest import MANIFEST_NAME, ManifestRead, read_manifest, resolve_in_root
+from stegwatch.format.manifest import MANIFEST_NAME, ManifestRead, RootResolver, read_manifest
 from stegwatch.format.records import ManifestEntry
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,14 @@ class CorpusFeatures:
     manifest: ManifestRead | None = None
     #: Where the labels came from: ``manifest`` (a stegwatch corpus) or ``labels-csv`` (``--labels``), and how groups were formed.
     labels: dict = field(default_factory=lambda: {"source": "manifest", "groups": "cover_id"})
+    #: Entries not read at all because their cover was left out before reading (``leave_out_covers``): never rows, never errors.
+    left_out: list[ManifestEntry] = field(default_factory=list)
 
     def subset(self, keep: np.ndarray) -> CorpusFeatures:
-        """The same corpus restricted to rows ``keep`` (errors, hash and manifest unchanged)."""
+        """The same corpus restricted to rows ``keep`` (errors, hash, manifest and left-out entries unchanged)."""
         keep = np.asarray(keep, dtype=int)
         return CorpusFeatures([self.entries[i] for i in keep], self.features[keep], self.errors, self.manifest_sha256,
-                              self.manifest, self.labels)
+                              self.manifest, self.labels, self.left_out)
 
     @property
     def groups(self) -> np.ndarray:
@@ -51,11 +53,17 @@ def load_corpus_features(
     corpus: str | Path, *, workers: int = 1, progress=None, scheduler: str | None = None,
     cache: FeatureCache | str | Path | None = DEFAULT_CACHE,
     split: str | None = None,
+    leave_out_covers: frozenset[str] | set[str] | None = None,
 ) -> CorpusFeatures:
     """Feature rows for every readable file of a corpus, through the feature cache (default: the default cache file; None: none).
 
     ``split`` keeps only the entries of that split (``train`` or ``monitor``);
     entries of a corpus made before splits existed (no ``split``) count as ``train``.
+    ``leave_out_covers``: entries of these cover groups are not read at all (a
+    run that would only drop them, such as one that leaves out a model's
+    training covers); they are listed in ``left_out``, unless that would leave
+    nothing to read (then every entry is read). The manifest as read
+    (``manifest``) still holds every entry.
     """
     if split not in (None, "train", "monitor"):
         raise ConfigError(f"split must be train or monitor, not {split!r}")
@@ -63,7 +71,12 @@ def load_corpus_features(
     read = read_manifest(root)
     if split is not None:
         read.entries = [e for e in read.entries if (e.split or "train") == split]
-    paths = [str(resolve_in_root(root, e.file_path)) for e in read.entries]
+    wanted, left_out = read.entries, []
+    if leave_out_covers and any(e.cover_id not in leave_out_covers for e in read.entries):
+        wanted = [e for e in read.entries if e.cover_id not in leave_out_covers]
+        left_out = [e for e in read.entries if e.cover_id in leave_out_covers]
+    resolve = RootResolver(root).resolve
+    paths = [resolve(e.file_path) for e in wanted]
     rows = features_for_paths(paths, workers=workers, cache=cache, progress=progress, scheduler=scheduler)
     keep = [i for i, r in enumerate(rows) if r.vector is not None]
     errors = [{"path": rows[i].path, "reason": rows[i].error} for i in range(len(rows)) if rows[i].vector is None]
@@ -71,7 +84,10 @@ def load_corpus_features(
     if not keep:
         first = f"; first: {errors[0]['path']}: {errors[0]['reason']}" if errors else ""
         what = f"the {split} split of the corpus" if split else "the corpus"
+        what += f" outside the {len({e.cover_id for e in left_out})} cover groups left out" if left_out else ""
         raise EmptyCorpus(str(root / MANIFEST_NAME), f"no file of {what} can be used ({len(errors)} refused or unreadable{first})")
     features = np.stack([rows[i].vector for i in keep]) if keep else np.zeros((0, len(feature_names())))
     log.info("%s: %d files with features, %d unreadable or rejected", root, len(keep), len(errors))
-    return CorpusFeatures([read.entries[i] for i in keep], features, errors, read.sha256, read)
+    if left_out:
+        log.info("%s: %d files of %d left-out cover groups not read", root, len(left_out), len({e.cover_id for e in left_out}))
+    return CorpusFeatures([wanted[i] for i in keep], features, errors, read.sha256, read, left_out=left_out)

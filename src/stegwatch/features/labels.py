@@ -24,7 +24,7 @@ from stegwatch.errors import ConfigError, EmptyCorpus
 from stegwatch.features.cache import DEFAULT_CACHE, FeatureCache
 from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
 from stegwatch.features.table import features_for_paths
-from stegwatch.format.manifest import resolve_in_root
+from stegwatch.format.manifest import RootResolver
 from stegwatch.format.records import ManifestEntry, check_relative_path
 
 LABELS = {"clean": "clean", "cover": "clean", "0": "clean", "stego": "stego", "1": "stego"}
@@ -92,9 +92,10 @@ def load_labelled_features(
     entries, errors, labels = read_labels(csv_path)
     paths = []
     usable = []
+    resolve = RootResolver(root).resolve
     for entry in entries:
         try:
-            paths.append(str(resolve_in_root(root, entry.file_path)))
+            paths.append(resolve(entry.file_path))
             usable.append(entry)
         except ValueError as exc:
             errors.append({"path": str(root / entry.file_path), "reason": str(exc)})
@@ -113,10 +114,15 @@ def load_labelled_features(
 
 
 def load_rows(corpus: str | Path | None, labels: str | Path | None, *, workers: int = 1, progress=None,
-              scheduler: str | None = None, split: str | None = None) -> CorpusFeatures:
-    """Feature rows of a stegwatch corpus (its ``split`` only, if given) or of a labelled CSV: exactly one of the two."""
+              scheduler: str | None = None, split: str | None = None,
+              leave_out_covers: frozenset[str] | None = None) -> CorpusFeatures:
+    """Feature rows of a stegwatch corpus (its ``split`` only, if given) or of a labelled CSV: exactly one of the two.
+
+    ``leave_out_covers`` (corpus only): cover groups whose files are not read (see :func:`load_corpus_features`).
+    """
     if (corpus is None) == (labels is None):
         raise ConfigError("give a corpus or a labels CSV (not both)")
     if labels is not None:
         return load_labelled_features(labels, workers=workers, progress=progress, scheduler=scheduler)
-    return load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler, split=split)
+    return load_corpus_features(corpus, workers=workers, progress=progress, scheduler=scheduler, split=split,
+                                leave_out_covers=leave_out_covers)

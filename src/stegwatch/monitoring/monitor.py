@@ -15,9 +15,9 @@ from pathlib import Path
 
 from stegwatch.evaluation.dataset import dataset_metrics
 from stegwatch.format.files import write_text_atomic
-from stegwatch.detectors import model_path
+from stegwatch.detectors import load_detector, model_path
 from stegwatch.errors import BaselineNotFound, ConfigError
-from stegwatch.evaluation.evaluate import evaluate
+from stegwatch.evaluation.evaluate import evaluate, unread_covers
 from stegwatch.evaluation.logs import NoTrainingLog, convergence, parse_logs
 from stegwatch.features.labels import load_rows
 from stegwatch.monitoring import history
@@ -118,11 +118,13 @@ def monitor(
     if dashboard is not None:
         config.dashboard = Path(dashboard)
     history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
-    # Read once, for every section.
-    data = load_rows(corpus, labels, workers=workers, scheduler=scheduler, split=split)
+    by_source = config.by_source if by_source is None else by_source
+    # Read once, for every section; files the evaluation would only drop as in-sample are not read.
+    skip = unread_covers(load_detector(model), corpus=corpus, labels=labels, refitted=False, by_source=by_source,
+                         allow_in_sample=allow_in_sample)
+    data = load_rows(corpus, labels, workers=workers, scheduler=scheduler, split=split, leave_out_covers=skip)
     metrics = evaluate(model, corpus, labels=labels, workers=workers, latency_sample=latency_sample, command=command, data=data,
-                       split=split, allow_in_sample=allow_in_sample,
-                       by_source=config.by_source if by_source is None else by_source)
+                       split=split, allow_in_sample=allow_in_sample, by_source=by_source)
     if labels is None:
         metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
                                              manifest=data.manifest)
