@@ -84,8 +84,9 @@ def load_corpus_features(
     if not keep:
         first = f"; first: {errors[0]['path']}: {errors[0]['reason']}" if errors else ""
         what = f"the {split} split of the corpus" if split else "the corpus"
-        what += f" outside the {len({e.cover_id for e in left_out})} cover groups left out" if left_out else ""
-        raise EmptyCorpus(str(root / MANIFEST_NAME), f"no file of {what} can be used ({len(errors)} refused or unreadable{first})")
+        unread = f"; {len(left_out)} files of {len({e.cover_id for e in left_out})} left-out cover groups not read" if left_out else ""
+        raise EmptyCorpus(str(root / MANIFEST_NAME),
+                          f"no file of {what} can be used ({len(errors)} refused or unreadable{unread}{first})")
     features = np.stack([rows[i].vector for i in keep]) if keep else np.zeros((0, len(feature_names())))
     log.info("%s: %d files with features, %d unreadable or rejected", root, len(keep), len(errors))
     if left_out:
