@@ -270,7 +270,8 @@ def render(r: dict) -> str:
           if "monitor_warm_by_source_s" in r else []),
         "",
         "The two timed runs leave the generalization refits out (`by_source=False`): they retrain V4 once per photograph "
-        "source, which is the monitor's default and is timed in the last row.",
+        "source, which is the monitor's default and is timed in the last row. Without them the monitor does not read "
+        "the files descending from V4's training covers, which it would only leave out; with them it reads every file.",
         "",
         "## Scaling (V4 scan, cold, fresh process each)",
         "",
