@@ -166,8 +166,7 @@ def train(corpus: str | Path, out: str | Path, config: TrainConfig = TrainConfig
         data, joined = pool.union, pool.record()
     split = split_by_cover(data.entries, config.seed, config.test_size, config.val_size)
     log.info("training %s on %s: %s", kind.key, corpus, ", ".join(f"{part} {idx.size} files" for part, idx in split.items()))
-    excluded = set(config.exclude_categories)
-    split["train"] = np.asarray([i for i in split["train"] if data.entries[i].category not in excluded], dtype=int)
+    split["train"] = split["train"][~data.in_categories(config.exclude_categories)[split["train"]]]
     provenance = _provenance(corpus, data, config, command, split)
     provenance["extra_training"] = joined
     return kind.train(data, split, config, provenance, out)

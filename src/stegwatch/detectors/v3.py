@@ -338,8 +338,8 @@ class V3Detector(StreamFeatureDetector):
         """
         groups = np.asarray([e.cover_id for e in data.entries])
         fit, val = grouped_holdout(train, groups, seed)
-        excluded = set(exclude_categories)
-        clean_fit = [i for i in fit if data.entries[i].label == "clean" and data.entries[i].category not in excluded]
+        kept = ~data.in_categories(exclude_categories)
+        clean_fit = [i for i in fit if data.entries[i].label == "clean" and kept[i]]
         clean_val = [i for i in val if data.entries[i].label == "clean"]
         calibration = calibrate(data.features[clean_fit], data.features[clean_val], target_fpr, {})
         return V3Detector(calibration, version=self.version, training_cover_ids=frozenset(groups[train].tolist()))

@@ -546,8 +546,7 @@ class V4Detector(StreamFeatureDetector):
         labels = class_labels(data)
         groups = np.asarray([e.cover_id for e in data.entries])
         fit, val = grouped_holdout(train, groups, seed)
-        excluded = set(exclude_categories)
-        never_fit = np.asarray([e.category in excluded for e in data.entries], dtype=bool)
+        never_fit = data.in_categories(exclude_categories)
         fit = fit[~never_fit[fit]]
         params = _refit_params(self.card)
         model, threshold = fit_v4(features, labels, fit, val, params, target_fpr, names=names)
@@ -640,8 +639,7 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
         rows = np.concatenate([train_idx, val_idx])
         threshold = crossfit_threshold(features, labels, data.groups, rows, params, config.target_fpr, names=names,
                                        folds=config.threshold_folds, seed=config.seed,
-                                       never_fit=np.asarray([e.category in set(config.exclude_categories)
-                                                             for e in data.entries], dtype=bool))[0]
+                                       never_fit=data.in_categories(config.exclude_categories))[0]
         n_clean_val = int((labels[rows] == "clean").sum())
         chosen_on = (f"cross-fitted scores of every clean file of the training and validation parts "
                      f"({config.threshold_folds} cover_id-grouped inner folds, each scored by the recipe fitted on the "

@@ -157,7 +157,7 @@ def exclude_in_sample(detector, data: CorpusFeatures, allow: bool) -> tuple[Corp
     return data.subset(np.flatnonzero(~inside)), record
 
 
-def unread_covers(detector, *, corpus, labels, refitted: bool, by_source: bool,
+def unread_covers(detector, *, labels, refitted: bool, by_source: bool,
                   allow_in_sample: bool) -> frozenset[str] | None:
     """Cover groups whose files a run need not read at all: the detector's training covers, when the run would only drop them.
 
@@ -167,7 +167,7 @@ def unread_covers(detector, *, corpus, labels, refitted: bool, by_source: bool,
     loader reads them all, so that :func:`exclude_in_sample` reports that case.)
     """
     covers = getattr(detector, "training_cover_ids", None)
-    if covers is None or labels is not None or corpus is None or refitted or by_source or allow_in_sample:
+    if covers is None or labels is not None or refitted or by_source or allow_in_sample:
         return None
     return covers
 
@@ -290,6 +290,7 @@ def evaluate(
     allow_in_sample: bool = False,
     by_source: bool = False,
     train_extra: list[str | Path] | ExtraTraining | None = None,
+    detector=None,
 ) -> dict:
     """Evaluate ``model`` (a registered key or a model file) on ``corpus``; returns schema-valid metrics (a dict).
 
@@ -302,13 +303,14 @@ def evaluate(
     ``by_source`` adds the leave-one-cover-source-out ``generalization`` section.
     ``train_extra`` names training-only corpora (a training build; their ``train``
     split) joined to every refit, never scored (:class:`~stegwatch.evaluation.folds.ExtraTraining`);
-    it needs ``folds`` or ``by_source``.
+    it needs ``folds`` or ``by_source``. ``detector``: the one ``model`` names, if the
+    caller has already loaded it (with ``threshold`` applied).
     """
     path = model_path(model)
-    detector = load_detector(model, threshold)
+    detector = load_detector(model, threshold) if detector is None else detector
     refitted = bool(folds) and detector.trainable
     if data is None:
-        skip = unread_covers(detector, corpus=corpus, labels=labels, refitted=refitted, by_source=by_source,
+        skip = unread_covers(detector, labels=labels, refitted=refitted, by_source=by_source,
                              allow_in_sample=allow_in_sample)
         data = load_rows(corpus, labels, workers=workers, progress=progress, scheduler=scheduler, split=split,
                          leave_out_covers=skip)

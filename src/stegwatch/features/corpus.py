@@ -43,6 +43,11 @@ class CorpusFeatures:
         return CorpusFeatures([self.entries[i] for i in keep], self.features[keep], self.errors, self.manifest_sha256,
                               self.manifest, self.labels, self.left_out)
 
+    def in_categories(self, categories) -> np.ndarray:
+        """A mask over the rows: True where the entry's category is one of ``categories`` (a left-out category)."""
+        chosen = set(categories)
+        return np.asarray([e.category in chosen for e in self.entries], dtype=bool)
+
     @property
     def groups(self) -> np.ndarray:
         """The cover group (``cover_id``) of every row."""

@@ -120,11 +120,11 @@ def monitor(
     history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
     by_source = config.by_source if by_source is None else by_source
     # Read once, for every section; files the evaluation would only drop as in-sample are not read.
-    skip = unread_covers(load_detector(model), corpus=corpus, labels=labels, refitted=False, by_source=by_source,
-                         allow_in_sample=allow_in_sample)
+    detector = load_detector(model)
+    skip = unread_covers(detector, labels=labels, refitted=False, by_source=by_source, allow_in_sample=allow_in_sample)
     data = load_rows(corpus, labels, workers=workers, scheduler=scheduler, split=split, leave_out_covers=skip)
     metrics = evaluate(model, corpus, labels=labels, workers=workers, latency_sample=latency_sample, command=command, data=data,
-                       split=split, allow_in_sample=allow_in_sample, by_source=by_source)
+                       split=split, allow_in_sample=allow_in_sample, by_source=by_source, detector=detector)
     if labels is None:
         metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
                                              manifest=data.manifest)
