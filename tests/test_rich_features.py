@@ -93,6 +93,7 @@ def test_luminance_from_bytes_path_and_coefficients_agree():
 
 
 def test_dctr_does_not_depend_on_the_chunk_size():
+    # chunk_rows: image rows transformed at once (block rows of every phase of the grid)
     luminance = rich.decompressed_luminance(FIXTURES / JPEGS[0])
     quality = MANIFEST["inputs"][JPEGS[0]]["quality"]
     reference = rich.dctr(luminance, quality, chunk_rows=1024)
@@ -221,3 +222,38 @@ def test_a_spatial_rows_spam_is_sealwatchs(recorded):
     name = SPATIAL[0]
     expected = recorded[f"spam/{name.removeprefix('spatial_').removesuffix('.png')}"]
     assert np.max(np.abs(_streams(FIXTURES / name)["spam"] - expected)) <= TOLERANCE
+
+
+def _textbook_dctr(luminance: np.ndarray, quality: int, truncation: int = 4) -> np.ndarray:
+    """DCTR as the paper states it: each 8x8 DCT basis pattern correlated over the whole image (scipy), |response| / q
+    rounded as the reference rounds, clipped to T, a histogram per phase of the 8x8 grid, merged by symmetry."""
+    from scipy.signal import correlate2d
+
+    q = rich.dctr_quantization_step(quality)
+    basis = rich._dct_matrix()
+    x = np.asarray(luminance, dtype=np.float64) - 128
+    rows, columns = np.indices((x.shape[0] - 7, x.shape[1] - 7))
+    phase = (rows % 8) * 8 + columns % 8
+    features = []
+    for u in range(8):
+        for v in range(8):
+            scaled = np.abs(correlate2d(x, np.outer(basis[u], basis[v]), mode="valid")) / q
+            fraction = scaled - np.floor(scaled)
+            binned = np.minimum(np.floor(scaled) + ((fraction >= 0.5) | np.isclose(fraction, 0.5)), truncation)
+            for group in rich._dctr_groups():
+                in_group = np.isin(phase, [r * 8 + c for r, c in group])
+                hist = np.bincount(binned[in_group].astype(int), minlength=truncation + 1)
+                features.extend(hist / max(1, hist.sum()))
+    return np.asarray(features)
+
+
+def test_dctr_equals_the_textbook_computation_also_more_than_255_blocks_wide():
+    # Counts of 0/1 bytes are summed 255 blocks at a time; 2,100 columns make 261 or 262 blocks per phase.
+    rng = np.random.default_rng(4)
+    for shape, quality in (((24, 2100), 90), ((37, 45), 75), ((8, 8), 50), ((7, 30), 95)):
+        luminance = np.clip(rng.normal(128, 30, shape), 0, 255)
+        values = rich.dctr(luminance, quality)
+        if min(shape) < 8:
+            assert not values.any()  # no 8x8 window fits
+            continue
+        assert np.array_equal(values, _textbook_dctr(luminance, quality))

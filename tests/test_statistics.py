@@ -164,3 +164,78 @@ def test_vectorized_statistics_equal_their_textbook_forms_exactly(luma):
         assert fraction == expected_run / 10
     signed = np.random.default_rng(1).integers(-40, 40, 5000)
     assert chi_square_attack(signed) == _textbook_chi_square(signed)
+
+
+def _textbook_palette_ws_terms(indices, palette, truncate=3.0):
+    """palette_ws_terms in floating point as its docstring states it: KB prediction of the colours, the residual
+    projected on the twin direction, weights from the variance of the neighbours' twin-pair mean colours."""
+    def kb(x):
+        up, down, left, right = x[:-2, 1:-1], x[2:, 1:-1], x[1:-1, :-2], x[1:-1, 2:]
+        edges = up + down + left + right
+        corners = x[:-2, :-2] + x[:-2, 2:] + x[2:, :-2] + x[2:, 2:]
+        variance = (up * up + down * down + left * left + right * right) / 4.0 - (edges / 4.0) ** 2
+        return 0.5 * edges - 0.25 * corners, variance
+
+    height, width = indices.shape
+    weights, terms = np.zeros((height, width)), np.zeros((height, width))
+    if height >= 3 and width >= 3:
+        colours = np.asarray(palette, dtype=np.float64)
+        x = colours[indices]
+        prediction, _ = kb(x)
+        _, variance = kb((x + colours[indices ^ 1]) / 2)
+        direction = x[1:-1, 1:-1] - colours[indices[1:-1, 1:-1] ^ 1]
+        distance = np.einsum("ijk,ijk->ij", direction, direction)
+        projection = np.einsum("ijk,ijk->ij", direction, x[1:-1, 1:-1] - prediction)
+        ratio = np.divide(projection, distance, out=np.zeros_like(projection), where=distance > 0)
+        weights[1:-1, 1:-1] = (distance > 0) / (5.0 + variance.mean(axis=2))
+        terms[1:-1, 1:-1] = np.clip(ratio, -truncate, truncate)
+    return weights.reshape(-1), terms.reshape(-1)
+
+
+def test_palette_ws_terms_in_integers_equal_the_floating_point_form_bit_for_bit(luma):
+    from stegwatch.features.statistics import palette_ws_terms
+
+    rng = np.random.default_rng(11)
+    cases = [(luma, np.repeat(np.arange(256.0)[:, None], 3, axis=1))]  # a grey palette over a photograph
+    for shape, entries in (((64, 48), 256), ((9, 130), 16), ((3, 3), 2), ((2, 40), 4), ((40, 7), 64)):
+        palette = rng.integers(0, 256, (entries, 3)).astype(float)
+        palette[2::4] = palette[3::4]  # some twins of the same colour (weigh 0)
+        cases.append((rng.integers(0, entries, shape).astype(np.uint8), palette))
+    for indices, palette in cases:
+        for truncate in (3.0, 1e9):
+            fast, textbook = palette_ws_terms(indices, palette, truncate=truncate), _textbook_palette_ws_terms(
+                indices, palette, truncate)
+            assert all(np.array_equal(a, b) for a, b in zip(fast, textbook, strict=True))
+    with pytest.raises(ValueError, match="integers 0-255"):
+        palette_ws_terms(cases[1][0], cases[1][1] + 0.5)
+
+
+def test_attacks_on_shared_prefix_counts_equal_the_attacks_on_the_values(luma):
+    from stegwatch.features.statistics import (
+        prefix_counts,
+        prefix_ends,
+        sequential_chi_square_evidence,
+        sequential_pairs_likelihood_ratio,
+    )
+
+    rng = np.random.default_rng(5)
+    paths = [_replace(luma, 0.3, sequential=True).reshape(-1), rng.integers(-60, 60, 20000).astype(np.int16),
+             np.zeros(0, dtype=np.uint8), luma[:2, :100].reshape(-1)]
+    for path in paths:
+        counted = prefix_counts(path)
+        assert sequential_chi_square_evidence(counted) == sequential_chi_square_evidence(path)
+        assert sequential_pairs_likelihood_ratio(counted) == sequential_pairs_likelihood_ratio(path)
+        ends = prefix_ends(path.size)[::3]  # ends that stop short of the whole path: the total still counts it all
+        assert sequential_pairs_likelihood_ratio(prefix_counts(path, ends)) == sequential_pairs_likelihood_ratio(path, ends=ends)
+        assert prefix_counts(path, ends).total.sum() == path.size
+    with pytest.raises(ValueError, match="fixed"):
+        sequential_chi_square_evidence(prefix_counts(paths[0]), ends=np.asarray([10]))
+
+
+def test_matching_statistics_given_their_shared_parts_are_unchanged(luma):
+    from stegwatch.features.statistics import adjacency_hcf_com, calibrated_hcf_com, downsample_2x2, hcf_com
+
+    for channel in _channels(luma):
+        down = downsample_2x2(channel)
+        assert calibrated_hcf_com(channel, downsampled=down, com=hcf_com(channel)) == calibrated_hcf_com(channel)
+        assert adjacency_hcf_com(channel, downsampled=down) == adjacency_hcf_com(channel)

@@ -460,8 +460,12 @@ def model_columns(names: list[str]) -> np.ndarray:
     return np.asarray([all_names.index(n) for n in [*names, ROUTE_FEATURE]])
 
 
-def model_input(features: np.ndarray, columns: np.ndarray, *, chunk: int = 2048) -> np.ndarray:
-    """``features[:, columns]`` as float32, a chunk of rows at a time (no float64 copy of a wide table)."""
+def model_input(features: np.ndarray, columns: np.ndarray, *, chunk: int = 128) -> np.ndarray:
+    """``features[:, columns]`` as float32, a chunk of rows at a time.
+
+    Small chunks keep the float64 temporary of each gather small and reused: a gather of a whole batch of wide rows
+    maps fresh memory, and faulting it in cost more than the gather itself (0.17 s against 0.025 s for 1,000 rows).
+    """
     out = np.empty((len(features), len(columns)), dtype=np.float32)
     for start in range(0, len(features), chunk):
         out[start:start + chunk] = features[start:start + chunk, columns]

@@ -233,18 +233,7 @@ def _dctr_thresholds(q: float, truncation: int) -> np.ndarray:
     return np.asarray(thresholds)
 
 
-def _undecimated_dct(x: np.ndarray) -> np.ndarray:
-    """(8, H-7, W-7, 8): x convolved ('valid') with each 8x8 DCT basis pattern; mode (u, v) is ``[u, :, :, v]``."""
-    # Convolution flips the kernel; the 2-D basis is separable, so filter columns, then rows (each a small GEMM).
-    flipped = _dct_matrix()[:, ::-1]
-    columns = np.lib.stride_tricks.sliding_window_view(x, 8, axis=0)  # (H-7, W, 8)
-    stage = np.ascontiguousarray(columns) @ flipped.T  # (H-7, W, u)
-    stage = np.ascontiguousarray(stage.transpose(2, 0, 1))  # (u, H-7, W)
-    rows = np.lib.stride_tricks.sliding_window_view(stage, 8, axis=2)  # (u, H-7, W-7, 8)
-    return np.ascontiguousarray(rows) @ flipped.T  # (u, H-7, W-7, v)
-
-
-def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk_rows: int = 16) -> np.ndarray:
+def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk_rows: int = 256) -> np.ndarray:
     """DCTR features of a JPEG's decompressed luminance.
 
     The luminance (level-shifted by -128) is convolved with each of the 64
@@ -254,6 +243,16 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
     mode, the histograms of the 64 positions relative to the 8x8 grid are
     merged into 25 by the DCT's symmetries and normalized.
 
+    How it is computed: the response of every mode at a window is, up to its
+    sign, the 8x8 block DCT of that window (convolution flips the basis, which
+    changes only the sign). So for each of the 64 phases (a, b) of the grid,
+    the windows at that phase are the blocks of the image shifted by (a, b),
+    and one block DCT (two small matrix products, reading the image through
+    reshaped views) gives every mode's response there. Their histograms are
+    counts over blocks: for each threshold, the blocks at or above it,
+    summed eight 0/1 bytes at a time in 64-bit words (at most 255 blocks per
+    sum, so no byte carries into the next).
+
     Parameters
     ----------
     luminance : (H, W) array of the decompressed luminance in [0, 255]
@@ -261,7 +260,7 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
     quality : the JPEG (IJG) quality factor, which sets q; for a file of unknown quality,
         :func:`stegwatch.stego.dct.ijg_quality` of its luminance table
     truncation : T (4 in the published 8,000-feature set)
-    chunk_rows : rows of responses computed at once (a multiple of 8; small chunks stay in cache and bound memory)
+    chunk_rows : image rows transformed at once (rounded down to a multiple of 8; bounds memory on large images)
 
     Returns
     -------
@@ -274,37 +273,46 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
         raise ValueError(f"dctr needs a 2-D luminance array, got shape {x.shape}")
     q = dctr_quantization_step(quality)
     t = int(truncation)
-    bins = t + 1
     thresholds = _dctr_thresholds(q, t)
-    counts = np.zeros(64 * 64 * bins)  # (mode, phase, bin)
-    out_rows, out_columns = x.shape[0] - 7, x.shape[1] - 7
-    if out_rows > 0 and out_columns > 0:
-        step = max(8, chunk_rows // 8 * 8)  # chunks start on the 8x8 grid, so every chunk has the same phases
-        rows = min(step, out_rows)
-        # Where each response's count goes: (mode, phase of its position on the 8x8 grid) -> first bin.
-        phase = (np.arange(rows) % 8)[:, None] * 8 + (np.arange(out_columns) % 8)[None, :]
-        mode = np.arange(8)[:, None, None, None] * 8 + np.arange(8)[None, None, None, :]  # (u, ., ., v)
-        offsets = (mode * 64 + phase[None, :, :, None]) * bins  # in the responses' (u, row, column, v) layout
-        binned = np.empty((8, rows, out_columns, 8), dtype=np.uint8)
-        above = np.empty_like(binned, dtype=bool)
-        for start in range(0, out_rows, step):
-            stop = min(out_rows, start + step)
-            size = stop - start
-            magnitude = _undecimated_dct(x[start:stop + 7] - 128)  # level shift per chunk: no full-size copy
-            np.abs(magnitude, out=magnitude)
-            part, part_above = binned[:, :size], above[:, :size]
-            np.greater_equal(magnitude, thresholds[0], out=part_above)
-            part[...] = part_above
-            for threshold in thresholds[1:]:
-                np.greater_equal(magnitude, threshold, out=part_above)
-                part += part_above
-            index = np.add(part, offsets[:, :size], dtype=np.intp)
-            counts += np.bincount(index.reshape(-1), minlength=counts.size)
-    counts = counts.reshape(64, 64, bins)
-    merged = np.einsum("mpb,pg->mgb", counts, _dctr_merge_matrix())  # (mode, group, bin)
+    dct = _dct_matrix()
+    height, width = x.shape
+    # at_least[a, b, k, v, u]: responses of mode (u, v) at grid phase (a, b) whose magnitude reaches bin k + 1.
+    at_least = np.zeros((8, 8, t, 8, 8), dtype=np.int64)
+    positions = np.zeros((8, 8), dtype=np.int64)
+    levels = thresholds[:, None, None, None]
+    step = max(1, chunk_rows // 8)  # block rows per chunk
+    for a in range(8):
+        blocks_down = (height - a) // 8
+        for first in range(0, blocks_down, step):
+            m = min(step, blocks_down - first)
+            top = a + 8 * first
+            strip = (x[top:top + 8 * m] - 128).reshape(m, 8, width)
+            # Column transform of every block row, then laid out (column, block row * u) for the row transform.
+            columns = np.ascontiguousarray((dct @ strip).reshape(m * 8, width).T)
+            reached = np.zeros((8, t, 8 * m * 8), dtype=np.int64)  # (b, k, v * block row * u)
+            for b in range(8):
+                blocks_across = (width - b) // 8
+                for left in range(0, blocks_across, _MAX_BYTE_SUM):
+                    n = min(_MAX_BYTE_SUM, blocks_across - left)
+                    start = b + 8 * left
+                    magnitude = dct @ columns[start:start + 8 * n].reshape(n, 8, m * 8)  # (block, v, block row * u)
+                    np.abs(magnitude, out=magnitude)
+                    above = magnitude >= levels  # (k, block, v, row * u)
+                    reached[b] += above.reshape(t, n, -1).view(np.uint64).sum(axis=1).view(np.uint8)
+                    positions[a, b] += n * m
+            at_least[a] += reached.reshape(8, t, 8, m, 8).sum(axis=3)
+    # Histogram bins from the cumulative counts: bin 0 is below the first threshold, bin T at or above the last.
+    upper = np.concatenate([np.broadcast_to(positions[:, :, None, None, None], (8, 8, 1, 8, 8)), at_least], axis=2)
+    lower = np.concatenate([at_least, np.zeros((8, 8, 1, 8, 8), dtype=np.int64)], axis=2)
+    counts = (upper - lower).transpose(4, 3, 0, 1, 2).reshape(64, 64, t + 1)  # (mode u*8+v, phase a*8+b, bin)
+    merged = np.einsum("mpb,pg->mgb", counts.astype(np.float64), _dctr_merge_matrix())  # (mode, group, bin)
     totals = merged.sum(axis=2, keepdims=True)
     features = np.divide(merged, totals, out=np.zeros_like(merged), where=totals > 0)
     return features.reshape(-1)
+
+
+#: Blocks whose 0/1 bytes are summed in one pass: a byte holds at most 255.
+_MAX_BYTE_SUM = 255
 
 
 def dctr_names(*, truncation: int = DCTR_T) -> list[str]:

@@ -203,7 +203,7 @@ def weighted_stego(channel: np.ndarray) -> float:
     return float(np.clip(estimate, 0.0, 1.0))
 
 
-_WS_BLOCK_ROWS = 32
+_WS_BLOCK_ROWS = 128
 
 
 def lsb_flat_inconsistency(plane: np.ndarray) -> float:
@@ -271,6 +271,47 @@ class SequentialEvidence:
     fraction: float = 0.0
 
 
+@dataclass(frozen=True)
+class PrefixCounts:
+    """Histograms of the growing prefixes of one embedding path, counted once for every pairs-of-values attack.
+
+    ``counts[i]`` is the histogram of the first ``ends[i]`` values (pairs kept
+    intact by :func:`pair_aligned`), ``total`` that of the whole path, ``size``
+    the path's length. :func:`sequential_chi_square_evidence` and
+    :func:`sequential_pairs_likelihood_ratio` take one in place of the values.
+    """
+
+    ends: np.ndarray
+    counts: np.ndarray
+    total: np.ndarray
+    size: int
+
+
+def prefix_counts(values: np.ndarray, ends: np.ndarray | None = None) -> PrefixCounts:
+    """:class:`PrefixCounts` of ``values`` (embedding order) at ``ends`` (default :func:`prefix_ends`); each value is
+    counted once, the prefixes' histograms being running sums of the slices between their ends."""
+    values = np.asarray(values).reshape(-1)
+    shifted, bins = pair_aligned(values)
+    ends = prefix_ends(values.size) if ends is None else np.asarray(ends, dtype=np.int64)
+    counts = np.zeros((ends.size, bins), dtype=np.int64)
+    running = np.zeros(bins, dtype=np.int64)
+    start = 0
+    for row, end in enumerate(ends):
+        running += np.bincount(shifted[start:end], minlength=bins)
+        start = max(start, int(end))
+        counts[row] = running
+    total = running + np.bincount(shifted[start:], minlength=bins) if start < values.size else running.copy()
+    return PrefixCounts(ends, counts, total, int(values.size))
+
+
+def _as_prefix_counts(path: np.ndarray | PrefixCounts, ends: np.ndarray | None) -> PrefixCounts:
+    if isinstance(path, PrefixCounts):
+        if ends is not None:
+            raise ValueError("ends are fixed by the PrefixCounts given")
+        return path
+    return prefix_counts(path, ends)
+
+
 def chi_square_equalization_evidence(hist: np.ndarray, *, min_expected: float = 5.0) -> float:
     """Westfeld-Pfitzmann's test on one histogram, as evidence of equalized pairs: ``-log10(1 - p)``.
 
@@ -300,7 +341,7 @@ def chi_square_equalization_evidence(hist: np.ndarray, *, min_expected: float = 
     return float(min(-np.log10(max(lower_tail, 10.0 ** -MAX_EVIDENCE)), MAX_EVIDENCE))
 
 
-def sequential_chi_square_evidence(values: np.ndarray, *, ends: np.ndarray | None = None,
+def sequential_chi_square_evidence(values: np.ndarray | PrefixCounts, *, ends: np.ndarray | None = None,
                                    min_expected: float = 5.0) -> SequentialEvidence:
     """Westfeld-Pfitzmann's sequential attack: the chi-square test on growing prefixes of ``values`` (embedding order).
 
@@ -311,30 +352,17 @@ def sequential_chi_square_evidence(values: np.ndarray, *, ends: np.ndarray | Non
     and the prefix where it peaked. No framing is needed: a random payload of
     any length is found where its prefix is long enough to populate the pairs.
     Signed values (DCT coefficients) are aligned by :func:`pair_aligned`.
+    ``values`` may be the path's :func:`prefix_counts`, shared with other attacks.
     """
-    values = np.asarray(values).reshape(-1)
-    if values.size == 0:
+    counted = _as_prefix_counts(values, ends)
+    if counted.size == 0:
         return SequentialEvidence()
-    shifted, bins = pair_aligned(values)
-    ends = prefix_ends(values.size) if ends is None else ends
-    best, at, start = 0.0, 0, 0
-    running = np.zeros(bins, dtype=np.int64)
-    for end in ends:
-        running += np.bincount(shifted[start:end], minlength=bins)
-        start = end
+    best, at = 0.0, 0
+    for end, running in zip(counted.ends, counted.counts, strict=True):
         evidence = chi_square_equalization_evidence(running, min_expected=min_expected)
         if evidence > best:
             best, at = evidence, int(end)
-    return SequentialEvidence(best, at / values.size)
-
-
-def _kb_prediction(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The KB prediction of every interior sample of ``x`` (H, W, C float) and the variance of its 4 neighbours."""
-    up, down, left, right = x[:-2, 1:-1], x[2:, 1:-1], x[1:-1, :-2], x[1:-1, 2:]
-    edges = up + down + left + right
-    corners = x[:-2, :-2] + x[:-2, 2:] + x[2:, :-2] + x[2:, 2:]
-    variance = (up * up + down * down + left * left + right * right) / 4.0 - (edges / 4.0) ** 2
-    return 0.5 * edges - 0.25 * corners, variance
+    return SequentialEvidence(best, at / counted.size)
 
 
 def ws_terms(planes: np.ndarray, *, mask: np.ndarray | None = None,
@@ -364,13 +392,10 @@ def ws_terms(planes: np.ndarray, *, mask: np.ndarray | None = None,
     if height >= 3 and width >= 3:
         # Integer arithmetic on 4x the prediction and 16x the variance: exact, and faster than floats.
         x = x.astype(np.int32)
-        up, down, left, right = x[:-2, 1:-1], x[2:, 1:-1], x[1:-1, :-2], x[1:-1, 2:]
-        edges = up + down + left + right
-        corners = x[:-2, :-2] + x[:-2, 2:] + x[2:, :-2] + x[2:, 2:]
+        edges = _edge_sum(x)
         centre = x[1:-1, 1:-1]
-        residual4 = 4 * centre - 2 * edges + corners  # 4 (x - p)
-        squares = x * x
-        variance16 = 4 * (squares[:-2, 1:-1] + squares[2:, 1:-1] + squares[1:-1, :-2] + squares[1:-1, 2:]) - edges * edges
+        residual4 = 4 * centre - 2 * edges + _corner_sum(x)  # 4 (x - p)
+        variance16 = 4 * _edge_sum(x * x) - edges * edges
         np.divide(16.0, 80.0 + variance16, out=weights[1:-1, 1:-1])
         limit = int(round(4 * truncate))
         np.multiply(2 * (centre & 1) - 1, np.clip(residual4, -limit, limit), out=terms[1:-1, 1:-1], casting="unsafe")
@@ -403,18 +428,43 @@ def palette_ws_terms(indices: np.ndarray, palette: np.ndarray, *,
     weights = np.zeros((height, width))
     terms = np.zeros((height, width))
     if height >= 3 and width >= 3:
-        colours = np.asarray(palette, dtype=np.float64)
-        x = colours[idx]
-        prediction, _ = _kb_prediction(x)
-        _, variance = _kb_prediction((x + colours[idx ^ 1]) / 2)
-        inner = idx[1:-1, 1:-1]
-        direction = x[1:-1, 1:-1] - colours[inner ^ 1]
-        distance = np.einsum("ijk,ijk->ij", direction, direction)
-        projection = np.einsum("ijk,ijk->ij", direction, x[1:-1, 1:-1] - prediction)
+        colours = np.asarray(palette)
+        if colours.size and (np.any(colours != np.rint(colours)) or colours.min() < 0 or colours.max() > 255):
+            raise ValueError("palette colours must be integers 0-255")
+        colours = colours.astype(np.int32)
+        twins = idx ^ 1
+        # Integer sums per channel, scaled so that every value is exact: 4 (c - c').(c - p), |c - c'|^2 and 64 times
+        # the sum over channels of the pair means' neighbour variance. Divided by powers of two, they are the
+        # floating-point values of the textbook form bit for bit (tests/test_classical_attacks.py checks it).
+        projection4 = np.zeros((height - 2, width - 2), dtype=np.int32)
+        distance = np.zeros_like(projection4)
+        spread64 = np.zeros_like(projection4)
+        for channel in range(colours.shape[1]):
+            colour = colours[:, channel]
+            c = colour[idx]
+            pair = c + colour[twins]  # twice the twin pair's mean colour
+            centre = c[1:-1, 1:-1]
+            direction = 2 * centre - pair[1:-1, 1:-1]  # c - c'
+            # 4 (c - p), with the KB prediction p = edges / 2 - corners / 4
+            projection4 += direction * (4 * centre - 2 * _edge_sum(c) + _corner_sum(c))
+            distance += direction * direction
+            pair_edges = _edge_sum(pair)
+            spread64 += 4 * _edge_sum(pair * pair) - pair_edges * pair_edges
+        projection = projection4 / 4.0
         ratio = np.divide(projection, distance, out=np.zeros_like(projection), where=distance > 0)
-        weights[1:-1, 1:-1] = (distance > 0) / (5.0 + variance.mean(axis=2))
+        weights[1:-1, 1:-1] = (distance > 0) / (5.0 + spread64 / 64.0 / colours.shape[1])
         terms[1:-1, 1:-1] = np.clip(ratio, -truncate, truncate)
     return weights.reshape(-1), terms.reshape(-1)
+
+
+def _edge_sum(x: np.ndarray) -> np.ndarray:
+    """For every interior sample of ``x`` (2-D, or more with the image axes first): the sum of its 4 edge neighbours."""
+    return x[:-2, 1:-1] + x[2:, 1:-1] + x[1:-1, :-2] + x[1:-1, 2:]
+
+
+def _corner_sum(x: np.ndarray) -> np.ndarray:
+    """For every interior sample of ``x``: the sum of its 4 corner (diagonal) neighbours."""
+    return x[:-2, :-2] + x[:-2, 2:] + x[2:, :-2] + x[2:, 2:]
 
 
 #: Fewest samples (effective count of the weights, (sum w)^2 / sum w^2) a part of the path needs for its
@@ -554,29 +604,32 @@ def downsample_2x2(channel: np.ndarray) -> np.ndarray:
     return ((x[0::2, 0::2] + x[0::2, 1::2] + x[1::2, 0::2] + x[1::2, 1::2]) // 4).astype(np.uint8)
 
 
-def calibrated_hcf_com(channel: np.ndarray) -> float:
+def calibrated_hcf_com(channel: np.ndarray, *, downsampled: np.ndarray | None = None, com: float | None = None) -> float:
     """Ker's calibrated HCF-COM: ``C(image) / C(image downsampled 2x2)`` for one 8-bit channel.
 
     Ker, "Steganalysis of LSB matching in grayscale images" (IEEE Signal
     Processing Letters 12(6), 2005): averaging 2x2 blocks mostly removes the
     +-1 noise, so the downsampled image's COM stands for the cover's and the
     ratio falls with the payload (near 1 for clean images, below for stego).
-    Returns 1.0 for images too small to downsample.
+    Returns 1.0 for images too small to downsample. A caller that has
+    ``downsample_2x2(channel)`` or ``hcf_com(channel)`` already passes them
+    (:func:`adjacency_hcf_com` takes the same downsampled image).
     """
     x = np.asarray(channel)
     if x.shape[0] < 2 or x.shape[1] < 2:
         return 1.0
-    reference = hcf_com(downsample_2x2(x))
-    return hcf_com(x) / reference if reference > 0 else 1.0
+    reference = hcf_com(downsample_2x2(x) if downsampled is None else downsampled)
+    return (hcf_com(x) if com is None else com) / reference if reference > 0 else 1.0
 
 
-def adjacency_hcf_com(channel: np.ndarray) -> float:
+def adjacency_hcf_com(channel: np.ndarray, *, downsampled: np.ndarray | None = None) -> float:
     """Ker's adjacency HCF-COM of one 8-bit channel, calibrated by 2x2 downsampling (a ratio, as above).
 
     Ker (2005): the 2-D histogram of horizontally adjacent pairs is
     concentrated on its diagonal in natural images, and +-1 noise spreads it;
     ``C2 = sum (k + l) |H[k, l]| / sum |H[k, l]|`` over ``k, l = 0..128`` of its
-    2-D DFT, divided by the same for the downsampled image.
+    2-D DFT, divided by the same for the downsampled image (``downsampled``:
+    ``downsample_2x2(channel)``, when the caller has it).
     """
     x = np.asarray(channel)
     if x.shape[0] < 2 or x.shape[1] < 4:
@@ -589,7 +642,7 @@ def adjacency_hcf_com(channel: np.ndarray) -> float:
         k = np.arange(129, dtype=float)
         return _com(magnitude, k[:, None] + k[None, :])
 
-    reference = c2(downsample_2x2(x))
+    reference = c2(downsample_2x2(x) if downsampled is None else downsampled)
     return c2(x) / reference if reference > 0 else 1.0
 
 
@@ -655,7 +708,7 @@ def f5_calibrated_beta(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 
     return float(np.mean(betas)) if betas else 0.0
 
 
-def sequential_pairs_likelihood_ratio(values: np.ndarray, *, ends: np.ndarray | None = None,
+def sequential_pairs_likelihood_ratio(values: np.ndarray | PrefixCounts, *, ends: np.ndarray | None = None,
                                       min_rest: int = 100, max_fraction: float = 0.75) -> SequentialEvidence:
     """Are the pairs of values (2k, 2k+1) equalized on a prefix of the path, but not on the rest?
 
@@ -672,21 +725,17 @@ def sequential_pairs_likelihood_ratio(values: np.ndarray, *, ends: np.ndarray | 
     the path (the rest must be large enough to stand for the clean image; a
     payload filling more is left to :func:`sequential_chi_square_evidence`),
     0 if none is positive. Strongest where the natural split is uneven
-    everywhere, as in quantized DCT coefficients (JSteg).
+    everywhere, as in quantized DCT coefficients (JSteg). ``values`` may be
+    the path's :func:`prefix_counts`, shared with other attacks.
     """
-    values = np.asarray(values).reshape(-1)
-    n = values.size
-    ends = prefix_ends(n) if ends is None else np.asarray(ends)
-    ends = ends[(ends > 0) & (ends <= max_fraction * n)]
-    if ends.size == 0:
+    counted = _as_prefix_counts(values, ends)
+    n = counted.size
+    tested = (counted.ends > 0) & (counted.ends <= max_fraction * n)
+    if not tested.any():
         return SequentialEvidence()
-    shifted, bins = pair_aligned(values)
-    total = np.bincount(shifted, minlength=bins)
-    best, at, start = 0.0, 0, 0
-    prefix = np.zeros(bins, dtype=np.int64)
-    for end in ends:
-        prefix += np.bincount(shifted[start:end], minlength=bins)
-        start = end
+    total = counted.total
+    best, at = 0.0, 0
+    for end, prefix in zip(counted.ends[tested], counted.counts[tested], strict=True):
         rest = total - prefix
         even, odd = prefix[0::2], prefix[1::2]
         rest_even, rest_odd = rest[0::2], rest[1::2]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -27,12 +28,14 @@ from stegwatch.features.statistics import (
     calibrated_hcf_com,
     chi_square_attack,
     chi_square_from_histogram,
+    downsample_2x2,
     embedded_fraction,
     f5_calibrated_beta,
     hcf_com,
     lsb_flat_inconsistency,
     palette_ws_terms,
     prefix_bounds,
+    prefix_counts,
     prefix_histograms,
     sample_pair_analysis,
     sequential_chi_square,
@@ -51,6 +54,9 @@ from stegwatch.stego.eoi import end_of_image, trailer_start
 from stegwatch.stego.exif import ASCII_HEADER, decode_user_comment, read_user_comment
 from stegwatch.stego.lsb_rgb import rgb_samples
 from stegwatch.stego.palette import index_plane
+
+if TYPE_CHECKING:
+    from stegwatch.stego.dct import DctImage
 
 FEATURE_VERSION = 5
 STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "sequential", "matching",
@@ -304,15 +310,24 @@ def _content(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
                        math.log1p(text_len)])
 
 
-def _dct(carrier: CarrierFile) -> np.ndarray:
-    from stegwatch.stego.dct import ac_mask, read_dct
+def _coefficients(carrier: CarrierFile) -> DctImage | None:
+    """A JPEG's coefficients, read once for every stream that needs them (None for other files and unreadable ones)."""
+    from stegwatch.stego.dct import read_dct
+
+    if not _is_jpeg(carrier):
+        return None
+    try:
+        return read_dct(carrier.data)
+    except ValueError:
+        return None
+
+
+def _dct(image: DctImage | None) -> np.ndarray:
+    """The ``dct`` stream of a JPEG's coefficients (:func:`_coefficients`; zeros for None)."""
+    from stegwatch.stego.dct import ac_mask
     from stegwatch.stego.jsteg import usable_positions
 
-    if not carrier.data.startswith(b"\xff\xd8"):
-        return np.zeros(len(FEATURE_NAMES["dct"]))
-    try:
-        image = read_dct(carrier.data)
-    except ValueError:
+    if image is None:
         return np.zeros(len(FEATURE_NAMES["dct"]))
     luma = image.Y
     ac = luma[ac_mask(luma.shape)]  # int16, as read: every count below is the same as in int64, at a quarter the memory
@@ -322,7 +337,8 @@ def _dct(carrier: CarrierFile) -> np.ndarray:
     # JSteg's own path: the AC coefficients that are neither 0 nor 1, blocks row-major, in the order it embeds.
     leading = _leading_rows(luma, luma.shape[1] * 64)  # whole block rows, from the top: JSteg's path starts there
     path = leading.reshape(-1)[usable_positions(leading)]
-    chi2, pairs = sequential_chi_square_evidence(path), sequential_pairs_likelihood_ratio(path)
+    counted = prefix_counts(path)
+    chi2, pairs = sequential_chi_square_evidence(counted), sequential_pairs_likelihood_ratio(counted)
     return np.asarray([1.0, float(image.luma_qt[0, 0]) / 64.0, chi_square_attack(ac, exclude=(0, 1)), *hist,
                        h1 / max(1, h2), float(np.mean(ac == 0)), f5_calibrated_beta(leading, image.luma_qt),
                        chi2.evidence, chi2.fraction, pairs.evidence, pairs.fraction])
@@ -346,7 +362,8 @@ def _is_jpeg(carrier: CarrierFile) -> bool:
 
 def _path_attacks(values: np.ndarray, ws: tuple[np.ndarray, np.ndarray]) -> list[float]:
     """The three sequential attacks on one path: chi-square, pairs likelihood ratio, WS (evidence, fraction each)."""
-    found: list[SequentialEvidence] = [sequential_chi_square_evidence(values), sequential_pairs_likelihood_ratio(values),
+    counted = prefix_counts(values)
+    found: list[SequentialEvidence] = [sequential_chi_square_evidence(counted), sequential_pairs_likelihood_ratio(counted),
                                        sequential_ws_evidence(*ws)]
     return [v for e in found for v in (e.evidence, e.fraction)]
 
@@ -378,34 +395,33 @@ def _matching(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
     """HCF-COM and Ker's calibrated and adjacency forms, averaged over the channels (not for JPEG or palette images)."""
     if _is_jpeg(carrier) or carrier.image.mode == "P":
         return np.zeros(len(FEATURE_NAMES["matching"]))
-    channels = [np.ascontiguousarray(samples[..., c]) for c in range(samples.shape[2])]
-    return np.asarray([float(np.mean([f(c) for c in channels])) for f in (hcf_com, calibrated_hcf_com, adjacency_hcf_com)])
+    per_channel = []
+    for c in range(samples.shape[2]):
+        channel = np.ascontiguousarray(samples[..., c])
+        com, down = hcf_com(channel), downsample_2x2(channel)  # each computed once for the three statistics
+        per_channel.append((com, calibrated_hcf_com(channel, downsampled=down, com=com),
+                            adjacency_hcf_com(channel, downsampled=down)))
+    return np.asarray([float(np.mean(values)) for values in zip(*per_channel, strict=True)])
 
 
-def _rich(carrier: CarrierFile, luma: np.ndarray) -> dict[str, np.ndarray]:
+def _rich(coefficients: DctImage | None, luma: np.ndarray) -> dict[str, np.ndarray]:
     """The ``spam`` and ``dctr`` streams (float32 values): SPAM of the luminance; DCTR of a JPEG's (zeros otherwise).
 
-    A JPEG's luminance is read from its coefficients (dequantized, inverse
-    DCT): DCTR takes it unrounded with the quality of the file's luminance
-    table, SPAM takes it rounded and clipped to 8 bits (the pixels a decoder
-    gives, without the colour conversion round trip of ``luma``). Any other
-    file's SPAM is of ``luma``.
+    A JPEG's luminance is read from its coefficients (:func:`_coefficients`:
+    dequantized, inverse DCT): DCTR takes it unrounded with the quality of
+    the file's luminance table, SPAM takes it rounded and clipped to 8 bits
+    (the pixels a decoder gives, without the colour conversion round trip of
+    ``luma``). Any other file's SPAM is of ``luma``.
     """
-    from stegwatch.stego.dct import ijg_quality, read_dct
+    from stegwatch.stego.dct import ijg_quality
 
     dctr = np.zeros(len(FEATURE_NAMES["dctr"]))
-    if carrier.data.startswith(b"\xff\xd8"):
-        try:
-            coefficients = read_dct(carrier.data)
-        except ValueError:
-            coefficients = None
-        if coefficients is not None:
-            quality = ijg_quality(coefficients.luma_qt.reshape(-1))
-            luminance = rich.decompressed_luminance(coefficients)
-            del coefficients  # every channel's coefficients: free them before DCTR (peak memory on large files)
-            dctr = rich.dctr(luminance, quality)
-            luma = np.clip(np.rint(luminance, out=luminance), 0, 255, out=luminance).astype(np.uint8)
-            del luminance
+    if coefficients is not None:
+        quality = ijg_quality(coefficients.luma_qt.reshape(-1))
+        luminance = rich.decompressed_luminance(coefficients)
+        dctr = rich.dctr(luminance, quality)
+        luma = np.clip(np.rint(luminance, out=luminance), 0, 255, out=luminance).astype(np.uint8)
+        del luminance
     return {"spam": rich.spam(luma).astype(np.float32), "dctr": dctr.astype(np.float32)}
 
 
@@ -415,6 +431,7 @@ def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
     samples = _samples(image)
     luma = np.asarray(image.convert("L"))
     palette, palette_lsb = _palette(image)
+    coefficients = _coefficients(carrier)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         values = {
@@ -426,10 +443,10 @@ def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
             "palette_lsb": palette_lsb,
             "format": _format(carrier),
             "content": _content(carrier, samples),
-            "dct": _dct(carrier),
+            "dct": _dct(coefficients),
             "sequential": _sequential(carrier),
             "matching": _matching(carrier, samples),
-            **_rich(carrier, luma),
+            **_rich(coefficients, luma),
         }
     for name, vector in values.items():
         assert vector.shape == (len(FEATURE_NAMES[name]),), name

@@ -7,6 +7,8 @@ channel, shape (block rows, block columns, 8, 8); index [..., 0, 0] is DC.
 
 from __future__ import annotations
 
+import functools
+
 import os
 import tempfile
 from dataclasses import dataclass
@@ -146,5 +148,13 @@ def ijg_quality(luma_table) -> int | None:
     if luma_table is None or len(luma_table) != 64:
         return None
     table = np.sort(np.asarray(luma_table, dtype=np.int64))
-    errors = [int(np.abs(np.sort(ijg_table(q)) - table).sum()) for q in range(1, 101)]
+    errors = np.abs(_sorted_ijg_tables() - table).sum(axis=1)
     return int(np.argmin(errors)) + 1
+
+
+@functools.cache
+def _sorted_ijg_tables() -> np.ndarray:
+    """(100, 64): :func:`ijg_table` of qualities 1..100, each sorted (computed once)."""
+    tables = np.sort(np.stack([ijg_table(q) for q in range(1, 101)]), axis=1)
+    tables.setflags(write=False)
+    return tables
