@@ -73,7 +73,7 @@ def stream_costs(paths: list[str]) -> dict[str, float]:
         "dct": lambda c, k: streams_module._dct(k),
         "sequential": lambda c, k: streams_module._sequential(c),
         "matching": lambda c, k: streams_module._matching(c, streams_module._samples(c.image)),
-        "spam+dctr": lambda c, k: streams_module._rich(k, np.asarray(c.image.convert("L"))),
+        "spam+dctr": lambda c, k: streams_module._rich([] if k is None else [k], np.asarray(c.image.convert("L"))),
     }
     costs = {"JPEG coefficients (read once)": 1000 * read_time / len(carriers)}
     for name, function in functions.items():

@@ -233,7 +233,7 @@ def _dctr_thresholds(q: float, truncation: int) -> np.ndarray:
     return np.asarray(thresholds)
 
 
-def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk_rows: int = 256) -> np.ndarray:
+def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk_rows: int | None = None) -> np.ndarray:
     """DCTR features of a JPEG's decompressed luminance.
 
     The luminance (level-shifted by -128) is convolved with each of the 64
@@ -260,7 +260,8 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
     quality : the JPEG (IJG) quality factor, which sets q; for a file of unknown quality,
         :func:`stegwatch.stego.dct.ijg_quality` of its luminance table
     truncation : T (4 in the published 8,000-feature set)
-    chunk_rows : image rows transformed at once (rounded down to a multiple of 8; bounds memory on large images)
+    chunk_rows : image rows transformed at once (rounded down to a multiple of 8); by default as many as hold
+        :data:`DCTR_CHUNK_PIXELS` pixels, which bounds the temporaries on the largest images (about 8 MiB)
 
     Returns
     -------
@@ -280,6 +281,8 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
     at_least = np.zeros((8, 8, t, 8, 8), dtype=np.int64)
     positions = np.zeros((8, 8), dtype=np.int64)
     levels = thresholds[:, None, None, None]
+    if chunk_rows is None:
+        chunk_rows = DCTR_CHUNK_PIXELS // max(1, width)
     step = max(1, chunk_rows // 8)  # block rows per chunk
     for a in range(8):
         blocks_down = (height - a) // 8
@@ -313,6 +316,8 @@ def dctr(luminance: np.ndarray, quality: int, *, truncation: int = DCTR_T, chunk
 
 #: Blocks whose 0/1 bytes are summed in one pass: a byte holds at most 255.
 _MAX_BYTE_SUM = 255
+#: Pixels :func:`dctr` transforms at once by default: a whole image up to 512x512, 64 rows of a 4096-wide one.
+DCTR_CHUNK_PIXELS = 1 << 18
 
 
 def dctr_names(*, truncation: int = DCTR_T) -> list[str]:

@@ -404,21 +404,27 @@ def _matching(carrier: CarrierFile, samples: np.ndarray) -> np.ndarray:
     return np.asarray([float(np.mean(values)) for values in zip(*per_channel, strict=True)])
 
 
-def _rich(coefficients: DctImage | None, luma: np.ndarray) -> dict[str, np.ndarray]:
+def _rich(jpeg: list[DctImage], luma: np.ndarray) -> dict[str, np.ndarray]:
     """The ``spam`` and ``dctr`` streams (float32 values): SPAM of the luminance; DCTR of a JPEG's (zeros otherwise).
 
-    A JPEG's luminance is read from its coefficients (:func:`_coefficients`:
-    dequantized, inverse DCT): DCTR takes it unrounded with the quality of
-    the file's luminance table, SPAM takes it rounded and clipped to 8 bits
-    (the pixels a decoder gives, without the colour conversion round trip of
-    ``luma``). Any other file's SPAM is of ``luma``.
+    ``jpeg`` is empty, or holds a JPEG's coefficients (:func:`_coefficients`)
+    as the caller's only reference: this function takes them out of the list,
+    so that every channel's coefficients, and then the luminance, are freed
+    before DCTR and SPAM run (peak memory on the largest files). The
+    luminance is read from the coefficients (dequantized, inverse DCT): DCTR
+    takes it unrounded with the quality of the file's luminance table, SPAM
+    takes it rounded and clipped to 8 bits (the pixels a decoder gives,
+    without the colour conversion round trip of ``luma``). Any other file's
+    SPAM is of ``luma``.
     """
     from stegwatch.stego.dct import ijg_quality
 
     dctr = np.zeros(len(FEATURE_NAMES["dctr"]))
-    if coefficients is not None:
+    if jpeg:
+        coefficients = jpeg.pop()
         quality = ijg_quality(coefficients.luma_qt.reshape(-1))
         luminance = rich.decompressed_luminance(coefficients)
+        del coefficients
         dctr = rich.dctr(luminance, quality)
         luma = np.clip(np.rint(luminance, out=luminance), 0, 255, out=luminance).astype(np.uint8)
         del luminance
@@ -431,9 +437,13 @@ def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
     samples = _samples(image)
     luma = np.asarray(image.convert("L"))
     palette, palette_lsb = _palette(image)
-    coefficients = _coefficients(carrier)
+    coefficients = _coefficients(carrier)  # read once for the dct, dctr and spam streams
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        dct = _dct(coefficients)
+        jpeg = [] if coefficients is None else [coefficients]
+        del coefficients  # _rich takes the only reference, and frees them before DCTR
+        rich_streams = _rich(jpeg, luma)  # first: no other stream's temporaries live beside the coefficients
         values = {
             "pixel": _pixel(luma),
             "meta": _meta(carrier),
@@ -443,10 +453,10 @@ def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
             "palette_lsb": palette_lsb,
             "format": _format(carrier),
             "content": _content(carrier, samples),
-            "dct": _dct(coefficients),
+            "dct": dct,
             "sequential": _sequential(carrier),
             "matching": _matching(carrier, samples),
-            **_rich(coefficients, luma),
+            **rich_streams,
         }
     for name, vector in values.items():
         assert vector.shape == (len(FEATURE_NAMES[name]),), name

@@ -8,7 +8,6 @@ channel, shape (block rows, block columns, 8, 8); index [..., 0, 0] is DC.
 from __future__ import annotations
 
 import functools
-
 import os
 import tempfile
 from dataclasses import dataclass
