@@ -54,7 +54,7 @@ def exit_with_parent(parent_pid: int) -> None:
 
 #: ``mallopt`` parameters (malloc.h) and the values workers set: keep freed memory for the next file instead of
 #: returning it to the system. With glibc's defaults each file's large temporaries (a few MiB each) are mapped and
-#: unmapped again, and the page faults cost a worker about a third of its time in the kernel. Glibc stops adjusting
+#: unmapped again, and the page faults keep a worker in the kernel (`make bench` times scans). Glibc stops adjusting
 #: either threshold once one is set, so both are set: the mapping threshold to glibc's own ceiling on 64-bit
 #: systems (32 MiB), the trim threshold well above a worker's working set.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3

@@ -464,7 +464,7 @@ def model_input(features: np.ndarray, columns: np.ndarray, *, chunk: int = 128) 
     """``features[:, columns]`` as float32, a chunk of rows at a time.
 
     Small chunks keep the float64 temporary of each gather small and reused: a gather of a whole batch of wide rows
-    maps fresh memory, and faulting it in cost more than the gather itself (0.17 s against 0.025 s for 1,000 rows).
+    maps fresh memory, and faulting it in costs more than the gather itself.
     """
     out = np.empty((len(features), len(columns)), dtype=np.float32)
     for start in range(0, len(features), chunk):
