@@ -56,6 +56,11 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
     assert "Without one stream" in text and "Without one category" in text
     report = json.loads(report_file.with_suffix(".json").read_text())
     assert report["identity"]["corpus"]["manifest_sha256"] in text
+    # Feature cost per family, one measurement for both stegwatch columns (no anchor here: no fraction of it).
+    cost = report["feature_cost"]["stegwatch"]
+    assert cost["errors"] == [] and cost["files_timed"]["spatial"] > 0 and cost["ms_by_family"]["spatial"] > 0
+    row = next(line for line in text.splitlines() if line.startswith("| feature cost per JPEG / other file (ms)"))
+    assert row.count(f"{cost['ms_by_family']['spatial']:.1f}") == 2 and "of the anchor's" not in text
     for general in report["generalization"].values():  # both models are refitted, so both have per-source readings
         assert general["available"]
         assert set(general["sources"]) <= {"pypi:scikit-image", "pypi:scikit-learn", "pypi:matplotlib", "pypi:PyWavelets"}
@@ -66,7 +71,8 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
     assert rerun.exit_code == 0
 
     def tables(markdown: str) -> list[str]:
-        return [line for line in markdown.splitlines() if line.startswith("|") and "latency" not in line and "throughput" not in line]
+        timed = ("latency", "throughput", "feature cost")
+        return [line for line in markdown.splitlines() if line.startswith("|") and not any(t in line for t in timed)]
 
     assert tables(report_file.read_text()) == tables(text)
     # Re-rendering the stored JSON (a template change) reproduces every table, columns in the run's order.
@@ -114,6 +120,9 @@ def test_the_sealwatch_anchor_is_a_column_on_the_same_folds(smoke_corpus, tmp_pa
     assert anchor["cross_validation"]["fold_of_cover"] == v3["cross_validation"]["fold_of_cover"]
     assert len(anchor["cross_validation"]["thresholds"]) == 2 and anchor["latency"]["per_image_ms"]["p50"] > 0
     assert "sealwatch's own extractors and FLD ensemble" in (tmp_path / "baseline_report.md").read_text()
+    # stegwatch's features timed on the anchor's timed files: a fraction of the anchor's cost per family.
+    assert report["feature_cost"]["stegwatch"]["files_timed"] == anchor["anchor"]["cost_files_timed"]
+    assert "of the anchor's" in (tmp_path / "baseline_report.md").read_text()
 
 
 def test_sealwatch_rows_come_back_from_the_anchor_cache_equal_and_a_sample_is_still_timed(smoke_corpus, tmp_path,

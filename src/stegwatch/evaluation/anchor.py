@@ -16,7 +16,9 @@ implemented by `sealwatch`):
   exactly as V4's recipe chooses its own.
 
 The anchor is binary (clean or stego): it attributes no method. Its cost per
-image (sealwatch's extraction) is recorded as its latency, beside V4's.
+image (sealwatch's extraction, read and decode included) is recorded as its
+latency and per format family, on the files :mod:`stegwatch.evaluation.cost`
+times stegwatch's own features on.
 
 sealwatch depends on torch, so it is an optional extra
 (``pip install 'stegwatch[anchor]'``), never a runtime dependency.
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from stegwatch.errors import ConfigError
+from stegwatch.evaluation.cost import TIMED_PER_FAMILY, file_family, path_family, timed_files
 from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.format.manifest import RootResolver
 from stegwatch.stats import threshold_for_fpr
@@ -62,7 +65,7 @@ def sealwatch_features(sealwatch, path: Path) -> tuple[str, np.ndarray]:
     """``(family, vector)`` of one file by sealwatch's own extractors: DCTR for a JPEG file, SPAM otherwise."""
     from PIL import Image
 
-    if _family_of(path) == "jpeg":
+    if path_family(path) == "jpeg":
         import jpeglib
 
         from stegwatch.stego.dct import ijg_quality
@@ -74,8 +77,6 @@ def sealwatch_features(sealwatch, path: Path) -> tuple[str, np.ndarray]:
     return "spatial", np.asarray(sealwatch.tools.flatten(sealwatch.spam.extract(gray)), dtype=np.float64)
 
 
-#: Files timed afresh per family for the anchor's cost per image (cached rows carry no timing).
-TIMED_PER_FAMILY = 40
 #: Identifies the layout of the anchor's cached rows (bump when the extractors' inputs change).
 ANCHOR_CACHE_VERSION = 1
 
@@ -96,13 +97,6 @@ def _extract_one(path: str) -> tuple[np.ndarray | None, float, str | None]:
     except Exception as exc:  # a file sealwatch cannot read is an error record, not the end of the report
         return None, 1000 * (time.perf_counter() - started), f"sealwatch cannot extract it: {type(exc).__name__}: {exc}"
     return vector, 1000 * (time.perf_counter() - started), None
-
-
-def _family_of(path: Path, head: bytes | None = None) -> str:
-    if head is None:
-        with path.open("rb") as handle:
-            head = handle.read(3)
-    return "jpeg" if head[:3] == b"\xff\xd8\xff" else "spatial"
 
 
 def _width(family: str) -> int:
@@ -130,7 +124,7 @@ def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, 
     digests = []
     for i, path in enumerate(paths):  # each file read once: its family and (never a manifest's) SHA-256
         content = path.read_bytes()
-        families[i] = _family_of(path, content[:3])
+        families[i] = file_family(content[:3])
         digests.append(hashlib.sha256(content).hexdigest())
     found: dict[int, np.ndarray] = {}
     caches: dict[str, FeatureCache] = {}
@@ -143,11 +137,7 @@ def _extract_all(sealwatch, data: CorpusFeatures, root: Path, progress=None, *, 
             hit = caches[family].get_many(digests[i] for i in mine)
             found.update({int(i): hit[digests[i]] for i in mine if digests[i] in hit})
     timings = np.full(len(paths), np.nan)
-    rng = np.random.default_rng(0)
-    timed = set()
-    for family in ("jpeg", "spatial"):
-        mine = np.flatnonzero(families == family)
-        timed.update(rng.choice(mine, min(TIMED_PER_FAMILY, mine.size), replace=False).tolist() if mine.size else [])
+    timed = set(timed_files(families))  # cached rows carry no timing: these are timed afresh, as stegwatch's are
     todo = sorted(set(range(len(paths))) - set(found) | timed)
     errors: list[dict] = []
     pending: list[int] = []
@@ -239,9 +229,13 @@ def anchor_decisions(data: CorpusFeatures, root: Path, assignment: np.ndarray, *
     latency = {"n": int(timed.sum()), "warmup": 0, "workers": 1, "batch_files": int(timed.sum()),
                "per_image_ms": {"p50": float(percentiles[0]), "p95": float(percentiles[1]), "p99": float(percentiles[2])},
                "images_per_second": 1000.0 / mean_ms if mean_ms > 0 else 0.0}
+    # The cost per family: the files timed_files draws (always timed afresh), which stegwatch's cost is timed on too.
+    drawn = np.zeros(n, dtype=bool)
+    drawn[timed_files(families)] = True
+    drawn &= timed
     return {"scores": scores, "flags": flags, "thresholds": thresholds, "latency": latency,
             "version": getattr(sealwatch, "__version__", "unknown"),
-            "cost_ms_by_family": {f: float(timings[(families == f) & timed].mean())
-                                  for f in ("jpeg", "spatial") if ((families == f) & timed).any()},
-            "cost_files_timed": {f: int(((families == f) & timed).sum()) for f in ("jpeg", "spatial")},
+            "cost_ms_by_family": {f: float(timings[(families == f) & drawn].mean())
+                                  for f in ("jpeg", "spatial") if ((families == f) & drawn).any()},
+            "cost_files_timed": {f: int(((families == f) & drawn).sum()) for f in ("jpeg", "spatial")},
             "unreadable_files": errors}

@@ -498,7 +498,8 @@ def _prefix_contrast(sums: np.ndarray, totals: np.ndarray) -> np.ndarray:
 DEPENDENCE_BLOCK = 512
 
 
-def dependence_inflation(weights: np.ndarray, terms: np.ndarray, *, block: int = DEPENDENCE_BLOCK) -> float:
+def dependence_inflation(weights: np.ndarray, terms: np.ndarray, *, block: int = DEPENDENCE_BLOCK,
+                         parts: tuple[np.ndarray, ...] | None = None) -> float:
     """How much more the weighted means of blocks of the path spread than independent terms would (at least 1).
 
     Synthetic pictures (two-colour patterns, fine periodic textures) make
@@ -508,17 +509,14 @@ def dependence_inflation(weights: np.ndarray, terms: np.ndarray, *, block: int =
     standardized deviations from the median block mean, over that of a
     chi-square with one degree of freedom (0.455), is the variance inflation.
     Medians, so that the few blocks a short payload shifts do not count.
+    ``parts`` is :func:`_ws_parts` of the same weights and terms, when the
+    caller has it.
     """
     n = weights.size
     starts = np.arange(0, n, block)
     if starts.size < 8:
         return 1.0
-    wt = weights * terms
-    w = np.add.reduceat(weights, starts)
-    s1 = np.add.reduceat(wt, starts)
-    w2 = np.add.reduceat(weights * weights, starts)
-    w2t = np.add.reduceat(weights * wt, starts)
-    w2t2 = np.add.reduceat(wt * wt, starts)
+    w, s1, w2, w2t, w2t2 = (np.add.reduceat(p, starts) for p in (parts or _ws_parts(weights, terms)))
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = s1 / w
         variance = (w2t2 - 2 * mean * w2t + mean * mean * w2) / (w * w)
@@ -527,6 +525,12 @@ def dependence_inflation(weights: np.ndarray, terms: np.ndarray, *, block: int =
         return 1.0
     deviations = (mean[ok] - np.median(mean[ok])) ** 2 / variance[ok]
     return max(1.0, float(np.median(deviations)) / 0.4549)
+
+
+def _ws_parts(weights: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The per-sample quantities whose sums give a weighted mean and its standard error: w, wt, w^2, w^2 t, w^2 t^2."""
+    wt = weights * terms
+    return weights, wt, weights * weights, weights * wt, wt * wt
 
 
 def sequential_ws_evidence(weights: np.ndarray, terms: np.ndarray, *, ends: np.ndarray | None = None) -> SequentialEvidence:
@@ -550,8 +554,7 @@ def sequential_ws_evidence(weights: np.ndarray, terms: np.ndarray, *, ends: np.n
     ends = ends[(ends > 0) & (ends < n)]
     if ends.size == 0:
         return SequentialEvidence()
-    wt = weights * terms
-    parts = (weights, wt, weights * weights, weights * wt, wt * wt)
+    parts = _ws_parts(weights, terms)  # computed once, for the prefix sums and the dependence inflation
     totals = np.asarray([p.sum() for p in parts])
     # Sums up to every cut (prefixes forward, and the prefixes of the reversed path), in one pass per quantity.
     cuts = np.unique(np.concatenate([ends, n - ends]))
@@ -559,7 +562,7 @@ def sequential_ws_evidence(weights: np.ndarray, terms: np.ndarray, *, ends: np.n
     position = {int(c): i for i, c in enumerate(cuts)}
     forward = at_cut[:, [position[int(e)] for e in ends]]
     backward = totals[:, None] - at_cut[:, [position[int(n - e)] for e in ends]]
-    scale = np.sqrt(dependence_inflation(weights, terms))
+    scale = np.sqrt(dependence_inflation(weights, terms, parts=parts))
     z_forward = _prefix_contrast(forward, totals) / scale
     z_backward = _prefix_contrast(backward, totals) / scale
     best = int(np.argmax(z_forward))
@@ -592,7 +595,7 @@ def hcf_com(channel: np.ndarray) -> float:
     if values.size == 0:
         return 0.0
     hist = np.bincount(values, minlength=256)[:256] / values.size
-    magnitude = np.abs(np.fft.rfft(hist))  # k = 0..128
+    magnitude = np.abs(fft.rfft(hist))  # k = 0..128
     return _com(magnitude, np.arange(magnitude.size, dtype=float))
 
 
@@ -638,7 +641,7 @@ def adjacency_hcf_com(channel: np.ndarray, *, downsampled: np.ndarray | None = N
     def c2(image: np.ndarray) -> float:
         pairs = image[:, :-1].astype(np.int64) * 256 + image[:, 1:]
         hist = np.bincount(pairs.reshape(-1), minlength=65536).reshape(256, 256) / max(1, pairs.size)
-        magnitude = np.abs(np.fft.rfft2(hist))[:129]  # k = 0..128 (rows), l = 0..128 (rfft)
+        magnitude = np.abs(fft.rfft2(hist))[:129]  # k = 0..128 (rows), l = 0..128 (rfft)
         k = np.arange(129, dtype=float)
         return _com(magnitude, k[:, None] + k[None, :])
 

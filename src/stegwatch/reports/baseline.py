@@ -25,12 +25,14 @@ import numpy as np
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.monitoring.dashboard import gap_text, html_template
 from stegwatch.errors import ConfigError
+from stegwatch.evaluation.cost import FAMILIES, path_family, stegwatch_feature_cost, timed_files
 from stegwatch.evaluation.evaluate import evaluate
 from stegwatch.evaluation.metrics import mcnemar_exact, paired_bootstrap
 from stegwatch.provenance import new_run_id
 from stegwatch.stats import DEFAULT_TARGET_FPR
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
+from stegwatch.format.manifest import RootResolver
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
                            latency_sample=latency_sample, command=command, data=data, by_source=True,
                            train_extra=extra)
         results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
+    feature_cost = measure_feature_cost(data, Path(corpus), workers=workers)  # the files the anchor's cost is timed on
     if anchor is not None:
         metrics = anchor_metrics(anchor, data, Path(corpus), folds=folds, seed=seed, target_fpr=target_fpr, command=command,
                                  workers=workers)
@@ -202,11 +205,37 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         "folds": folds, "seed": seed,
     }
     report = {"identity": identity, "results": results, "comparisons": comparisons, "generalization": loso,
-              "ablations": ablation_results}
+              "ablations": ablation_results, "feature_cost": feature_cost}
     slim = report | {"results": {n: {k: v for k, v in r.items() if k != "decisions"} for n, r in results.items()}}
     write_text_atomic(out.with_suffix(".json"), json.dumps(slim, indent=1, sort_keys=True) + "\n")
     render_report(slim, out)
     return report
+
+
+def measure_feature_cost(data, corpus: Path, *, workers: int = 1) -> dict:
+    """stegwatch's feature cost per file by family (:func:`stegwatch.evaluation.cost.stegwatch_feature_cost`), on the
+    files :func:`~stegwatch.evaluation.cost.timed_files` draws: the same the anchor's cost is timed on."""
+    resolve = RootResolver(corpus)
+    paths = [resolve(e.file_path) for e in data.entries]
+    families = np.asarray([path_family(p) for p in paths], dtype=object)
+    log.info("timing stegwatch's features on the files the anchor's cost is timed on")
+    return {"stegwatch": stegwatch_feature_cost(paths, families, timed_files(families), workers=workers),
+            "workers": workers}
+
+
+def feature_cost_cells(report: dict) -> dict:
+    """Per report column, its feature cost by family (ms), and stegwatch's cost as a fraction of the anchor's per family;
+    empty for a report stored before feature costs were timed."""
+    measured = (report.get("feature_cost") or {}).get("stegwatch")
+    if not measured:
+        return {}
+    cells = {name: (result.get("anchor") or {}).get("cost_ms_by_family") if result.get("anchor") else measured["ms_by_family"]
+             for name, result in report["results"].items()}
+    anchor = next((r["anchor"]["cost_ms_by_family"] for r in report["results"].values() if r.get("anchor")), None)
+    fraction = {f: measured["ms_by_family"][f] / anchor[f] for f in FAMILIES
+                if anchor and f in anchor and anchor[f] > 0 and f in measured["ms_by_family"]}
+    return {"cells": cells, "fraction_of_anchor": fraction, "files_timed": measured["files_timed"],
+            "workers": report["feature_cost"].get("workers", 1)}
 
 
 def column_order(report: dict) -> list[str]:
@@ -256,7 +285,7 @@ def render_report(report: dict, out: Path) -> list[Path]:
     environment.filters["rate"] = report_rate
     environment.filters["gap"] = gap_text
     environment.filters["num"] = lambda x: "-" if x is None else f"{x:.4f}"
-    context = report | {"names": names, "charts": sorted(images),
+    context = report | {"names": names, "charts": sorted(images), "cost": feature_cost_cells(report),
                         "images": {k: base64.b64encode(v).decode() for k, v in images.items()}}
     write_text_atomic(out, environment.get_template("baseline_report.md.j2").render(**context))
     write_text_atomic(out.with_suffix(".html"), environment.get_template("baseline_report.html.j2").render(**context))
