@@ -5,7 +5,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from stegwatch.evaluation.cost import TIMED_PER_FAMILY, file_family, path_family, stegwatch_feature_cost, timed_files
+from stegwatch.evaluation.cost import (TIMED_PER_FAMILY, file_family, path_family, stegwatch_feature_cost, timed_files,
+                                      warm_up)
 from stegwatch.reports.baseline import feature_cost_cells
 
 
@@ -48,3 +49,16 @@ def test_report_cells_put_each_columns_own_cost_and_stegwatchs_fraction_of_the_a
     assert feature_cost_cells({"results": report["results"]}) == {}  # a report stored before costs were timed
     del report["results"]["sealwatch-anchor 1"]
     assert feature_cost_cells(report)["fraction_of_anchor"] == {}
+
+
+def test_the_warm_up_runs_once_per_process_and_pipeline_on_both_families_and_survives_a_failure():
+    seen = []
+
+    def extract(path):
+        seen.append(path_family(path))
+        if len(seen) == 1:
+            raise ValueError("cannot read this one")
+
+    warm_up("test-pipeline", extract)
+    warm_up("test-pipeline", extract)
+    assert sorted(seen) == ["jpeg", "spatial"]

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from stegwatch.errors import ConfigError
-from stegwatch.evaluation.cost import TIMED_PER_FAMILY, file_family, path_family, timed_files
+from stegwatch.evaluation.cost import TIMED_PER_FAMILY, file_family, path_family, timed_files, warm_up
 from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.format.manifest import RootResolver
 from stegwatch.stats import threshold_for_fpr
@@ -91,6 +91,7 @@ def anchor_cache_path(family: str) -> Path:
 def _extract_one(path: str) -> tuple[np.ndarray | None, float, str | None]:
     """``(vector, milliseconds, None)``, or ``(None, milliseconds, reason)`` when sealwatch cannot read the file."""
     sealwatch = require_sealwatch()
+    warm_up("sealwatch", lambda warm: sealwatch_features(sealwatch, warm))  # untimed, as stegwatch's features are
     started = time.perf_counter()
     try:
         vector = sealwatch_features(sealwatch, Path(path))[1]

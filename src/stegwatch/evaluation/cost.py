@@ -5,7 +5,8 @@ reference pipeline's (:mod:`stegwatch.evaluation.anchor`). A scan's latency
 (model, pool and all) is not that number, so the baseline report times both
 on the same files: :data:`TIMED_PER_FAMILY` files of each family drawn by
 :func:`timed_files`, each from its path to its feature vector (read, decode,
-extract), one file per call in a pool of the run's workers.
+extract), one file per call in a pool of the run's workers, after a warm-up
+(:func:`warm_up`) so that no timed file pays for a process's first imports.
 
 For stegwatch that is every stream (:func:`stegwatch.features.streams.extract_streams`),
 which V3 and V4 share; the pool's workers are set up as a scan's
@@ -14,10 +15,16 @@ which V3 and V4 share; the pool's workers are set up as a scan's
 
 from __future__ import annotations
 
+import io
+import logging
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: The format families whose costs are reported apart (a JPEG's features read its coefficients).
 FAMILIES = ("jpeg", "spatial")
@@ -48,15 +55,44 @@ def timed_files(families: np.ndarray, *, per_family: int = TIMED_PER_FAMILY, see
     return sorted(timed)
 
 
-def _stegwatch_cost(item: tuple[int, str]) -> tuple[int, float | None, str | None]:
-    """``(index, milliseconds, None)`` from the path to every stream's values, or ``(index, None, reason)``."""
+_warmed: set[str] = set()
+
+
+def warm_up(key: str, extract: Callable[[Path], object]) -> None:
+    """Run ``extract`` once per process (per ``key``), untimed, on a small PNG and a small JPEG: the lazy imports and
+    first-call set-up of a pipeline's JPEG and spatial paths, which no timed file should pay for."""
+    if key in _warmed:
+        return
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with tempfile.TemporaryDirectory(prefix="stegwatch-warm-up-") as folder:
+        for kind in ("PNG", "JPEG"):
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format=kind)
+            path = Path(folder) / f"warm-up.{kind.lower()}"
+            path.write_bytes(buffer.getvalue())
+            try:
+                extract(path)
+            except Exception:  # noqa: BLE001 - a pipeline that cannot read it fails on the timed files, each recorded
+                log.warning("warm-up of %s failed on a %s file", key, kind)
+    _warmed.add(key)
+
+
+def _stegwatch_features(path: Path) -> None:
     from stegwatch.features.streams import extract_streams
     from stegwatch.format.files import carrier_from_bytes, read_file_bytes
 
+    extract_streams(carrier_from_bytes(read_file_bytes(path), str(path)))
+
+
+def _stegwatch_cost(item: tuple[int, str]) -> tuple[int, float | None, str | None]:
+    """``(index, milliseconds, None)`` from the path to every stream's values, or ``(index, None, reason)``."""
     index, path = item
+    warm_up("stegwatch", _stegwatch_features)
     started = time.perf_counter()
     try:
-        extract_streams(carrier_from_bytes(read_file_bytes(path), path))
+        _stegwatch_features(Path(path))
     except Exception as exc:  # an unreadable file is an error record; the cost of the others still stands
         return index, None, f"{type(exc).__name__}: {exc}"
     return index, 1000 * (time.perf_counter() - started), None
