@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from stegwatch.cli import app
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.evaluation.evaluate import evaluate, fold_assignment
-from stegwatch.evaluation.metrics import confusion, detection_at_fpr, md5, p_e
+from stegwatch.evaluation.metrics import by_key, confusion, container_of, detection_at_fpr, key_and_peers, md5, p_e
 from stegwatch.stats import clopper_pearson, n_needed_zero_failures, rate_record, roc_auc, upper_bound
 from stegwatch.evaluation.schema import Metrics
 from stegwatch.format.records import json_schema_of
@@ -52,6 +52,24 @@ def test_metric_functions_on_constructed_scores():
     assert not detection_at_fpr(clean, stego, 0.0005)["resolvable"]
     matrix = confusion(["a", "a", "b"], ["a", "b", "b"])
     assert matrix == {"labels": ["a", "b"], "matrix": [[1, 1], [0, 1]]}
+
+
+def test_per_method_statistics_compare_a_method_with_the_clean_files_of_its_containers():
+    # A "detector" that only knows the container: JPEGs score 0.6, PNGs 0.1; it sees no embedding at all.
+    containers = np.asarray(["JPEG/L"] * 50 + ["PNG/RGB"] * 150 + ["JPEG/L"] * 40 + ["PNG/RGB"] * 40, dtype=object)
+    stego = np.asarray([False] * 200 + [True] * 80)
+    keys = np.asarray([""] * 200 + ["jsteg"] * 40 + ["lsb.rgb"] * 40, dtype=object)
+    scores = np.where(containers == "JPEG/L", 0.6, 0.1)
+    assert by_key(p_e, stego, scores, keys)["jsteg"] < 0.2  # against every clean file the container looks like evidence
+    matched = by_key(p_e, stego, scores, keys, containers)
+    assert matched == {"jsteg": 0.5, "lsb.rgb": 0.5}  # against its own containers' clean files it is chance
+    rows = dict(key_and_peers(stego, keys, containers))
+    assert rows["jsteg"].sum() == 90 and not (rows["jsteg"] & (containers == "PNG/RGB")).any()
+
+    class Entry:
+        format, mode = "PNG", "RGBA"
+
+    assert container_of(Entry()) == "PNG/RGBA" and container_of(object()) == "None/None"
 
 
 def test_fold_assignment_never_splits_a_cover(smoke_corpus):

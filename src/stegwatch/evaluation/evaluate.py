@@ -38,8 +38,11 @@ from stegwatch.detectors import load_detector, model_path
 from stegwatch.features.corpus import CorpusFeatures
 from stegwatch.features.labels import load_rows
 from stegwatch.evaluation.metrics import (
+    by_key,
     confusion,
+    container_of,
     detection_at_fpr,
+    key_and_peers,
     md5,
     p_e,
     payload_bin,
@@ -102,13 +105,14 @@ def measure_latency(detector, paths: list[str], *, warmup: int = 5, sample: int 
             "batch_files": len(chosen[warmup:]), "workers": workers}
 
 
-def roc_curves(labels: np.ndarray, scores: np.ndarray, methods: np.ndarray, points: int = 60) -> dict:
-    """ROC curve per method (clean files against that method's files), thinned to about ``points`` points."""
+def roc_curves(labels: np.ndarray, scores: np.ndarray, methods: np.ndarray, points: int = 60,
+               containers: np.ndarray | None = None) -> dict:
+    """ROC curve per method (that method's files against their clean peers, :func:`~stegwatch.evaluation.metrics.key_and_peers`),
+    thinned to about ``points`` points."""
     from sklearn.metrics import roc_curve
 
     curves = {}
-    for method in sorted(set(methods[labels].tolist())):
-        keep = ~labels | (methods == method)
+    for method, keep in key_and_peers(labels, methods, containers):
         fpr, tpr, _ = roc_curve(labels[keep], scores[keep])
         index = np.unique(np.linspace(0, fpr.size - 1, min(points, fpr.size)).astype(int))
         curves[method] = {"fpr": fpr[index].round(6).tolist(), "tpr": tpr[index].round(6).tolist()}
@@ -210,6 +214,8 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
     corpus_identity = {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
                        "split": split, "labels": data.labels}
     # method@rate of every stego file ("" for clean files), as the payload rows and P_E per payload use it
+    # Per-method statistics compare a method's files with the clean files of their containers (key_and_peers).
+    containers = np.asarray([container_of(e) for e in entries], dtype=object)
     payload_keys = np.asarray([payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp) if e.label == "stego"
                                else "" for e in entries], dtype=object)
     metrics = {
@@ -246,13 +252,13 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
             "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),
         },
         "roc_auc": roc_auc(stego, scores),
-        "roc_auc_by_method": by_key(roc_auc, stego, scores, methods_true),
+        "roc_auc_by_method": by_key(roc_auc, stego, scores, methods_true, containers),
         "oracle_detection_at_fpr": {str(f): detection_at_fpr(scores[clean], scores[stego], f, groups[clean], groups[stego])
                                     for f in FIXED_FPRS},
-        "roc_curves": roc_curves(stego, scores, methods_true),
+        "roc_curves": roc_curves(stego, scores, methods_true, containers=containers),
         "p_e": p_e(stego, scores),
-        "p_e_by_method": by_key(p_e, stego, scores, methods_true),
-        "p_e_by_payload": by_key(p_e, stego, scores, payload_keys),
+        "p_e_by_method": by_key(p_e, stego, scores, methods_true, containers),
+        "p_e_by_payload": by_key(p_e, stego, scores, payload_keys, containers),
         "md5": md5(stego, scores),
         "cross_validation": cross_validation,
         "generalization": generalization_section,
@@ -260,14 +266,6 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
         "decisions": decisions_of(entries, flags),
     }
     return metrics
-
-
-def by_key(statistic, stego: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> dict[str, float | None]:
-    """``statistic(stego, scores)`` (AUC, P_E) of each key's stego files (a method, or method@rate) against every
-    clean file."""
-    clean = ~stego
-    return {k: statistic(stego[(keys == k) | clean], scores[(keys == k) | clean])
-            for k in sorted({str(k) for k in keys[stego]} - {""})}
 
 
 def evaluate(

@@ -17,6 +17,37 @@ from stegwatch.stats import cluster_bootstrap_difference, group_rate_record, rat
 BOOTSTRAP = 2000
 
 
+def container_of(entry) -> str:
+    """A file's container as the per-method statistics match it: its format and mode (``JPEG/L``, ``PNG/RGBA``)."""
+    return f"{getattr(entry, 'format', None)}/{getattr(entry, 'mode', None)}"
+
+
+def key_and_peers(stego: np.ndarray, keys: np.ndarray, containers: np.ndarray | None = None) -> Iterable[tuple[str, np.ndarray]]:
+    """For each key of the stego files (a method, or method@rate): the mask of its stego files and their clean peers.
+
+    The peers are the clean files in the containers (:func:`container_of`) the
+    key's stego files come in: JSteg's files against the clean JPEGs of their
+    modes, ``lsb.rgb``'s against the clean RGB and RGBA PNGs. Against every
+    clean file, a detector that only knows which containers a method writes
+    (that a PNG carries no JSteg) would score well without seeing any
+    embedding. Without ``containers``, every clean file is a peer.
+    """
+    stego = np.asarray(stego, dtype=bool)
+    keys = np.asarray(keys, dtype=object)
+    clean = ~stego
+    for key in sorted({str(k) for k in keys[stego]} - {""}):
+        mine = stego & (keys == key)
+        peers = clean if containers is None else clean & np.isin(containers, np.unique(containers[mine]))
+        yield key, mine | peers
+
+
+def by_key(statistic, stego: np.ndarray, scores: np.ndarray, keys: np.ndarray,
+           containers: np.ndarray | None = None) -> dict[str, float | None]:
+    """``statistic(stego, scores)`` (AUC, P_E) of each key's stego files against their clean peers (:func:`key_and_peers`)."""
+    stego = np.asarray(stego, dtype=bool)
+    return {key: statistic(stego[rows], scores[rows]) for key, rows in key_and_peers(stego, keys, containers)}
+
+
 def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.metrics import roc_curve
 

@@ -127,16 +127,19 @@ class Metrics(BaseModel):
     detection_rate_by_payload: dict[str, RateRecord]
     attribution: Attribution
     roc_auc: float | None
-    roc_auc_by_method: dict[str, float | None]
+    roc_auc_by_method: dict[str, float | None] = Field(description="ROC AUC of each method's files against the clean "
+                                                       "files in the containers (format/mode) they come in")
     oracle_detection_at_fpr: dict[str, DetectionAtFpr] = Field(
         description="oracle reading of the ROC curve: detection at the threshold that gives the target FPR on these "
         "very clean files (not a deployed decision)")
-    roc_curves: dict[str, dict[str, list[float]]] = Field(default_factory=dict, description="per method: fpr and tpr points")
+    roc_curves: dict[str, dict[str, list[float]]] = Field(default_factory=dict, description="per method: fpr and tpr points, its files against the clean files of their containers")
     p_e: float | None
     p_e_by_method: dict[str, float | None] = Field(default_factory=dict, description="P_E of each method's files against "
-                                                   "every clean file (minimum over thresholds of the mean of the two error rates)")
+                                                   "the clean files in the containers (format/mode) they come in (minimum over "
+                                                   "thresholds of the mean of the two error rates)")
     p_e_by_payload: dict[str, float | None] = Field(default_factory=dict, description="P_E of each method@payload's files "
-                                                    "against every clean file (the keys of detection_rate_by_payload)")
+                                                    "against the clean files of their containers (the keys of "
+                                                    "detection_rate_by_payload)")
     md5: float | None
     cross_validation: CrossValidation | None = None
     generalization: dict | None = Field(default=None, description="leave-one-cover-source-out readings, in-source "
