@@ -27,7 +27,7 @@ def key_and_peers(stego: np.ndarray, keys: np.ndarray, containers: np.ndarray | 
 
     The peers are the clean files in the containers (:func:`container_of`) the
     key's stego files come in: JSteg's files against the clean JPEGs of their
-    modes, ``lsb.rgb``'s against the clean RGB and RGBA PNGs. Against every
+    modes, ``lsb.rgb``'s against the clean RGB PNGs and BMPs. Against every
     clean file, a detector that only knows which containers a method writes
     (that a PNG carries no JSteg) would score well without seeing any
     embedding. Without ``containers``, every clean file is a peer.
