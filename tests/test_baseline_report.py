@@ -37,6 +37,9 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
     ablation = json.loads(ablation_file.read_text())
     assert set(ablation["variants"]) == {"dct", "meta"} and ablation["folds"] == 2
     assert "change" in ablation["variants"]["meta"]
+    # P_E per method, full and without the stream, and its change (where detection at the threshold cannot move).
+    assert set(ablation["variants"]["meta"]["change"]["p_e_by_method"]) <= set(ablation["full"]["p_e_by_method"])
+    assert ablation["full"]["p_e_by_method"] and ablation["variants"]["meta"]["change"]["p_e_by_method"]
     category = runner.invoke(app, ["ablate", "--corpus", str(smoke_corpus), "--by", "category", "--folds", "2",
                                    "--only", "noise_lsb", "--out", str(tmp_path / "ablation_category.json"), "--workers", "1"])
     assert category.exit_code == 0, category.output
@@ -53,7 +56,7 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
         assert section in text, section
     assert "against stegwatch-v3" in text and "file-level McNemar p (reference)" in text and "95% interval (cover groups)" in text
     assert "oracle: detection at 0.05% FPR" in text and "thresholds per fold" in text
-    assert "Without one stream" in text and "Without one category" in text
+    assert "Without one stream" in text and "Without one category" in text and "largest P_E rise (method)" in text
     report = json.loads(report_file.with_suffix(".json").read_text())
     assert report["identity"]["corpus"]["manifest_sha256"] in text
     # Feature cost per family, one measurement for both stegwatch columns (no anchor here: no fraction of it).

@@ -19,6 +19,7 @@ from stegwatch.detectors import load_detector
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.errors import ModelError
 from stegwatch.evaluation.folds import fold_assignment, join_extra, out_of_fold
+from stegwatch.evaluation.metrics import by_key, container_of, p_e
 from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, roc_auc
 from stegwatch.features.streams import STREAMS
 from stegwatch.format.files import write_json_atomic
@@ -38,6 +39,10 @@ def _summary(data, decided) -> dict:
         "false_positive_rate_by_category": grouped_rates(flags[clean], [e.category for e in entries if e.label == "clean"], groups[clean]),
         "detection_rate_by_method": grouped_rates(flags[labels], [e.method for e in entries if e.label == "stego"], groups[labels]),
         "roc_auc": roc_auc(labels, scores),
+        # Ranking per method, against the clean files of its containers: it moves where detection at the deployed
+        # threshold cannot (a method detected at 0% stays at 0% whatever a stream carried).
+        "p_e_by_method": by_key(p_e, labels, scores, np.asarray([e.method or "" for e in entries], dtype=object),
+                                np.asarray([container_of(e) for e in entries], dtype=object)),
     }
 
 
@@ -73,6 +78,8 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
                 m: (r["rate"] or 0) - (full["detection_rate_by_method"][m]["rate"] or 0)
                 for m, r in result["detection_rate_by_method"].items()},
             "roc_auc": (result["roc_auc"] or 0) - (full["roc_auc"] or 0),
+            "p_e_by_method": {m: v - full["p_e_by_method"][m] for m, v in result["p_e_by_method"].items()
+                              if v is not None and full["p_e_by_method"].get(m) is not None},
         }
         variants[item] = result
     result = {"run_id": new_run_id(), "by": by, "folds": folds, "seed": seed, "target_fpr": target_fpr, "model": {"name": detector.name, "version": detector.version},
