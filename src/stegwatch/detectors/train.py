@@ -19,7 +19,7 @@ import numpy as np
 
 from stegwatch import __version__
 from stegwatch.errors import ModelError
-from stegwatch.evaluation.metrics import by_key, container_of
+from stegwatch.evaluation.metrics import by_key, containers_of
 from stegwatch.features.corpus import CorpusFeatures, load_corpus_features
 from stegwatch.features.streams import FEATURE_VERSION
 from stegwatch.format.records import ManifestEntry
@@ -114,8 +114,8 @@ def quality(entries: list[ManifestEntry], scores: np.ndarray, threshold: float, 
         "detection_rate_by_method": grouped_rates(flagged[labels], methods[labels], groups[labels]),
         "detection_rate_by_method_and_payload": grouped_rates(flagged[labels], np.asarray(rate_keys, dtype=object)[labels], groups[labels]),
         "auc": roc_auc(labels, scores),
-        "auc_by_method": by_key(roc_auc, labels, scores, methods,  # against the clean files of the method's containers
-                                np.asarray([container_of(e) for e in entries], dtype=object)),
+        # against the clean files of the method's containers
+        "auc_by_method": by_key(roc_auc, labels, scores, methods, containers_of(entries)),
         "attribution_accuracy": group_rate_record(right, groups[hits]),
     }
 

@@ -19,7 +19,7 @@ from stegwatch.detectors import load_detector
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.errors import ModelError
 from stegwatch.evaluation.folds import fold_assignment, join_extra, out_of_fold
-from stegwatch.evaluation.metrics import by_key, container_of, p_e
+from stegwatch.evaluation.metrics import by_key, containers_of, p_e
 from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, roc_auc
 from stegwatch.features.streams import STREAMS
 from stegwatch.format.files import write_json_atomic
@@ -42,7 +42,7 @@ def _summary(data, decided) -> dict:
         # Ranking per method, against the clean files of its containers: it moves where detection at the deployed
         # threshold cannot (a method detected at 0% stays at 0% whatever a stream carried).
         "p_e_by_method": by_key(p_e, labels, scores, np.asarray([e.method or "" for e in entries], dtype=object),
-                                np.asarray([container_of(e) for e in entries], dtype=object)),
+                                containers_of(entries)),
     }
 
 

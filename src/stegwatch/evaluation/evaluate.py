@@ -40,7 +40,7 @@ from stegwatch.features.labels import load_rows
 from stegwatch.evaluation.metrics import (
     by_key,
     confusion,
-    container_of,
+    containers_of,
     detection_at_fpr,
     key_and_peers,
     md5,
@@ -213,9 +213,9 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
     needed = n_needed_zero_failures(target_fpr)
     corpus_identity = {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
                        "split": split, "labels": data.labels}
-    # method@rate of every stego file ("" for clean files), as the payload rows and P_E per payload use it
     # Per-method statistics compare a method's files with the clean files of their containers (key_and_peers).
-    containers = np.asarray([container_of(e) for e in entries], dtype=object)
+    containers = containers_of(entries)
+    # method@rate of every stego file ("" for clean files), as the payload rows and P_E per payload use it
     payload_keys = np.asarray([payload_bin(e.method, e.payload_kind, e.payload_bpnzac, e.payload_bpp) if e.label == "stego"
                                else "" for e in entries], dtype=object)
     metrics = {

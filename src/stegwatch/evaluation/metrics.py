@@ -22,6 +22,11 @@ def container_of(entry) -> str:
     return f"{getattr(entry, 'format', None)}/{getattr(entry, 'mode', None)}"
 
 
+def containers_of(entries) -> np.ndarray:
+    """:func:`container_of` of every entry, as the ``containers`` argument of :func:`key_and_peers` and :func:`by_key`."""
+    return np.asarray([container_of(e) for e in entries], dtype=object)
+
+
 def key_and_peers(stego: np.ndarray, keys: np.ndarray, containers: np.ndarray | None = None) -> Iterable[tuple[str, np.ndarray]]:
     """For each key of the stego files (a method, or method@rate): the mask of its stego files and their clean peers.
 
