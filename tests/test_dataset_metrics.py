@@ -68,14 +68,14 @@ def test_dataset_metrics_counts_a_bad_manifest_line(corpus_copy):
     assert metrics["manifest_errors"] == 1
 
 
-def test_container_auc_sees_a_container_shortcut_and_not_a_matched_one():
+def test_container_auc_sees_a_container_or_framing_shortcut_and_not_a_matched_one():
     from types import SimpleNamespace
 
     from stegwatch.evaluation.dataset import container_auc
 
     rng = np.random.default_rng(0)
 
-    def table(stego_formats):
+    def table(stego_formats, bare_stego=False):
         entries, attributes = [], {}
         for i in range(400):
             stego = i % 2 == 1
@@ -83,11 +83,16 @@ def test_container_auc_sees_a_container_shortcut_and_not_a_matched_one():
             path = f"f{i}"
             entries.append(SimpleNamespace(file_path=path, label="stego" if stego else "clean",
                                            method="lsb.rgb" if stego else None, cover_id=f"c{i // 2}"))
+            # Half the files carry framing (a text chunk and a trailer); with bare_stego, only clean ones do.
+            framed = rng.random() < 0.5 and not (stego and bare_stego)
             attributes[path] = {"format": fmt, "mode": "RGB", "width": 256, "height": 256, "jpeg_quality": None,
-                                "palette_size": 0, "has_alpha": False, "bit_depth": 8}
+                                "palette_size": 0, "has_alpha": False, "bit_depth": 8,
+                                "metadata_segments": int(framed), "trailer_bytes": 512 * int(framed)}
         return entries, attributes
 
     shortcut = container_auc(*table(["BMP"]))["lsb.rgb"]
+    framing = container_auc(*table(["PNG", "BMP"], bare_stego=True))["lsb.rgb"]
     matched = container_auc(*table(["PNG", "BMP"]))["lsb.rgb"]
     assert shortcut > 0.7
+    assert framing > 0.7
     assert matched < 0.6

@@ -32,7 +32,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ from stegwatch.corpus.payloads import bytes_for_rate, random_payload, text_lengt
 from stegwatch.corpus.sources import (REDUCED_LONG_SIDE, REDUCTION_VERSION, PhotoSource, UserCover, independent_photograph_ids,
                                       listed_sources, photo_crop, prepare_sources, scan_user_covers, source_pixels)
 from stegwatch.errors import CorpusError
+from stegwatch.format.framing import with_framing_of
 from stegwatch.format.files import DEFAULT_LIMITS, FORMAT_EXTENSIONS, CarrierFile, ReadLimits, carrier_from_bytes, decode_image, read_file_bytes, write_bytes_atomic, write_text_atomic
 from stegwatch.format.manifest import MANIFEST_NAME, sidecar_text, write_manifest
 from stegwatch.format.records import FileError, ManifestEntry, Sidecar, split_of
@@ -57,7 +58,7 @@ PLAN = "plan.json"
 #: Folder of the state folder holding the reduced photographs (see ``sources.prepare_sources``).
 COVER_CACHE = "covers"
 #: Bump when a change to the generators changes the files a seed produces.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 #: Target rates (bits per pixel) of the random-payload rate sweep.
 RATES_BPP = (0.05, 0.1, 0.2, 0.4)
@@ -110,6 +111,12 @@ LEARNED_METHODS = ("lsbm", "lsb.rgb", "jsteg", "f5", "nsf5", "juniward", "outgue
 #: Payload variants of ``lsb.rgb`` in a training build: random bytes at every rate, framed and
 #: unframed (text payloads are found by extraction; rich features must learn the random ones).
 TRAINING_LSB_RGB_VARIANTS: tuple[str | float, ...] = tuple(v for pair in zip(UNFRAMED, RATES_BPP) for v in pair)
+
+#: Method categories whose stego files get their cover's framing (EXIF, XMP, text chunks, comments,
+#: a trailer) back after embedding, as an adversary keeps it at no cost: the tools write bare files,
+#: and bare stego beside framed clean files would teach "framing means clean" (issue 16). ``exif``
+#: and ``eoi`` write framing themselves and keep the rest of their cover's already.
+KEEPS_COVER_FRAMING = ("pixel", "dct")
 
 log = logging.getLogger(__name__)
 
@@ -568,6 +575,8 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
             continue
         try:
             stego = method.embed(carrier, payload, options)
+            if method.category in KEEPS_COVER_FRAMING:
+                stego = replace(stego, data=with_framing_of(cover.data, stego.data))
             # outguess, for one, sometimes writes a file it cannot read back: that cover is skipped like one too small.
             _prove(method, stego, cover, payload, job, ctx.limits, options.framed)
         except (EmbedError, LabelNotProven) as exc:

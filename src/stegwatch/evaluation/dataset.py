@@ -26,13 +26,16 @@ from stegwatch.stego.dct import ijg_quality
 from stegwatch.corpus.sources import independent_photograph_ids
 from stegwatch.corpus.validate import validate_corpus
 from stegwatch.format.files import UnreadableFile, load_carrier
+from stegwatch.format.framing import framing_of
 from stegwatch.errors import EmptyCorpus
 from stegwatch.format.manifest import MANIFEST_NAME, ManifestRead, read_manifest, resolve_in_root
 
 IMBALANCE_FLAG = 0.10
 NEAR_DUPLICATE_BITS = 4
 #: Container attributes a shortcut-learning detector could use instead of the embedding.
-CONTAINER_ATTRIBUTES = ("format", "mode", "width", "height", "jpeg_quality", "palette_size", "has_alpha", "bit_depth")
+#: ``metadata_segments`` and ``trailer_bytes`` are its framing (:mod:`stegwatch.format.framing`).
+CONTAINER_ATTRIBUTES = ("format", "mode", "width", "height", "jpeg_quality", "palette_size", "has_alpha", "bit_depth",
+                        "metadata_segments", "trailer_bytes")
 _BIT_DEPTH = {"1": 1, "L": 8, "P": 8, "LA": 8, "PA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "I;16": 16, "I": 32, "F": 32}
 
 
@@ -82,11 +85,14 @@ def _phash(root: Path, file_path: str) -> tuple[str, int | None]:
 
 
 def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
-    """The container of one file, from its header only: format, mode, size, JPEG quality, palette size, alpha, bit depth."""
+    """The container of one file, without decoding pixels: format, mode, size, JPEG quality, palette size, alpha,
+    bit depth, and its framing (metadata segments, trailer length)."""
     from PIL import Image
 
     try:
-        with Image.open(resolve_in_root(root, file_path)) as image:
+        path = resolve_in_root(root, file_path)
+        framing = framing_of(path.read_bytes())
+        with Image.open(path) as image:
             tables = getattr(image, "quantization", None) or {}
             palette = image.getpalette() if image.mode in ("P", "PA") else None
             return file_path, {
@@ -95,6 +101,7 @@ def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
                 "palette_size": len(palette) // 3 if palette else 0,
                 "has_alpha": image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info,
                 "bit_depth": _BIT_DEPTH.get(image.mode, 8),
+                "metadata_segments": len(framing.metadata), "trailer_bytes": len(framing.trailer),
             }
     except (OSError, ValueError, Image.DecompressionBombError):
         return file_path, None
@@ -135,7 +142,8 @@ def container_auc(entries: list, attributes: dict[str, dict], *, folds: int = 5,
         categories = {name: sorted({str(t[name]) for t in table}) for name in ("format", "mode")}
         features = np.asarray([
             [categories["format"].index(str(t["format"])), categories["mode"].index(str(t["mode"])), t["width"], t["height"],
-             -1.0 if t["jpeg_quality"] is None else t["jpeg_quality"], t["palette_size"], float(t["has_alpha"]), t["bit_depth"]]
+             -1.0 if t["jpeg_quality"] is None else t["jpeg_quality"], t["palette_size"], float(t["has_alpha"]), t["bit_depth"],
+             t["metadata_segments"], t["trailer_bytes"]]
             for t in table], dtype=float)
         groups = np.asarray([e.cover_id for e in rows])
         scores = np.zeros(len(rows))

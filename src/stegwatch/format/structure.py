@@ -80,7 +80,7 @@ def end_of_png(data: bytes) -> int | None:
     return None
 
 
-def _skip_sub_blocks(data: bytes, i: int) -> int | None:
+def skip_sub_blocks(data: bytes, i: int) -> int | None:
     n = len(data)
     while i < n:
         size = data[i]
@@ -103,13 +103,13 @@ def end_of_gif(data: bytes) -> int | None:
         if block == 0x3B:
             return i + 1
         if block == 0x21:  # extension: label, then sub-blocks
-            nxt = _skip_sub_blocks(data, i + 2)
+            nxt = skip_sub_blocks(data, i + 2)
         elif block == 0x2C:  # image descriptor, optional local table, LZW size, sub-blocks
             if i + 10 > n:
                 return None
             local = data[i + 9]
             i += 10 + (3 * (2 ** ((local & 7) + 1)) if local & 0x80 else 0)
-            nxt = _skip_sub_blocks(data, i + 1)
+            nxt = skip_sub_blocks(data, i + 1)
         else:
             return None
         if nxt is None:

@@ -1,0 +1,151 @@
+"""A file's framing: the metadata and trailer around its image, which carry no pixels or coefficients.
+
+A detector can tell clean files from stego by their framing instead of their
+embedding: cameras write EXIF, phones append motion-photo trailers, exporters
+add text chunks, while most embedding tools write a bare file. Real covers
+have framing and so can stego made from them (an adversary keeps or restores
+it at no cost), so a corpus whose stego files are all bare teaches a shortcut
+that fails on the first stego file with EXIF. :func:`with_framing_of` gives a
+stego file its cover's framing, and :func:`framing_of` is what the dataset
+quality check reads.
+
+Framing, per container:
+
+- JPEG: the ``APP1``-``APP13``, ``APP15`` and ``COM`` segments before the
+  scan (EXIF, XMP, ICC, MPF, vendor and comment segments). ``APP0`` (JFIF)
+  and ``APP14`` (Adobe, whose colour-transform flag changes decoding) belong
+  to the encoding and are not framing.
+- PNG: the ``tEXt``, ``zTXt``, ``iTXt``, ``eXIf`` and ``tIME`` chunks.
+- GIF: comment extensions (``21 FE``).
+- Every container: the trailer, the bytes after the end of the image
+  (:func:`stegwatch.format.structure.end_of_image`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stegwatch.format.structure import PNG_SIGNATURE, skip_sub_blocks, end_of_image
+
+#: JPEG markers whose segments are framing (APP1-APP13, APP15, COM).
+JPEG_FRAMING_MARKERS = frozenset([*range(0xE1, 0xEE), 0xEF, 0xFE])
+#: PNG chunk types that are framing.
+PNG_FRAMING_CHUNKS = frozenset([b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"])
+
+
+@dataclass(frozen=True)
+class Framing:
+    """The framing of one file: its metadata segments (whole, as written) and its trailer."""
+
+    container: str
+    metadata: tuple[bytes, ...] = ()
+    trailer: bytes = b""
+    #: Where metadata from another file goes in this one (None: a container this module does not
+    #: know, or a broken structure).
+    insert_at: int | None = None
+
+    @property
+    def metadata_bytes(self) -> int:
+        return sum(len(segment) for segment in self.metadata)
+
+
+def _jpeg_header(data: bytes) -> tuple[list[bytes], int | None]:
+    """(framing segments, insertion offset after SOI and any APP0) of a JPEG, walking up to its first scan."""
+    segments: list[bytes] = []
+    i, n = 2, len(data)
+    insert_at: int | None = 2
+    while i + 4 <= n and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker in (0xDA, 0xD9):
+            return segments, insert_at
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        end = i + 2 + length
+        if length < 2 or end > n:
+            return segments, None
+        if marker in JPEG_FRAMING_MARKERS:
+            segments.append(data[i:end])
+        if marker == 0xE0 and insert_at == i:
+            insert_at = end
+        i = end
+    return segments, None
+
+
+def _png_header(data: bytes) -> tuple[list[bytes], int | None]:
+    """(framing chunks, offset of the first IDAT) of a PNG."""
+    chunks: list[bytes] = []
+    i, n = len(PNG_SIGNATURE), len(data)
+    first_idat: int | None = None
+    while i + 12 <= n:
+        length = int.from_bytes(data[i : i + 4], "big")
+        kind = data[i + 4 : i + 8]
+        end = i + 12 + length
+        if end > n:
+            break
+        if kind == b"IDAT" and first_idat is None:
+            first_idat = i
+        if kind in PNG_FRAMING_CHUNKS:
+            chunks.append(data[i:end])
+        if kind == b"IEND":
+            break
+        i = end
+    return chunks, first_idat
+
+
+def _gif_header(data: bytes) -> tuple[list[bytes], int | None]:
+    """(comment extensions, offset of the first block after the global colour table) of a GIF."""
+    if len(data) < 13:
+        return [], None
+    packed = data[10]
+    start = 13 + (3 * (2 ** ((packed & 7) + 1)) if packed & 0x80 else 0)
+    comments: list[bytes] = []
+    i, n = start, len(data)
+    while i < n and data[i] != 0x3B:
+        if data[i] == 0x21 and i + 1 < n:
+            end = skip_sub_blocks(data, i + 2)
+            if end is None:
+                break
+            if data[i + 1] == 0xFE:
+                comments.append(data[i:end])
+            i = end
+        elif data[i] == 0x2C and i + 10 <= n:
+            local = data[i + 9]
+            i += 10 + (3 * (2 ** ((local & 7) + 1)) if local & 0x80 else 0)
+            end = skip_sub_blocks(data, i + 1)
+            if end is None:
+                break
+            i = end
+        else:
+            break
+    return comments, (start if start <= n else None)
+
+
+_HEADERS = {"JPEG": _jpeg_header, "PNG": _png_header, "GIF": _gif_header}
+
+
+def framing_of(data: bytes) -> Framing:
+    """The framing of a file's bytes (an empty one for containers it does not know, such as BMP)."""
+    container, end = end_of_image(data)
+    header = _HEADERS.get(container)
+    if header is None or end is None:
+        return Framing(container)
+    metadata, insert_at = header(data)
+    return Framing(container, tuple(metadata), data[end:], insert_at)
+
+
+def with_framing_of(cover: bytes, stego: bytes) -> bytes:
+    """``stego`` with ``cover``'s framing: its metadata segments and its trailer, where ``stego`` lacks them.
+
+    Segments ``stego`` already holds byte for byte are not repeated, and a
+    ``stego`` that has a trailer of its own keeps it alone. The image itself
+    (pixels, coefficients, tables) is untouched, so it decodes exactly as
+    before. ``stego`` comes back unchanged when the two are different
+    containers or either structure is broken.
+    """
+    source, target = framing_of(cover), framing_of(stego)
+    if source.container != target.container or target.insert_at is None:
+        return stego
+    extra = [segment for segment in source.metadata if segment not in target.metadata]
+    out = stego[: target.insert_at] + b"".join(extra) + stego[target.insert_at :]
+    if source.trailer and not target.trailer:
+        out += source.trailer
+    return out
