@@ -52,6 +52,11 @@ def test_eoi_without_nul_and_with_ai42_marker(photo):
         assert found[0].payload == b"no terminator at all" and not found[0].terminated
         found = get_method("eoi").extract(carrier_from_bytes(base + b"AI42agent message\x00"))
         assert found[0].payload == b"agent message" and found[0].ai42 and found[0].payload_shaped
+        # A payload that begins with the marker's bytes is read whole too.
+        found = get_method("eoi").extract(carrier_from_bytes(base + b"AI42\x00"))
+        assert [x.payload for x in found] == [b"AI42"]
+        found = get_method("eoi").extract(carrier_from_bytes(base + b"AI42AI42x\x00"))
+        assert [(x.payload, x.ai42) for x in found] == [(b"AI42x", True), (b"AI42AI42x", False)]
 
 
 def test_exif_without_nul_and_other_charset_headers(photo):

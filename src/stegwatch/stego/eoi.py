@@ -83,23 +83,17 @@ def split_trailer(data: bytes) -> tuple[bytes, int]:
 def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
     kind, _ = end_of_image(carrier.data)
     trailer, skipped = split_trailer(carrier.data)
-    ai42 = trailer.startswith(AI42)
-    if ai42:
-        trailer = trailer[len(AI42) :]
-    payload, terminated = read_terminated(trailer)
-    if not payload:
-        return []
     note = f"after {skipped} embedded JPEG image(s)" if skipped else None
-    return [
-        Extraction(
-            method=KEY,
-            stream=f"after {kind} end of image",
-            payload=payload,
-            terminated=terminated,
-            ai42=ai42,
-            note=note,
-        )
-    ]
+    # A trailer starting with AI42 is read with the marker taken off first, then whole: a payload may
+    # itself begin with those four bytes.
+    readings = [(trailer[len(AI42) :], True), (trailer, False)] if trailer.startswith(AI42) else [(trailer, False)]
+    found = []
+    for body, ai42 in readings:
+        payload, terminated = read_terminated(body)
+        if payload:
+            found.append(Extraction(method=KEY, stream=f"after {kind} end of image", payload=payload,
+                                    terminated=terminated, ai42=ai42, note=note))
+    return found
 
 
 METHOD = StegoMethod(
