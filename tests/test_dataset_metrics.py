@@ -75,16 +75,16 @@ def test_container_auc_sees_a_container_or_framing_shortcut_and_not_a_matched_on
 
     rng = np.random.default_rng(0)
 
-    def table(stego_formats, bare_stego=False):
+    def table(stego_formats, bare_stego=False, method="lsb.rgb"):
         entries, attributes = [], {}
         for i in range(400):
             stego = i % 2 == 1
             fmt = stego_formats[(i // 2) % len(stego_formats)] if stego else ("PNG", "BMP")[int(rng.integers(2))]
             path = f"f{i}"
             entries.append(SimpleNamespace(file_path=path, label="stego" if stego else "clean",
-                                           method="lsb.rgb" if stego else None, cover_id=f"c{i // 2}"))
+                                           method=method if stego else None, cover_id=f"c{i // 2}"))
             # Half the files carry framing (a text chunk and a trailer); with bare_stego, only clean ones do.
-            framed = rng.random() < 0.5 and not (stego and bare_stego)
+            framed = (rng.random() < 0.5 and not (stego and bare_stego)) or (stego and method == "eoi")
             attributes[path] = {"format": fmt, "mode": "RGB", "width": 256, "height": 256, "jpeg_quality": None,
                                 "palette_size": 0, "has_alpha": False, "bit_depth": 8,
                                 "metadata_segments": int(framed), "trailer_bytes": 512 * int(framed)}
@@ -93,6 +93,9 @@ def test_container_auc_sees_a_container_or_framing_shortcut_and_not_a_matched_on
     shortcut = container_auc(*table(["BMP"]))["lsb.rgb"]
     framing = container_auc(*table(["PNG", "BMP"], bare_stego=True))["lsb.rgb"]
     matched = container_auc(*table(["PNG", "BMP"]))["lsb.rgb"]
+    # eoi writes a trailer: there the framing is the embedding, and the check leaves it out.
+    eoi = container_auc(*table(["PNG"], method="eoi"))["eoi"]
     assert shortcut > 0.7
     assert framing > 0.7
     assert matched < 0.6
+    assert eoi < 0.6

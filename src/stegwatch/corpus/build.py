@@ -58,7 +58,7 @@ PLAN = "plan.json"
 #: Folder of the state folder holding the reduced photographs (see ``sources.prepare_sources``).
 COVER_CACHE = "covers"
 #: Bump when a change to the generators changes the files a seed produces.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 #: Target rates (bits per pixel) of the random-payload rate sweep.
 RATES_BPP = (0.05, 0.1, 0.2, 0.4)
@@ -112,11 +112,11 @@ LEARNED_METHODS = ("lsbm", "lsb.rgb", "jsteg", "f5", "nsf5", "juniward", "outgue
 #: unframed (text payloads are found by extraction; rich features must learn the random ones).
 TRAINING_LSB_RGB_VARIANTS: tuple[str | float, ...] = tuple(v for pair in zip(UNFRAMED, RATES_BPP) for v in pair)
 
-#: Method categories whose stego files get their cover's framing (EXIF, XMP, text chunks, comments,
-#: a trailer) back after embedding, as an adversary keeps it at no cost: the tools write bare files,
-#: and bare stego beside framed clean files would teach "framing means clean" (issue 16). ``exif``
-#: and ``eoi`` write framing themselves and keep the rest of their cover's already.
-KEEPS_COVER_FRAMING = ("pixel", "dct")
+#: Method categories whose payload is framing (EXIF, a trailer). Every stego file gets its cover's
+#: framing back after embedding (:func:`~stegwatch.format.framing.with_framing_of`), as an adversary
+#: keeps it at no cost: the tools write bare files, and bare stego beside framed clean files would
+#: teach "framing means clean" (issue 16). A stego file's own EXIF and trailer win over its cover's.
+WRITES_FRAMING = ("metadata", "eoi")
 
 log = logging.getLogger(__name__)
 
@@ -575,8 +575,7 @@ def run_stego(ctx: BuildContext, job: Job) -> list[dict]:
             continue
         try:
             stego = method.embed(carrier, payload, options)
-            if method.category in KEEPS_COVER_FRAMING:
-                stego = replace(stego, data=with_framing_of(cover.data, stego.data))
+            stego = replace(stego, data=with_framing_of(cover.data, stego.data))
             # outguess, for one, sometimes writes a file it cannot read back: that cover is skipped like one too small.
             _prove(method, stego, cover, payload, job, ctx.limits, options.framed)
         except (EmbedError, LabelNotProven) as exc:

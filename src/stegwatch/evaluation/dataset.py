@@ -24,8 +24,9 @@ import numpy as np
 from stegwatch.parallel import map_unordered
 from stegwatch.stego.dct import ijg_quality
 from stegwatch.corpus.sources import independent_photograph_ids
+from stegwatch.corpus.build import WRITES_FRAMING
 from stegwatch.corpus.validate import validate_corpus
-from stegwatch.format.files import UnreadableFile, load_carrier
+from stegwatch.format.files import UnreadableFile, load_carrier, read_file_bytes
 from stegwatch.format.framing import framing_of
 from stegwatch.errors import EmptyCorpus
 from stegwatch.format.manifest import MANIFEST_NAME, ManifestRead, read_manifest, resolve_in_root
@@ -91,7 +92,7 @@ def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
 
     try:
         path = resolve_in_root(root, file_path)
-        framing = framing_of(path.read_bytes())
+        framing = framing_of(read_file_bytes(path))
         with Image.open(path) as image:
             tables = getattr(image, "quantization", None) or {}
             palette = image.getpalette() if image.mode in ("P", "PA") else None
@@ -103,7 +104,7 @@ def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
                 "bit_depth": _BIT_DEPTH.get(image.mode, 8),
                 "metadata_segments": len(framing.metadata), "trailer_bytes": len(framing.trailer),
             }
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except (OSError, ValueError, UnreadableFile, Image.DecompressionBombError):
         return file_path, None
 
 
@@ -119,7 +120,9 @@ def container_auc(entries: list, attributes: dict[str, dict], *, folds: int = 5,
     It separates the method's stego files from the clean files that could
     carry it (:func:`could_carry`), grouped by ``cover_id`` (``StratifiedGroupKFold``).
     0.5 means the container says nothing about the label; near 1 means a
-    detector could learn the container instead of the embedding.
+    detector could learn the container instead of the embedding. The
+    framing attributes are left out for methods whose payload is framing
+    (``exif``, ``eoi``: :data:`~stegwatch.corpus.build.WRITES_FRAMING`).
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import StratifiedGroupKFold
@@ -145,6 +148,8 @@ def container_auc(entries: list, attributes: dict[str, dict], *, folds: int = 5,
              -1.0 if t["jpeg_quality"] is None else t["jpeg_quality"], t["palette_size"], float(t["has_alpha"]), t["bit_depth"],
              t["metadata_segments"], t["trailer_bytes"]]
             for t in table], dtype=float)
+        if method.category in WRITES_FRAMING:
+            features = features[:, :-2]  # exif and eoi write framing: there it is the embedding, not a shortcut
         groups = np.asarray([e.cover_id for e in rows])
         scores = np.zeros(len(rows))
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -50,21 +50,37 @@ class Framing:
 
 
 def _jpeg_header(data: bytes) -> tuple[list[bytes], int | None]:
-    """(framing segments, insertion offset after SOI and any APP0) of a JPEG, walking up to its first scan."""
+    """(framing segments, insertion offset after SOI and any leading APP0) of a JPEG, walking up to its first scan.
+
+    Walks as :func:`~stegwatch.format.structure.end_of_jpeg` does: fill bytes (runs of ``FF``) before
+    a marker, and markers without a length (``TEM``, ``RSTn``).
+    """
     segments: list[bytes] = []
     i, n = 2, len(data)
     insert_at: int | None = 2
-    while i + 4 <= n and data[i] == 0xFF:
+    leading = True  # still in the segments right after SOI that are all APP0
+    while i < n and data[i] == 0xFF:
+        while i + 1 < n and data[i + 1] == 0xFF:  # fill bytes: the segment starts at the last FF
+            i += 1
+        if i + 1 >= n:
+            break
         marker = data[i + 1]
         if marker in (0xDA, 0xD9):
             return segments, insert_at
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            i += 2
+            leading = False
+            continue
+        if i + 4 > n:
+            break
         length = int.from_bytes(data[i + 2 : i + 4], "big")
         end = i + 2 + length
         if length < 2 or end > n:
-            return segments, None
+            break
         if marker in JPEG_FRAMING_MARKERS:
             segments.append(data[i:end])
-        if marker == 0xE0 and insert_at == i:
+        leading = leading and marker == 0xE0
+        if leading:
             insert_at = end
         i = end
     return segments, None
@@ -119,6 +135,11 @@ def _gif_header(data: bytes) -> tuple[list[bytes], int | None]:
     return comments, (start if start <= n else None)
 
 
+def _is_exif(segment: bytes) -> bool:
+    """True for a JPEG ``APP1`` EXIF segment or a PNG ``eXIf`` chunk."""
+    return segment.startswith(b"\xff\xe1") and segment[4:10] == b"Exif\x00\x00" or segment[4:8] == b"eXIf"
+
+
 _HEADERS = {"JPEG": _jpeg_header, "PNG": _png_header, "GIF": _gif_header}
 
 
@@ -135,17 +156,25 @@ def framing_of(data: bytes) -> Framing:
 def with_framing_of(cover: bytes, stego: bytes) -> bytes:
     """``stego`` with ``cover``'s framing: its metadata segments and its trailer, where ``stego`` lacks them.
 
-    Segments ``stego`` already holds byte for byte are not repeated, and a
-    ``stego`` that has a trailer of its own keeps it alone. The image itself
+    Segments ``stego`` already holds byte for byte are not repeated; a
+    ``stego`` with EXIF of its own keeps it alone, and one with a trailer of
+    its own keeps that alone (so ``exif`` and ``eoi`` stego keep their
+    payloads and get the rest of their cover's framing). A GIF given a
+    comment is marked ``GIF89a``, the version that has extensions. The image itself
     (pixels, coefficients, tables) is untouched, so it decodes exactly as
     before. ``stego`` comes back unchanged when the two are different
-    containers or either structure is broken.
+    containers or its own structure is broken (a cover whose structure
+    breaks off gives what could be read of it).
     """
     source, target = framing_of(cover), framing_of(stego)
     if source.container != target.container or target.insert_at is None:
         return stego
-    extra = [segment for segment in source.metadata if segment not in target.metadata]
+    own_exif = any(_is_exif(segment) for segment in target.metadata)
+    extra = [segment for segment in source.metadata
+             if segment not in target.metadata and not (own_exif and _is_exif(segment))]
     out = stego[: target.insert_at] + b"".join(extra) + stego[target.insert_at :]
+    if extra and out.startswith(b"GIF87a"):
+        out = b"GIF89a" + out[6:]  # extensions are GIF89a; a clean GIF with a comment says so
     if source.trailer and not target.trailer:
         out += source.trailer
     return out
