@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import math
 from collections import Counter
 from pathlib import Path
@@ -92,8 +93,9 @@ def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
 
     try:
         path = resolve_in_root(root, file_path)
-        framing = framing_of(read_file_bytes(path))
-        with Image.open(path) as image:
+        data = read_file_bytes(path)
+        framing = framing_of(data)
+        with Image.open(io.BytesIO(data)) as image:  # the bytes already read, not the file again
             tables = getattr(image, "quantization", None) or {}
             palette = image.getpalette() if image.mode in ("P", "PA") else None
             return file_path, {
