@@ -315,7 +315,9 @@ def test_a_payload_is_unexplained_wherever_it_sits(small_jpeg):
     message = b"Meet at the old lighthouse when the tide turns.\x00"
     mp4 = _box(b"ftyp", b"mp42\x00\x00\x00\x00isom") + _box(b"mdat", b"\x11" * 500)
     for data in (small_jpeg + message, small_jpeg + mp4 + message, small_jpeg + b"\x00" * 16 + message,
-                 small_jpeg + message + _sef([(0x0A01, b"1700000000000")])):
+                 small_jpeg + message + _sef([(0x0A01, b"1700000000000")]),
+                 small_jpeg + _sef([(0x0A01, b"1700000000000")]) + message,
+                 small_jpeg + _sef([(0x0A01, b"SEFT")]) + message.replace(b"tide", b"SEFT")):
         parts = trailer_parts(data)
         unexplained = [p for p in parts if p.kind == "unexplained"]
         assert len(unexplained) == 1 and unexplained[0].length == len(message), parts

@@ -46,6 +46,23 @@ def test_payload_after_a_legitimate_second_jpeg_is_still_found(photo):
     assert found[0].payload == b"hidden words here" and "1 embedded JPEG" in found[0].note
 
 
+def test_payload_after_a_phones_trailer_is_found(photo):
+    """Appended after padding, a motion photo's video or a Samsung SEF trailer, a payload is read where the
+    bytes no known structure explains begin; the clean file with that trailer holds no payload."""
+    from stegwatch.corpus._lookalike_parts import mp4_video, samsung_sef
+
+    rng = np.random.default_rng(3)
+    video = mp4_video(rng, 3000)
+    for trailer in (b"\x00" * 512, video, samsung_sef(rng, ["Image_UTC_Data"], video)):
+        clean = carrier_from_bytes(jpeg_bytes(photo) + trailer)
+        assert not [x for x in get_method("eoi").extract(clean) if x.payload.startswith(b"hidden")]
+        stego = get_method("eoi").embed(clean, b"hidden words here")
+        assert stego.data.startswith(clean.data)
+        found = get_method("eoi").extract(carrier_from_bytes(stego.data))
+        assert [(x.payload, x.note) for x in found if x.payload == b"hidden words here"] == [
+            (b"hidden words here", "after the known trailer structures")], trailer[:16]
+
+
 def test_eoi_without_nul_and_with_ai42_marker(photo):
     for base in (png_bytes(photo), jpeg_bytes(photo), _gif(photo)):
         found = get_method("eoi").extract(carrier_from_bytes(base + b"no terminator at all"))

@@ -58,7 +58,8 @@ from stegwatch.stego.palette import index_plane
 if TYPE_CHECKING:
     from stegwatch.stego.dct import DctImage
 
-FEATURE_VERSION = 5
+#: 6: ``meta``'s trailer evidence finds a Samsung SEF trailer that appended bytes follow (the bytes stay unexplained).
+FEATURE_VERSION = 6
 STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "sequential", "matching",
            "spam", "dctr")
 #: The field's rich features (FEATURE_VERSION 5): many small fractions, rounded to float32 when extracted (the

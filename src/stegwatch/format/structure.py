@@ -223,10 +223,11 @@ def _png_chunks_end(data: bytes, i: int, limit: int, *, allow_cut: bool) -> int:
     return j
 
 
-def _samsung_sef_start(data: bytes, start: int) -> int | None:
-    """Start of a Samsung SEF trailer that ends the file (``SEFH`` directory, then its length and ``SEFT``)."""
-    n = len(data)
-    if not data.endswith(b"SEFT") or n - start < 20:
+def _samsung_sef_start(data: bytes, start: int, end: int | None = None) -> int | None:
+    """Start of a Samsung SEF trailer that ends at ``end`` (default: the file's end): ``SEFH`` directory, then its
+    length and ``SEFT``."""
+    n = len(data) if end is None else end
+    if data[n - 4: n] != b"SEFT" or n - start < 20:
         return None
     directory_length = int.from_bytes(data[n - 8: n - 4], "little")
     directory = n - 8 - directory_length
@@ -244,6 +245,28 @@ def _samsung_sef_start(data: bytes, start: int) -> int | None:
             return None
         first = min(first, directory - offset)
     return first
+
+
+#: How many ``SEFT`` footers before the file's end :func:`_samsung_sef_span` tries (bytes appended after a SEF
+#: trailer may themselves hold the four letters).
+SEF_FOOTERS_TRIED = 8
+
+
+def _samsung_sef_span(data: bytes, start: int) -> tuple[int, int] | None:
+    """Where a Samsung SEF trailer begins and ends: at the file's end, where a phone writes it, or followed by
+    bytes appended later (its last valid ``SEFT`` footer after ``start``)."""
+    first = _samsung_sef_start(data, start)
+    if first is not None:
+        return first, len(data)
+    footer = len(data)
+    for _ in range(SEF_FOOTERS_TRIED):
+        footer = data.rfind(b"SEFT", start, footer)
+        if footer < 0:
+            return None
+        first = _samsung_sef_start(data, start, footer + 4)
+        if first is not None:
+            return first, footer + 4
+    return None
 
 
 def _xmp_end(data: bytes, i: int, limit: int) -> int | None:
@@ -270,10 +293,12 @@ def trailer_parts(data: bytes, start: int | None = None) -> list[TrailerPart]:
 
     ``start`` defaults to :func:`end_of_image`'s end (no parts when it cannot
     be found). Structures are recognized where they begin; a Samsung SEF
-    trailer is recognized from the end of the file, where it always sits.
-    Bytes from the first place that no structure explains up to the next
-    structure found from the end are one ``unexplained`` part: an appended
-    payload is unexplained whatever precedes or follows it.
+    trailer is recognized from its ``SEFT`` footer, at the end of the file
+    where a phone writes it or followed by appended bytes. Bytes from the
+    first place that no structure explains up to the next structure found
+    from the end are one ``unexplained`` part, and so are bytes after a SEF
+    trailer: an appended payload is unexplained whatever precedes or
+    follows it.
     """
     if start is None:
         _, start = end_of_image(data)
@@ -281,8 +306,8 @@ def trailer_parts(data: bytes, start: int | None = None) -> list[TrailerPart]:
             return []
     n = len(data)
     parts: list[TrailerPart] = []
-    sef = _samsung_sef_start(data, start)
-    limit = n if sef is None else sef
+    sef = _samsung_sef_span(data, start)
+    limit = n if sef is None else sef[0]
     i = start
     while i < limit:
         end: int | None = None
@@ -307,7 +332,9 @@ def trailer_parts(data: bytes, start: int | None = None) -> list[TrailerPart]:
         parts.append(TrailerPart(kind, i, end))
         i = end
     if sef is not None:
-        parts.append(TrailerPart("samsung-sef", sef, n))
+        parts.append(TrailerPart("samsung-sef", *sef))
+        if sef[1] < n:  # bytes appended after the SEF trailer
+            parts.append(TrailerPart("unexplained", sef[1], n))
     return parts
 
 

@@ -5,8 +5,10 @@ its CRC) or GIF's ``0x3B`` trailer. The end of the image is found by walking
 the file's structure, not by searching for the marker bytes, so a payload
 that happens to contain ``FFD9`` is read whole. A complete JPEG image after
 the end (multi-picture and motion-photo files) is a legitimate trailer, not a
-payload: it is skipped, and only bytes after it count. Reading accepts the
-payload with or without the NUL, and an ``AI42`` marker at its start.
+payload: it is skipped, and only bytes after it count. A payload appended
+after another known trailer (padding, a motion photo's video, a Samsung SEF
+trailer) is read where the bytes no structure explains begin. Reading accepts
+the payload with or without the NUL, and an ``AI42`` marker at its start.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.format.structure import JPEG_SOI, end_of_gif, end_of_image, end_of_jpeg, end_of_png  # the walkers live in format/
+from stegwatch.format.structure import JPEG_SOI, end_of_gif, end_of_image, end_of_jpeg, end_of_png, trailer_parts  # the walkers live in format/
 from stegwatch.stego.base import (
     Cover,
     cover_image,
@@ -80,19 +82,44 @@ def split_trailer(data: bytes) -> tuple[bytes, int]:
     return (b"", 0) if start is None else (data[start:], skipped)
 
 
+def payload_starts(data: bytes) -> tuple[list[int], int]:
+    """Where an appended payload may begin, and how many embedded JPEG images were skipped.
+
+    First after the end of the image and any complete JPEG images that
+    follow it (:func:`trailer_start`); then, where the file ends in another
+    known trailer structure (padding, a motion photo's video, XMP, a Samsung
+    SEF trailer: :func:`~stegwatch.format.structure.trailer_parts`), where the
+    first bytes that none explains begin. A payload appended to a phone's
+    file follows its trailer, and is read there.
+    """
+    start, skipped = trailer_start(data)
+    if start is None:
+        return [], 0
+    starts = [start]
+    unexplained = [part.start for part in trailer_parts(data, start) if part.kind == "unexplained"]
+    if unexplained and unexplained[0] != start:
+        starts.append(unexplained[0])
+    return starts, skipped
+
+
 def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str | None = None) -> list[Extraction]:
-    kind, _ = end_of_image(carrier.data)
-    trailer, skipped = split_trailer(carrier.data)
-    note = f"after {skipped} embedded JPEG image(s)" if skipped else None
-    # A trailer starting with AI42 is read with the marker taken off first, then whole: a payload may
-    # itself begin with those four bytes.
-    readings = [(trailer[len(AI42) :], True), (trailer, False)] if trailer.startswith(AI42) else [(trailer, False)]
+    data = carrier.data
+    kind, _ = end_of_image(data)
+    starts, skipped = payload_starts(data)
     found = []
-    for body, ai42 in readings:
-        payload, terminated = read_terminated(body)
-        if payload:
-            found.append(Extraction(method=KEY, stream=f"after {kind} end of image", payload=payload,
-                                    terminated=terminated, ai42=ai42, note=note))
+    for n, start in enumerate(starts):
+        trailer = memoryview(data)[start:].tobytes()
+        notes = [f"after {skipped} embedded JPEG image(s)" if skipped else "",
+                 "after the known trailer structures" if n else ""]
+        note = "; ".join(x for x in notes if x) or None
+        # A trailer starting with AI42 is read with the marker taken off first, then whole: a payload may
+        # itself begin with those four bytes.
+        readings = [(trailer[len(AI42):], True), (trailer, False)] if trailer.startswith(AI42) else [(trailer, False)]
+        for body, ai42 in readings:
+            payload, terminated = read_terminated(body)
+            if payload:
+                found.append(Extraction(method=KEY, stream=f"after {kind} end of image", payload=payload,
+                                        terminated=terminated, ai42=ai42, note=note))
     return found
 
 
@@ -109,5 +136,5 @@ METHOD = StegoMethod(
     payload_unit="bytes",
 )
 
-__all__ = ["METHOD", "capacity", "embed", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png", "extract", "split_trailer",
-           "trailer_start"]
+__all__ = ["METHOD", "capacity", "embed", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png", "extract",
+           "payload_starts", "split_trailer", "trailer_start"]
