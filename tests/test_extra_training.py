@@ -75,6 +75,10 @@ def test_a_left_out_source_loses_its_extra_files_too(smoke_corpus, extra_corpus)
     left_out = [(pool, rows) for pool, rows in spy.fits[-len(sources):]]
     for source, (pool, rows) in zip(sources, left_out):
         assert source not in {pool.entries[i].cover_source for i in rows}
+        # The section says what each refit saw.
+        row = section["sources"][source]
+        assert row["training_files"] == rows.size
+        assert row["training_cover_groups"] == len({pool.entries[i].cover_id for i in rows})
 
 
 def test_evaluate_records_the_extra_corpus_and_refuses_it_without_refits(smoke_corpus, extra_corpus):

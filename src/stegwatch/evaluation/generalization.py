@@ -90,6 +90,8 @@ def generalization(detector, data: CorpusFeatures, *, seed: int, target_fpr: flo
         rows = np.flatnonzero(test)
         per_source[source] = {
             "files": int(test.sum()), "cover_groups": len(set(groups[rows].tolist())), "threshold": float(fitted.threshold),
+            # What the refit saw: leaving out a source that holds most cover groups refits on few.
+            "training_files": int(train.size), "training_cover_groups": len(set(pool.groups[train].tolist())),
             "in_source": _readings(in_source_flags[rows], None if in_source_scores is None else in_source_scores[rows],
                                    stego[rows], groups[rows]),
             "out_of_source": _readings(out_flags[rows], scores, stego[rows], groups[rows]),
