@@ -92,7 +92,28 @@ def test_evaluate_writes_schema_valid_metrics(smoke_corpus, model):
     fpr = metrics["false_positive_rate"]
     assert fpr["n"] == sum(r["n"] for r in metrics["false_positive_rate_by_category"].values())
     assert metrics["detection_rate"]["n"] == sum(r["n"] for r in metrics["detection_rate_by_method"].values())
+    # Every stego file is counted once more by its cover's category, read from its sidecar.
+    by_cover = metrics["detection_rate_by_cover_category"]
+    assert metrics["detection_rate"]["n"] == sum(r["n"] for r in by_cover.values())
+    assert not [k for k in by_cover if k.endswith(" on unknown")] and any(k.endswith(" on photo") for k in by_cover)
+    for method, record in metrics["detection_rate_by_method"].items():
+        assert record["count"] == sum(r["count"] for k, r in by_cover.items() if k.split(" on ")[0] == method)
     assert metrics["latency"]["n"] == 10 and metrics["latency"]["per_image_ms"]["p50"] > 0
+
+
+def test_a_stego_file_without_its_sidecar_has_an_unknown_cover(corpus_copy):
+    from stegwatch.evaluation.evaluate import cover_categories
+    from stegwatch.format.manifest import read_manifest, sidecar_path
+
+    entries = read_manifest(corpus_copy).entries
+    stego = [i for i, e in enumerate(entries) if e.label == "stego"]
+    sidecar_path(corpus_copy / entries[stego[0]].file_path).unlink()
+    sidecar_path(corpus_copy / entries[stego[1]].file_path).write_text("{not json")
+    found = cover_categories(entries, corpus_copy)
+    assert found[stego[0]] == found[stego[1]] == "unknown"
+    assert all(found[i] not in ("", "unknown") for i in stego[2:]) and all(found[i] == "" for i, e in enumerate(entries)
+                                                                              if e.label == "clean")
+    assert cover_categories(entries, None)[stego[2]] == "unknown"  # a labelled CSV has no sidecars
 
 
 def test_unreadable_files_are_counted_apart(corpus_copy):

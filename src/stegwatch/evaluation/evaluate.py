@@ -138,6 +138,35 @@ def decisions_of(entries, flags: np.ndarray) -> dict:
     return out
 
 
+def cover_categories(entries, root: Path | None) -> list[str]:
+    """The category of each stego file's cover ("" for clean files): the clean file it was made from (the manifest's
+    ``cover_file``, else its sidecar's ``clean_file``), when that file is among ``entries``; else ``unknown``.
+
+    A method is only as detectable as its covers allow: random bits written over an LSB plane that is already noise
+    (``noise_lsb``) change little, and the same method over a photograph is easy. So detection is also counted per
+    cover category.
+    """
+    from stegwatch.errors import ManifestError
+    from stegwatch.format.manifest import RootResolver, read_sidecar
+
+    category_of = {e.file_path: e.category for e in entries if e.label == "clean"}
+    resolve = RootResolver(root) if root is not None else None
+    out = []
+    for entry in entries:
+        if entry.label == "clean":
+            out.append("")
+            continue
+        cover = entry.cover_file
+        if cover is None and resolve is not None:
+            try:
+                sidecar = read_sidecar(resolve(entry.file_path))
+            except (ManifestError, OSError, ValueError):  # a broken sidecar leaves the cover unknown, never ends the run
+                sidecar = None
+            cover = sidecar.clean_file if sidecar is not None else None
+        out.append(category_of.get(cover, "unknown") if cover else "unknown")
+    return out
+
+
 def exclude_in_sample(detector, data: CorpusFeatures, allow: bool) -> tuple[CorpusFeatures, dict]:
     """Leave out (or, with ``allow``, keep and count) the files whose cover group the detector was fitted on.
 
@@ -247,6 +276,10 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
         "detection_rate": group_rate_record(flags[stego], groups[stego]),
         "detection_rate_by_method": grouped_rates(flags[stego], methods_true[stego], groups[stego]),
         "detection_rate_by_payload": grouped_rates(flags[stego], payload_keys[stego].tolist(), groups[stego]),
+        "detection_rate_by_cover_category": grouped_rates(
+            flags[stego], [f"{m} on {c}" for m, c in zip(methods_true[stego], np.asarray(cover_categories(entries, root),
+                                                                                       dtype=object)[stego], strict=True)],
+            groups[stego]),
         "attribution": {
             "accuracy": group_rate_record(np.asarray([predicted[i] == methods_true[i] for i in detected], dtype=bool), groups[detected]),
             "confusion": confusion([methods_true[i] for i in detected], [predicted[i] for i in detected]),

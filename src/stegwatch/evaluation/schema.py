@@ -125,6 +125,9 @@ class Metrics(BaseModel):
     detection_rate: RateRecord
     detection_rate_by_method: dict[str, RateRecord]
     detection_rate_by_payload: dict[str, RateRecord]
+    detection_rate_by_cover_category: dict[str, RateRecord] = Field(
+        default_factory=dict, description="detection of each method's files by the category of the clean file each was "
+        "made from ('METHOD on CATEGORY'; 'unknown' where no sidecar or manifest names it)")
     attribution: Attribution
     roc_auc: float | None
     roc_auc_by_method: dict[str, float | None] = Field(description="ROC AUC of each method's files against the clean "
