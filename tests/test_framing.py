@@ -86,6 +86,14 @@ def test_png_and_gif_stego_get_their_covers_text_chunks_comments_and_trailers():
     assert stego.data[:6] == b"GIF87a" and framed[:6] == gif[:6] == b"GIF89a"  # a GIF with a comment is GIF89a
     np.testing.assert_array_equal(_pixels(framed), _pixels(stego.data))
     assert METHODS["palette"].extract(carrier_from_bytes(framed))[0].payload == b"z" * 20
+    # One walk of the GIF's blocks serves both its end and its comments.
+    from stegwatch.format.structure import end_of_gif, walk_gif
+
+    walk = walk_gif(framed + b"after")
+    assert walk.end == end_of_gif(framed) == len(framed)
+    assert [framed[b:e] for label, b, e in walk.extensions if label == 0xFE] == list(framing_of(framed).metadata)
+    assert walk_gif(framed[:-30]).end is None  # cut short: no trailer found
+    assert walk_gif(b"not a gif at all") is None
 
 
 def test_an_exif_payload_keeps_its_own_exif_and_gets_the_rest(camera_jpeg):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stegwatch.format.structure import PNG_SIGNATURE, skip_sub_blocks, end_of_image
+from stegwatch.format.structure import PNG_SIGNATURE, end_of_image, walk_gif
 
 #: JPEG markers whose segments are framing (APP1-APP13, APP15, COM).
 JPEG_FRAMING_MARKERS = frozenset([*range(0xE1, 0xEE), 0xEF, 0xFE])
@@ -109,30 +109,11 @@ def _png_header(data: bytes) -> tuple[list[bytes], int | None]:
 
 def _gif_header(data: bytes) -> tuple[list[bytes], int | None]:
     """(comment extensions, offset of the first block after the global colour table) of a GIF."""
-    if len(data) < 13:
+    walk = walk_gif(data)
+    if walk is None:
         return [], None
-    packed = data[10]
-    start = 13 + (3 * (2 ** ((packed & 7) + 1)) if packed & 0x80 else 0)
-    comments: list[bytes] = []
-    i, n = start, len(data)
-    while i < n and data[i] != 0x3B:
-        if data[i] == 0x21 and i + 1 < n:
-            end = skip_sub_blocks(data, i + 2)
-            if end is None:
-                break
-            if data[i + 1] == 0xFE:
-                comments.append(data[i:end])
-            i = end
-        elif data[i] == 0x2C and i + 10 <= n:
-            local = data[i + 9]
-            i += 10 + (3 * (2 ** ((local & 7) + 1)) if local & 0x80 else 0)
-            end = skip_sub_blocks(data, i + 1)
-            if end is None:
-                break
-            i = end
-        else:
-            break
-    return comments, (start if start <= n else None)
+    comments = [data[begin:end] for label, begin, end in walk.extensions if label == 0xFE]
+    return comments, (walk.start if walk.start <= len(data) else None)
 
 
 def _is_exif(segment: bytes) -> bool:

@@ -91,31 +91,54 @@ def skip_sub_blocks(data: bytes, i: int) -> int | None:
     return None
 
 
-def end_of_gif(data: bytes) -> int | None:
-    """Offset just past the ``0x3B`` trailer; None if malformed."""
+@dataclass(frozen=True)
+class GifWalk:
+    """A GIF's block structure: where its blocks begin (after the global colour table), its extensions in file order
+    as ``(label, start, end)`` byte ranges, and the offset just past its ``0x3B`` trailer (None when the walk breaks
+    off: then ``extensions`` holds those passed before)."""
+
+    start: int
+    extensions: tuple[tuple[int, int, int], ...]
+    end: int | None
+
+
+def walk_gif(data: bytes) -> GifWalk | None:
+    """Walk a GIF's blocks once (None when it is not a GIF87a/GIF89a file): :func:`end_of_gif` and the framing's
+    comment extensions both read this walk."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         return None
     packed = data[10]
-    i = 13 + (3 * (2 ** ((packed & 7) + 1)) if packed & 0x80 else 0)
-    n = len(data)
+    start = 13 + (3 * (2 ** ((packed & 7) + 1)) if packed & 0x80 else 0)
+    extensions: list[tuple[int, int, int]] = []
+    i, n = start, len(data)
+    end: int | None = None
     while i < n:
         block = data[i]
         if block == 0x3B:
-            return i + 1
+            end = i + 1
+            break
         if block == 0x21:  # extension: label, then sub-blocks
             nxt = skip_sub_blocks(data, i + 2)
+            if nxt is not None:
+                extensions.append((data[i + 1] if i + 1 < n else -1, i, nxt))
         elif block == 0x2C:  # image descriptor, optional local table, LZW size, sub-blocks
             if i + 10 > n:
-                return None
+                break
             local = data[i + 9]
             i += 10 + (3 * (2 ** ((local & 7) + 1)) if local & 0x80 else 0)
             nxt = skip_sub_blocks(data, i + 1)
         else:
-            return None
+            break
         if nxt is None:
-            return None
+            break
         i = nxt
-    return None
+    return GifWalk(start, tuple(extensions), end)
+
+
+def end_of_gif(data: bytes) -> int | None:
+    """Offset just past the ``0x3B`` trailer; None if malformed."""
+    walk = walk_gif(data)
+    return None if walk is None else walk.end
 
 
 def end_of_image(data: bytes) -> tuple[str, int | None]:
@@ -338,5 +361,5 @@ def trailer_parts(data: bytes, start: int | None = None) -> list[TrailerPart]:
     return parts
 
 
-__all__ = ["JPEG_SOI", "PNG_SIGNATURE", "TrailerPart", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png",
-           "png_problem", "structure_problem", "trailer_parts"]
+__all__ = ["GifWalk", "JPEG_SOI", "PNG_SIGNATURE", "TrailerPart", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png",
+           "png_problem", "structure_problem", "trailer_parts", "walk_gif"]
