@@ -155,6 +155,10 @@ def test_training_writes_model_card_log_and_onnx(trained):
     for key in ("corpus", "streams", "feature_names", "hyperparameters", "threshold", "validation", "held_out", "command"):
         assert key in saved
     assert saved["corpus"]["manifest_sha256"]
+    # The card names the clean files holding the threshold up, highest first.
+    highest = saved["threshold"]["highest_clean"]
+    assert 0 < len(highest) <= 5 and [h["score"] for h in highest] == sorted((h["score"] for h in highest), reverse=True)
+    assert all(h["file_path"] and h["category"] and 0 <= h["score"] <= 1 for h in highest)
     assert 0 < saved["onnx_size_bytes"] == (out / "v4" / "model.onnx").stat().st_size < 10_000_000
     assert saved["route_feature"] == "dct.is_jpeg" and set(saved["families"]) == {"spatial", "jpeg"}
     assert {"spam", "dctr"} <= set(saved["streams"]) and saved["hyperparameters"]["estimator"] == "lightgbm.LGBMClassifier"

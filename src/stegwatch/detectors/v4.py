@@ -409,6 +409,22 @@ def crossfit_threshold(features: np.ndarray, labels: np.ndarray, groups: np.ndar
     return threshold_for_fpr(scores[clean], target_fpr), scores, fold_of
 
 
+#: How many of the highest-scoring clean files the card names beside the threshold.
+HIGHEST_CLEAN = 5
+
+
+def highest_clean(data: CorpusFeatures, rows: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                  count: int = HIGHEST_CLEAN) -> list[dict]:
+    """The ``count`` clean files among ``rows`` with the highest ``scores`` (one per row of ``rows``), highest first:
+    score, category, cover source and corpus path. With a target of 0.05% the threshold sits just above the few
+    highest, so these say what holds it up (a framed caption, a synthetic pattern)."""
+    clean = np.flatnonzero(labels[rows] == "clean")
+    top = clean[np.argsort(-scores[clean], kind="stable")[:count]]
+    return [{"score": round(float(scores[k]), 6), "category": data.entries[rows[k]].category,
+             "cover_source": data.entries[rows[k]].cover_source, "file_path": data.entries[rows[k]].file_path}
+            for k in top]
+
+
 def _in_family(rows: np.ndarray, jpeg: np.ndarray, family: str) -> np.ndarray:
     """The rows of ``rows`` that go to ``family``'s model (``jpeg``: every row's route)."""
     return rows[jpeg[rows] == (family == "jpeg")]
@@ -637,13 +653,15 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
     model, threshold = fit_v4(features, labels, train_idx, val_idx, params, config.target_fpr, names=names)
     log_lines = training_log(model)
     n_clean_val = int((labels[val_idx] == "clean").sum())
+    highest = highest_clean(data, val_idx, model.scores(features[val_idx])[0], labels)
     chosen_on = ("clean files of the validation part (cover_id-grouped): the smallest threshold whose false-positive "
                  "rate there is at most the target")
     if config.threshold_folds >= 2:
         rows = np.concatenate([train_idx, val_idx])
-        threshold = crossfit_threshold(features, labels, data.groups, rows, params, config.target_fpr, names=names,
-                                       folds=config.threshold_folds, seed=config.seed,
-                                       never_fit=data.in_categories(config.exclude_categories))[0]
+        threshold, crossfit_scores, _ = crossfit_threshold(features, labels, data.groups, rows, params, config.target_fpr,
+                                                           names=names, folds=config.threshold_folds, seed=config.seed,
+                                                           never_fit=data.in_categories(config.exclude_categories))
+        highest = highest_clean(data, rows, crossfit_scores, labels)
         n_clean_val = int((labels[rows] == "clean").sum())
         chosen_on = (f"cross-fitted scores of every clean file of the training and validation parts "
                      f"({config.threshold_folds} cover_id-grouped inner folds, each scored by the recipe fitted on the "
@@ -671,7 +689,9 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
         "early_stopping": model.early_stopping(),
         "threshold": {"value": threshold, "target_fpr": config.target_fpr, "chosen_on": chosen_on,
                       "n_clean": n_clean_val,
-                      "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None},
+                      "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None,
+                      # The clean files the threshold was chosen on that scored highest: the ones holding it up.
+                      "highest_clean": highest},
         "method_models": {"joined": model.method_keys, "candidates": model.method_selection,
                           "rule": "a method model joins where it adds validation detections and every validation clean "
                                   "file of its family scores below the multi-class model's threshold for twice the "
