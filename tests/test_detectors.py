@@ -511,3 +511,15 @@ def test_a_cross_fitted_threshold_never_fits_on_a_category_left_out_but_scores_i
                                             seed=0, never_fit=left_out)
     assert len(fitted_on) == 2 and not any(left_out[fit].any() for fit in fitted_on)
     assert (fold[left_out] >= 0).all() and np.isfinite(scores[left_out]).all()  # still scored, out of fold
+
+
+def test_highest_clean_names_the_top_clean_rows_of_the_rows_given():
+    from types import SimpleNamespace
+
+    from stegwatch.detectors.v4 import highest_clean
+
+    entries = [SimpleNamespace(category=f"c{i}", cover_source="s", file_path=f"f{i}") for i in range(6)]
+    labels = np.asarray(["clean", "lsbm", "clean", "clean", "clean", "clean"])
+    rows = np.asarray([5, 1, 2, 3])  # file 0 and 4 are not among the rows; file 1 is stego
+    top = highest_clean(SimpleNamespace(entries=entries), rows, np.asarray([0.2, 0.99, 0.7, 0.7]), labels, count=2)
+    assert [(t["file_path"], t["score"]) for t in top] == [("f2", 0.7), ("f3", 0.7)]

@@ -416,7 +416,7 @@ HIGHEST_CLEAN = 5
 def highest_clean(data: CorpusFeatures, rows: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                   count: int = HIGHEST_CLEAN) -> list[dict]:
     """The ``count`` clean files among ``rows`` with the highest ``scores`` (one per row of ``rows``), highest first:
-    score, category, cover source and corpus path. With a target of 0.05% the threshold sits just above the few
+    score, category, cover source and corpus path. With a target of 0.05% the threshold is one of the few
     highest, so these say what holds it up (a framed caption, a synthetic pattern)."""
     clean = np.flatnonzero(labels[rows] == "clean")
     top = clean[np.argsort(-scores[clean], kind="stable")[:count]]
@@ -653,7 +653,6 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
     model, threshold = fit_v4(features, labels, train_idx, val_idx, params, config.target_fpr, names=names)
     log_lines = training_log(model)
     n_clean_val = int((labels[val_idx] == "clean").sum())
-    highest = highest_clean(data, val_idx, model.scores(features[val_idx])[0], labels)
     chosen_on = ("clean files of the validation part (cover_id-grouped): the smallest threshold whose false-positive "
                  "rate there is at most the target")
     if config.threshold_folds >= 2:
@@ -666,6 +665,8 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
         chosen_on = (f"cross-fitted scores of every clean file of the training and validation parts "
                      f"({config.threshold_folds} cover_id-grouped inner folds, each scored by the recipe fitted on the "
                      f"others): the smallest threshold whose false-positive rate there is at most the target")
+    else:
+        highest = highest_clean(data, val_idx, model.scores(features[val_idx])[0], labels)
 
     onnx_bytes = to_onnx(model, len(names) + 1)
     onnx_sha = hashlib.sha256(onnx_bytes).hexdigest()

@@ -120,7 +120,7 @@ def walk_gif(data: bytes) -> GifWalk | None:
         if block == 0x21:  # extension: label, then sub-blocks
             nxt = skip_sub_blocks(data, i + 2)
             if nxt is not None:
-                extensions.append((data[i + 1] if i + 1 < n else -1, i, nxt))
+                extensions.append((data[i + 1], i, nxt))  # nxt found: the label byte exists
         elif block == 0x2C:  # image descriptor, optional local table, LZW size, sub-blocks
             if i + 10 > n:
                 break
@@ -278,9 +278,6 @@ SEF_FOOTERS_TRIED = 8
 def _samsung_sef_span(data: bytes, start: int) -> tuple[int, int] | None:
     """Where a Samsung SEF trailer begins and ends: at the file's end, where a phone writes it, or followed by
     bytes appended later (its last valid ``SEFT`` footer after ``start``)."""
-    first = _samsung_sef_start(data, start)
-    if first is not None:
-        return first, len(data)
     footer = len(data)
     for _ in range(SEF_FOOTERS_TRIED):
         footer = data.rfind(b"SEFT", start, footer)

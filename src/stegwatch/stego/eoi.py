@@ -108,7 +108,7 @@ def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str
     starts, skipped = payload_starts(data)
     found = []
     for n, start in enumerate(starts):
-        trailer = memoryview(data)[start:].tobytes()
+        trailer = data[start:]
         notes = [f"after {skipped} embedded JPEG image(s)" if skipped else "",
                  "after the known trailer structures" if n else ""]
         note = "; ".join(x for x in notes if x) or None
