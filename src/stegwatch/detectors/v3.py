@@ -42,7 +42,12 @@ path and on JSteg's order, the pairs likelihood ratio on the pixel paths,
 and Ker's adjacency HCF-COM. On the default corpus each was dominated by the
 statistic above on the same path: in the maximum over statistics it only
 added false positives (measured with 3-fold recalibration over 8 seeds when
-this table was chosen, issue 16). The pairs likelihood ratio needs a rest of
+this table was chosen, issue 16). Fridrich-Goljan-Hogea's blockiness attack
+on OutGuess (``dct.outguess_slope_drop``) separates OutGuess, and partly
+steghide, in the ranking, but its clean values have a long tail: in the
+maximum it raised the threshold of the 0.05% target and cost more detections
+of the other methods than it added (5-fold out-of-fold, FEATURE_VERSION 7),
+so it is V4's input only. The pairs likelihood ratio needs a rest of
 the path that stands for the clean picture, which holds for DCT
 coefficients but not for pixels, whose histogram changes from top to bottom.
 

@@ -25,7 +25,8 @@ or cleaner embedded prefix always gives a larger value.
 
 LSB matching (+-1 embedding): :func:`hcf_com`, :func:`calibrated_hcf_com`,
 :func:`adjacency_hcf_com` (Harmsen-Pearlman, Ker). JPEG: :func:`f5_calibrated_beta`
-(Fridrich-Goljan-Hogea). Bytes: :func:`byte_entropy`.
+(Fridrich-Goljan-Hogea, F5) and :func:`outguess_blockiness_slopes` (the same
+authors' blockiness attack on OutGuess). Bytes: :func:`byte_entropy`.
 """
 
 from __future__ import annotations
@@ -709,6 +710,70 @@ def f5_calibrated_beta(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 
         if denominator > 0:
             betas.append((expected[1] * (observed[0] - expected[0]) + (observed[1] - expected[1]) * (expected[2] - expected[1])) / denominator)
     return float(np.mean(betas)) if betas else 0.0
+
+
+def blockiness(pixels: np.ndarray) -> float:
+    """Mean absolute difference across the 8x8 grid's boundaries, per pixel of ``pixels`` (one channel).
+
+    Fridrich, Goljan and Hogea, "Attacking the OutGuess" (ACM Multimedia and
+    Security Workshop 2002), eq. (1): ``sum |g(8i, j) - g(8i + 1, j)|`` over
+    the block rows' boundaries plus the same over the block columns', here
+    divided by the number of pixels so that images of every size compare.
+    """
+    x = np.asarray(pixels, dtype=np.float64)
+    if x.shape[0] < 9 or x.shape[1] < 9:
+        return 0.0
+    above, below = x[7:-1:8], x[8::8]
+    left, right = x[:, 7:-1:8], x[:, 8::8]
+    total = np.abs(above - below[: len(above)]).sum() + np.abs(left - right[:, : left.shape[1]]).sum()
+    return float(total / x.size)
+
+
+def _flip_outguess_lsbs(coefficients: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A maximal OutGuess message: the LSB of every AC coefficient that is not 0 or 1 flipped with probability 1/2."""
+    changed = np.array(coefficients, dtype=np.int16)
+    usable = (changed != 0) & (changed != 1)
+    usable[..., 0, 0] = False
+    changed[usable & (rng.random(changed.shape) < 0.5)] ^= 1
+    return changed
+
+
+def outguess_blockiness_slopes(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 4,
+                               seed: int = 0) -> tuple[float, float]:
+    """How much a maximal OutGuess message raises the blockiness of this channel, and of its calibrated cover.
+
+    Fridrich, Goljan and Hogea, "Attacking the OutGuess" (ACM MM&Sec 2002):
+    OutGuess keeps the DCT histogram (its statistical correction), but every
+    change adds discontinuities at the 8x8 boundaries. The blockiness
+    (:func:`blockiness` of the decompressed channel) grows with the number of
+    changes, and its growth when a maximal message is embedded again (its
+    slope) is smaller the more of the image already carries a message. Returns
+    ``(S1, S0)``: the slope of the channel itself and that of its cover's
+    estimate (decompress, crop ``crop`` rows and columns, recompress with the
+    same quantization table, as :func:`f5_calibrated_beta` without the
+    low-pass). The maximal message is simulated by :func:`_flip_outguess_lsbs`
+    (OutGuess's usable coefficients, each changed with probability 1/2;
+    random from ``seed``). ``(0.0, 0.0)`` for a channel under 3x3 blocks.
+    """
+    stego = np.asarray(coefficients)
+    if stego.shape[0] < 3 or stego.shape[1] < 3:
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    pixels = decompress_blocks(stego, qt)
+    height, width = ((pixels.shape[0] - crop) // 8) * 8, ((pixels.shape[1] - crop) // 8) * 8
+    calibrated = compress_blocks(pixels[crop:crop + height, crop:crop + width], qt)
+    slopes = []
+    for channel, decoded in ((stego, pixels), (calibrated, None)):
+        before = blockiness(decompress_blocks(channel, qt) if decoded is None else decoded)
+        slopes.append(blockiness(decompress_blocks(_flip_outguess_lsbs(channel, rng), qt)) - before)
+    return slopes[0], slopes[1]
+
+
+def outguess_slope_drop(slopes: tuple[float, float]) -> float:
+    """``1 - S1 / S0`` of :func:`outguess_blockiness_slopes`: near 0 for a cover, rising with OutGuess's message
+    length (the paper's estimate is linear in the slopes); 0.0 where the cover's slope is not positive."""
+    stego_slope, cover_slope = slopes
+    return float(1.0 - stego_slope / cover_slope) if cover_slope > 0 else 0.0
 
 
 def sequential_pairs_likelihood_ratio(values: np.ndarray | PrefixCounts, *, ends: np.ndarray | None = None,

@@ -33,6 +33,8 @@ from stegwatch.features.statistics import (
     f5_calibrated_beta,
     hcf_com,
     lsb_flat_inconsistency,
+    outguess_blockiness_slopes,
+    outguess_slope_drop,
     palette_ws_terms,
     prefix_bounds,
     prefix_counts,
@@ -59,7 +61,8 @@ if TYPE_CHECKING:
     from stegwatch.stego.dct import DctImage
 
 #: 6: ``meta``'s trailer evidence finds a Samsung SEF trailer that appended bytes follow (the bytes stay unexplained).
-FEATURE_VERSION = 6
+#: 7: ``dct`` gains the OutGuess blockiness slopes (:func:`~stegwatch.features.statistics.outguess_blockiness_slopes`).
+FEATURE_VERSION = 7
 STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "sequential", "matching",
            "spam", "dctr")
 #: The field's rich features (FEATURE_VERSION 5): many small fractions, rounded to float32 when extracted (the
@@ -89,7 +92,9 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
                 "index_payload_shaped", "text_payload_log_len"),
     "dct": ("is_jpeg", "qt_dc", "jsteg_chi2", *(f"ac_hist_{v}" for v in range(-3, 4)), "h1_h2_ratio",
             "zero_fraction", "f5_calibration_beta", "jsteg_seq_chi2", "jsteg_seq_fraction", "jsteg_seq_pairs",
-            "jsteg_seq_pairs_fraction"),
+            "jsteg_seq_pairs_fraction",
+            # Fridrich-Goljan-Hogea's blockiness attack on OutGuess (FEATURE_VERSION 7): the slopes and 1 - S1/S0.
+            "outguess_stego_slope", "outguess_cover_slope", "outguess_slope_drop"),
     # Sequential LSB-replacement attacks along each embedding path (statistics.py): RGB samples interleaved
     # from the top-left (lsb.rgb), alpha row-major (alpha), palette indices row-major (palette). The bit order
     # within a byte does not change which samples carry bits, so one value serves both orders.
@@ -340,12 +345,13 @@ def _dct(image: DctImage | None) -> np.ndarray:
     path = leading.reshape(-1)[usable_positions(leading)]
     counted = prefix_counts(path)
     chi2, pairs = sequential_chi_square_evidence(counted), sequential_pairs_likelihood_ratio(counted)
+    slopes = outguess_blockiness_slopes(leading, image.luma_qt)
     return np.asarray([1.0, float(image.luma_qt[0, 0]) / 64.0, chi_square_attack(ac, exclude=(0, 1)), *hist,
                        h1 / max(1, h2), float(np.mean(ac == 0)), f5_calibrated_beta(leading, image.luma_qt),
-                       chi2.evidence, chi2.fraction, pairs.evidence, pairs.fraction])
+                       chi2.evidence, chi2.fraction, pairs.evidence, pairs.fraction, *slopes, outguess_slope_drop(slopes)])
 
 
-#: The sequential attacks read at most this many samples of each embedding path (and the F5 calibration about as
+#: The sequential attacks read at most this many samples of each embedding path (and the F5 and OutGuess calibrations about as
 #: many coefficients), from the start: a payload embedded from the top-left shows there, and memory stays bounded
 #: on the largest accepted image (4096 x 4096 RGBA). Every file of the default corpus is far below it.
 MAX_PATH_SAMPLES = 1 << 22
