@@ -713,10 +713,10 @@ def f5_calibrated_beta(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 
 
 
 def blockiness(pixels: np.ndarray) -> float:
-    """Mean absolute difference across the 8x8 grid's boundaries, per pixel of ``pixels`` (one channel).
+    """The summed absolute differences across the 8x8 grid's boundaries, per pixel of ``pixels`` (one channel).
 
     Fridrich, Goljan and Hogea, "Attacking the OutGuess" (ACM Multimedia and
-    Security Workshop 2002), eq. (1): ``sum |g(8i, j) - g(8i + 1, j)|`` over
+    Security Workshop 2002), their blockiness: ``sum |g(8i, j) - g(8i + 1, j)|`` over
     the block rows' boundaries plus the same over the block columns', here
     divided by the number of pixels so that images of every size compare.
     """
@@ -771,7 +771,7 @@ def outguess_blockiness_slopes(coefficients: np.ndarray, qt: np.ndarray, *, crop
 
 def outguess_slope_drop(slopes: tuple[float, float]) -> float:
     """``1 - S1 / S0`` of :func:`outguess_blockiness_slopes`: near 0 for a cover, rising with OutGuess's message
-    length (the paper's estimate is linear in the slopes); 0.0 where the cover's slope is not positive."""
+    length (a normalized form of the paper's comparison of the two slopes); 0.0 where the cover's slope is not positive."""
     stego_slope, cover_slope = slopes
     return float(1.0 - stego_slope / cover_slope) if cover_slope > 0 else 0.0
 
