@@ -101,7 +101,13 @@ def main() -> None:
     parser.add_argument("--anchor-python", default=os.environ.get("STEGWATCH_ANCHOR_PYTHON"),
                         help="a Python with sealwatch (the anchor extra) for the rich-feature comparison "
                              "(default: this one, which times stegwatch's side only without sealwatch)")
+    parser.add_argument("--render", metavar="RUN_JSON",
+                        help="re-render --out from a saved run's JSON (its sibling .json) without measuring anything")
     args = parser.parse_args()
+    if args.render:
+        write_text_atomic(Path(args.out), render(json.loads(Path(args.render).read_text())))
+        print(f"wrote {args.out} from {args.render}")
+        return
     corpus = Path(args.corpus)
     entries = read_manifest(corpus).entries
     step = max(1, len(entries) // args.sample)
@@ -205,11 +211,17 @@ def _scan_gap(r: dict) -> list[str]:
             f"({features_ms / decode_ms:.1f}x the decode). A scan on {workers} workers reaches {TARGET_SCAN_RATIO}x the "
             f"one-process decode floor while decode plus features plus hashing and transfer stay under {budget_ms:.2f} ms "
             "per file of CPU time")
+    took_ms = workers * 1000 / r["v4_cold_images_per_s"]
     if r["v4_scan_vs_decode_ratio"] >= TARGET_SCAN_RATIO:
-        return [cost + f"; in this run they took {workers * 1000 / r['v4_cold_images_per_s']:.2f} ms (wall time x workers).", ""]
+        return [cost + f"; in this run they took {took_ms:.2f} ms (wall time x workers).", ""]
+    # What is over the budget: the stream features where their one-process cost alone exceeds it, else the rest of the
+    # scan (hashing, transfer, scoring) on top of them.
+    features_over = max(0.0, features_ms - (budget_ms - decode_ms))
+    over = (f"the features alone would have to fall by {features_over:.2f} ms per file" if features_over > 0 else
+            f"in this run they took {took_ms:.2f} ms (wall time x workers), {took_ms - budget_ms:.2f} ms over, of which "
+            f"the features measured alone are {features_ms:.2f} ms")
     return [
-        cost + f": the features alone would have to fall by {max(0.0, features_ms - (budget_ms - decode_ms)):.2f} ms per "
-        "file. The statistics are vectorized and give the same values as their textbook forms bit for bit "
+        cost + f": {over}. The statistics are vectorized and give the same values as their textbook forms bit for bit "
         "(tests/test_statistics.py), so the shipped models stay valid; going further means cheaper features "
         "(a new feature version and retrained models) or more cores.",
         "",
@@ -262,9 +274,9 @@ def render(r: dict) -> str:
         f"| V4 scan, cold | {r['v4_cold_images_per_s']:.1f} |",
         f"| V4 scan, warm | {r['v4_warm_images_per_s']:.1f} |",
         "",
-        f"V4 cold scan / decode-only: **{r['v4_scan_vs_decode_ratio']:.2f}x** (target >= {TARGET_SCAN_RATIO}x: "
+        f"V4 cold scan / decode-only: **{r['v4_scan_vs_decode_ratio']:.3f}x** (target >= {TARGET_SCAN_RATIO}x: "
         + ("met" if r["v4_scan_vs_decode_ratio"] >= TARGET_SCAN_RATIO else
-           f"missed by {TARGET_SCAN_RATIO - r['v4_scan_vs_decode_ratio']:.2f}x") + ").",
+           f"missed by {TARGET_SCAN_RATIO - r['v4_scan_vs_decode_ratio']:.3f}x") + ").",
         "",
         *_scan_gap(r),
         "## Monitor wall time on the whole corpus",

@@ -1,0 +1,49 @@
+"""docs/benchmarks.md is rendered from its JSON twin, and says where a missed scan target's time went."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """benchmarks/run.py as a module, with its folder importable as when it runs as a script."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_benchmark_page_is_its_json_rendered(bench, tmp_path, monkeypatch):
+    out = tmp_path / "benchmarks.md"
+    monkeypatch.setattr(sys, "argv", ["run.py", "--render", str(ROOT / "docs" / "benchmarks.json"), "--out", str(out)])
+    bench.main()
+    assert out.read_text() == (ROOT / "docs" / "benchmarks.md").read_text()  # nobody edited a number by hand
+
+
+def test_a_missed_scan_ratio_names_the_time_over_budget(bench):
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    workers = results["run"]["workers"]
+    decode = results["decode_only_images_per_s"]
+    budget_ms = workers * 1000 / (bench.TARGET_SCAN_RATIO * decode)
+    # A scan slower than the budget while the features alone fit it: the page says how much the whole scan took over.
+    features = {"all": budget_ms - 1000 / decode - 1.0}
+    scan = workers * 1000 / (budget_ms + 0.5)
+    missed = dict(results, stream_ms_per_file=features, v4_cold_images_per_s=scan,
+                  v4_scan_vs_decode_ratio=scan / decode)
+    page = bench.render(missed)
+    assert f"{budget_ms + 0.5:.2f} ms (wall time x workers), 0.50 ms over" in page
+    assert f"missed by {bench.TARGET_SCAN_RATIO - scan / decode:.3f}x" in page
+    # Features that alone exceed the budget: the page says by how much they would have to fall.
+    page = bench.render(dict(missed, stream_ms_per_file={"all": budget_ms}))
+    assert f"the features alone would have to fall by {1000 / decode:.2f} ms per file" in page
+    met = dict(results, v4_cold_images_per_s=2 * decode * bench.TARGET_SCAN_RATIO, v4_scan_vs_decode_ratio=0.2)
+    assert "(target >= 0.1x: met)" in bench.render(met)
