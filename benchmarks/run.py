@@ -102,7 +102,7 @@ def main() -> None:
                         help="a Python with sealwatch (the anchor extra) for the rich-feature comparison "
                              "(default: this one, which times stegwatch's side only without sealwatch)")
     parser.add_argument("--render", metavar="RUN_JSON",
-                        help="re-render --out from a saved run's JSON (its sibling .json) without measuring anything")
+                        help="re-render --out from a saved run's JSON (the .json that run wrote beside --out), measuring nothing")
     args = parser.parse_args()
     if args.render:
         write_text_atomic(Path(args.out), render(json.loads(Path(args.render).read_text())))
