@@ -138,6 +138,12 @@ def main() -> None:
     # the scans above ran in a process as a caller's would be.
     results["stream_costs_keep_freed_memory"] = keep_freed_memory()
     results["stream_ms_per_file"] = stream_costs(sample[:200])
+    # The dct stream's calibrations beside their textbook form, on the sample's JPEG files (benchmarks/jpeg_calibrations.py).
+    from jpeg_calibrations import measure as measure_calibrations
+
+    jpegs = [p for p in sample if Path(p).read_bytes()[:2] == b"\xff\xd8"][:100]
+    if jpegs:
+        results["jpeg_calibrations"] = measure_calibrations(jpegs, repeats=2)
     # Monitor wall time on the whole corpus: cold (no feature cache) and warm, each in a fresh process.
     with tempfile.TemporaryDirectory() as folder:
         def monitor_code(by_source: bool) -> str:
@@ -239,6 +245,12 @@ def rich_family_costs(python: str | None) -> dict:
         return json.loads(out.read_text())
 
 
+def _calibrations(r: dict) -> list[str]:
+    from jpeg_calibrations import render as render_calibrations
+
+    return render_calibrations(r["jpeg_calibrations"]) if "jpeg_calibrations" in r else []
+
+
 def _rich(r: dict) -> list[str]:
     from rich_features import render as render_rich
 
@@ -310,6 +322,7 @@ def render(r: dict) -> str:
         "|---|---|",
         *[f"| {name} | {ms:.2f} |" for name, ms in sorted(r["stream_ms_per_file"].items(), key=lambda kv: -kv[1])],
         "",
+        *_calibrations(r),
         *_rich(r),
     ]
     return "\n".join(lines)

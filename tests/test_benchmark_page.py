@@ -47,3 +47,18 @@ def test_a_missed_scan_ratio_names_the_time_over_budget(bench):
     assert f"the features alone would have to fall by {1000 / decode:.2f} ms per file" in page
     met = dict(results, v4_cold_images_per_s=2 * decode * bench.TARGET_SCAN_RATIO, v4_scan_vs_decode_ratio=0.2)
     assert "(target >= 0.1x: met)" in bench.render(met)
+
+
+def test_the_jpeg_calibrations_benchmark_compares_equal_values(bench):
+    """Its textbook form (each statistic on whole decoded pixels, OutGuess's flips gathered and scattered) and the
+    shipped one give the same values bit for bit on real JPEGs, and the page renders the run's comparison."""
+    import jpeg_calibrations
+
+    jpegs = sorted(str(p) for p in (ROOT / "tests" / "data" / "sealwatch").glob("jpeg_*.jpg"))[:3]
+    result = jpeg_calibrations.measure(jpegs, repeats=1)
+    assert result["files"] == 3 and result["max_abs_difference"] == 0.0
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    page = bench.render(dict(results, jpeg_calibrations=result))
+    assert "## JPEG calibrations of the `dct` stream" in page
+    assert f"Textbook / shipped: **{result['textbook_over_shipped']:.2f}x**" in page
+    assert "JPEG calibrations" not in bench.render({k: v for k, v in results.items() if k != "jpeg_calibrations"})

@@ -251,6 +251,29 @@ def test_blockiness_is_the_boundary_sum_per_pixel():
     assert blockiness(np.zeros((8, 8))) == 0.0  # no boundary inside
 
 
+@pytest.mark.parametrize("rows, cols", [(None, None), (5, 7), (3, 3), (2, 9)])
+def test_the_shortcuts_of_the_calibrations_give_their_textbook_values_bit_for_bit(rows, cols):
+    """The edges-only blockiness and the shared decompression change no value (the shipped models read them)."""
+    from stegwatch.features.statistics import (
+        _blockiness_of_blocks,
+        _inverse_dct,
+        blockiness,
+        decompress_blocks,
+        outguess_blockiness_slopes,
+    )
+    from stegwatch.stego.dct import read_dct
+
+    image = read_dct(jpeg(photo("ski-coffee-cup"), 80))
+    y, qt = image.Y[:rows, :cols], image.luma_qt
+    flipped = y.copy()
+    flipped[..., 1:, 1:] ^= 1  # every AC coefficient changed: edge pixels far from the decoded ones, some clipped
+    for channel in (y, flipped):
+        assert _blockiness_of_blocks(_inverse_dct(channel, qt)) == blockiness(decompress_blocks(channel, qt))
+    decoded = decompress_blocks(y, qt)
+    assert f5_calibrated_beta(y, qt, decompressed=decoded) == f5_calibrated_beta(y, qt)
+    assert outguess_blockiness_slopes(y, qt, decompressed=decoded) == outguess_blockiness_slopes(y, qt)
+
+
 @pytest.mark.skipif(shutil.which("outguess") is None, reason="outguess not installed (apt-get install outguess)")
 def test_outguess_slope_drop_rises_with_the_message_length():
     """The real OutGuess program on photographs: 1 - S1/S0 is near 0 on covers and rises with the payload.

@@ -191,11 +191,11 @@ def weighted_stego(channel: np.ndarray) -> float:
     weights, signed_error = np.empty((height - 2, width - 2)), np.empty((height - 2, width - 2))
     for row in range(0, height - 2, _WS_BLOCK_ROWS):  # blocks of rows keep the temporaries in cache
         block = x[row: row + _WS_BLOCK_ROWS + 2].astype(np.int32)
-        up, down, left, right = block[:-2, 1:-1], block[2:, 1:-1], block[1:-1, :-2], block[1:-1, 2:]
         centre = block[1:-1, 1:-1]
-        total = up + down + left + right
-        squares = up * up + down * down + left * left + right * right
-        np.divide(1.0, 5.0 + (4 * squares - total * total) / 16.0, out=weights[row: row + _WS_BLOCK_ROWS])
+        total = _edge_sum(block)
+        squares = _edge_sum(block * block)  # each sample squared once (integers: the same sums)
+        # 1 / (5 + variance) as 16 / (80 + 16 variance): the same real number from exact operands, so the same double.
+        np.divide(16.0, 80 + 4 * squares - total * total, out=weights[row: row + _WS_BLOCK_ROWS])
         # (centre - flipped LSB) is +1 for odd centres and -1 for even ones.
         np.divide((2 * (centre & 1) - 1) * (4 * centre - total), 4.0, out=signed_error[row: row + _WS_BLOCK_ROWS])
     weights /= weights.sum()
@@ -659,13 +659,22 @@ F5_BLUR = 0.05
 F5_MODES = ((0, 1), (1, 0), (1, 1))
 
 
+def _inverse_dct(coefficients: np.ndarray, qt: np.ndarray) -> np.ndarray:
+    """Dequantized coefficients through the inverse DCT, per 8x8 block, in block layout (before +128 and rounding)."""
+    blocks = np.asarray(coefficients, dtype=np.float64) * np.asarray(qt, dtype=np.float64)
+    return fft.idctn(blocks, axes=(-2, -1), norm="ortho")
+
+
+def _as_decoded(values: np.ndarray) -> np.ndarray:
+    """What a decoder makes of inverse-DCT values: +128, rounded and clipped to 0..255 (float64)."""
+    return np.clip(np.rint(values + 128.0), 0, 255)
+
+
 def decompress_blocks(coefficients: np.ndarray, qt: np.ndarray) -> np.ndarray:
     """Pixels of one JPEG channel from its quantized coefficients (blocks, as jpeglib lays them out), as a decoder
     gives them: dequantized, inverse DCT per 8x8 block, +128, rounded and clipped to 0..255 (float64)."""
-    blocks = np.asarray(coefficients, dtype=np.float64) * np.asarray(qt, dtype=np.float64)
-    pixels = fft.idctn(blocks, axes=(-2, -1), norm="ortho") + 128.0
-    rows, cols = blocks.shape[:2]
-    return np.clip(np.rint(pixels), 0, 255).transpose(0, 2, 1, 3).reshape(rows * 8, cols * 8)
+    rows, cols = np.shape(coefficients)[:2]
+    return _as_decoded(_inverse_dct(coefficients, qt)).transpose(0, 2, 1, 3).reshape(rows * 8, cols * 8)
 
 
 def compress_blocks(pixels: np.ndarray, qt: np.ndarray) -> np.ndarray:
@@ -676,7 +685,7 @@ def compress_blocks(pixels: np.ndarray, qt: np.ndarray) -> np.ndarray:
 
 
 def f5_calibrated_beta(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 4, blur: float = F5_BLUR,
-                       modes: tuple[tuple[int, int], ...] = F5_MODES) -> float:
+                       modes: tuple[tuple[int, int], ...] = F5_MODES, decompressed: np.ndarray | None = None) -> float:
     """The F5 change rate estimated by calibration (fraction of non-zero AC coefficients changed; not clipped).
 
     Fridrich, Goljan and Hogea, "Steganalysis of JPEG images: breaking the F5
@@ -691,12 +700,14 @@ def f5_calibrated_beta(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 
     [H(1) - (1 - beta) h(1) - beta h(2)]^2``:
     ``beta = (h1 (H0 - h0) + (H1 - h1)(h2 - h1)) / (h1^2 + (h2 - h1)^2)``.
     Returns the mean over the modes; 0.0 for a channel under 3x3 blocks.
-    ``coefficients`` is (block rows, block columns, 8, 8) as jpeglib reads it.
+    ``coefficients`` is (block rows, block columns, 8, 8) as jpeglib reads it;
+    ``decompressed``, if given, is its :func:`decompress_blocks` (shared with
+    :func:`outguess_blockiness_slopes`, which starts from the same pixels).
     """
     stego = np.asarray(coefficients)
     if stego.shape[0] < 3 or stego.shape[1] < 3:
         return 0.0
-    pixels = decompress_blocks(stego, qt)[crop:, crop:]
+    pixels = (decompress_blocks(stego, qt) if decompressed is None else decompressed)[crop:, crop:]
     if blur:
         padded = np.pad(pixels, 1, mode="edge")
         pixels = (1 - 4 * blur) * pixels + blur * (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:])
@@ -729,17 +740,35 @@ def blockiness(pixels: np.ndarray) -> float:
     return float(total / x.size)
 
 
+def _blockiness_of_blocks(values: np.ndarray) -> float:
+    """:func:`blockiness` of the channel whose inverse-DCT values (block layout, :func:`_inverse_dct`) are ``values``.
+
+    The same number as ``blockiness(decompress_blocks(...))``, bit for bit: only
+    the pixels on the blocks' edges are rounded and compared (each sum adds
+    whole numbers, exact in float64 in any order), and the channel is never
+    laid out row by row.
+    """
+    rows, cols = values.shape[:2]
+    if rows < 2 or cols < 2:
+        return 0.0
+    above, below = _as_decoded(values[:-1, :, 7, :]), _as_decoded(values[1:, :, 0, :])
+    left, right = _as_decoded(values[:, :-1, :, 7]), _as_decoded(values[:, 1:, :, 0])
+    total = np.abs(above - below).sum() + np.abs(left - right).sum()
+    return float(total / (64 * rows * cols))
+
+
 def _flip_outguess_lsbs(coefficients: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A maximal OutGuess message: the LSB of every AC coefficient that is not 0 or 1 flipped with probability 1/2."""
     changed = np.array(coefficients, dtype=np.int16)
-    usable = (changed != 0) & (changed != 1)
-    usable[..., 0, 0] = False
-    changed[usable & (rng.random(changed.shape) < 0.5)] ^= 1
+    flip = (changed != 0) & (changed != 1)
+    flip[..., 0, 0] = False
+    flip &= rng.random(changed.shape) < 0.5
+    changed ^= flip  # XOR with 1 where chosen, 0 elsewhere: no gather and scatter of the chosen coefficients
     return changed
 
 
 def outguess_blockiness_slopes(coefficients: np.ndarray, qt: np.ndarray, *, crop: int = 4,
-                               seed: int = 0) -> tuple[float, float]:
+                               seed: int = 0, decompressed: np.ndarray | None = None) -> tuple[float, float]:
     """How much a maximal OutGuess message raises the blockiness of this channel, and of its calibrated cover.
 
     Fridrich, Goljan and Hogea, "Attacking the OutGuess" (ACM MM&Sec 2002):
@@ -754,19 +783,33 @@ def outguess_blockiness_slopes(coefficients: np.ndarray, qt: np.ndarray, *, crop
     low-pass). The maximal message is simulated by :func:`_flip_outguess_lsbs`
     (OutGuess's usable coefficients, each changed with probability 1/2;
     random from ``seed``). ``(0.0, 0.0)`` for a channel under 3x3 blocks.
+    ``decompressed``, if given, is the channel's :func:`decompress_blocks`
+    (shared with :func:`f5_calibrated_beta`). The blockiness of the channels
+    the function makes itself is taken from their edges alone
+    (:func:`_blockiness_of_blocks`: the same values).
     """
     stego = np.asarray(coefficients)
     if stego.shape[0] < 3 or stego.shape[1] < 3:
         return 0.0, 0.0
     rng = np.random.default_rng(seed)
-    pixels = decompress_blocks(stego, qt)
+    pixels = decompress_blocks(stego, qt) if decompressed is None else decompressed
     height, width = ((pixels.shape[0] - crop) // 8) * 8, ((pixels.shape[1] - crop) // 8) * 8
     calibrated = compress_blocks(pixels[crop:crop + height, crop:crop + width], qt)
     slopes = []
-    for channel, decoded in ((stego, pixels), (calibrated, None)):
-        before = blockiness(decompress_blocks(channel, qt) if decoded is None else decoded)
-        slopes.append(blockiness(decompress_blocks(_flip_outguess_lsbs(channel, rng), qt)) - before)
+    for channel, before in ((stego, blockiness(pixels)), (calibrated, None)):
+        if before is None:
+            before = _blockiness_of_blocks(_inverse_dct(channel, qt))
+        slopes.append(_blockiness_of_blocks(_inverse_dct(_flip_outguess_lsbs(channel, rng), qt)) - before)
     return slopes[0], slopes[1]
+
+
+def jpeg_calibrations(coefficients: np.ndarray, qt: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """:func:`f5_calibrated_beta` and :func:`outguess_blockiness_slopes` of one channel, decompressing it once
+    (both calibrations start from the same decoded pixels); the same values as the two called apart."""
+    stego = np.asarray(coefficients)
+    decompressed = decompress_blocks(stego, qt) if min(stego.shape[:2]) >= 3 else None
+    return (f5_calibrated_beta(stego, qt, decompressed=decompressed),
+            outguess_blockiness_slopes(stego, qt, decompressed=decompressed))
 
 
 def outguess_slope_drop(slopes: tuple[float, float]) -> float:

@@ -30,10 +30,9 @@ from stegwatch.features.statistics import (
     chi_square_from_histogram,
     downsample_2x2,
     embedded_fraction,
-    f5_calibrated_beta,
     hcf_com,
+    jpeg_calibrations,
     lsb_flat_inconsistency,
-    outguess_blockiness_slopes,
     outguess_slope_drop,
     palette_ws_terms,
     prefix_bounds,
@@ -345,9 +344,9 @@ def _dct(image: DctImage | None) -> np.ndarray:
     path = leading.reshape(-1)[usable_positions(leading)]
     counted = prefix_counts(path)
     chi2, pairs = sequential_chi_square_evidence(counted), sequential_pairs_likelihood_ratio(counted)
-    slopes = outguess_blockiness_slopes(leading, image.luma_qt)
+    f5_beta, slopes = jpeg_calibrations(leading, image.luma_qt)
     return np.asarray([1.0, float(image.luma_qt[0, 0]) / 64.0, chi_square_attack(ac, exclude=(0, 1)), *hist,
-                       h1 / max(1, h2), float(np.mean(ac == 0)), f5_calibrated_beta(leading, image.luma_qt),
+                       h1 / max(1, h2), float(np.mean(ac == 0)), f5_beta,
                        chi2.evidence, chi2.fraction, pairs.evidence, pairs.fraction, *slopes, outguess_slope_drop(slopes)])
 
 
