@@ -254,3 +254,73 @@ def test_the_cli_modules_are_thin_and_take_shared_defaults_from_the_library():
         assert len(text.splitlines()) < 300, module.name
         for literal in ("0.0005", "history.db", "metrics.json\""):
             assert literal not in text, f"{module.name} hard-codes {literal}"
+
+
+def _png(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (24, 24), (90, 120, 150)).save(path)
+    return path
+
+
+def test_expand_paths_takes_existing_names_as_they_are_and_keeps_what_no_glob_matched(tmp_path):
+    from stegwatch.detectors.scan import expand_paths
+
+    literal, other = _png(tmp_path / "img[1].png"), _png(tmp_path / "img1.png")
+    (tmp_path / "sub").mkdir()
+    inside = _png(tmp_path / "sub" / "a.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    unmatched = str(tmp_path / "nothing*.png")
+    assert expand_paths([str(literal)]) == [str(literal)]  # not the glob that would pick img1.png
+    assert expand_paths([str(tmp_path / "img?.png")]) == [str(other)]
+    assert expand_paths([str(tmp_path / "su*")]) == [str(inside)]  # a matched folder is walked
+    assert expand_paths([str(tmp_path / "dang*.png")]) == [str(tmp_path / "dangling.png")]  # read later: an error record
+    assert expand_paths([unmatched]) == [unmatched]
+
+
+def test_scan_and_extract_show_markup_in_names_and_payloads_as_text(tmp_path, monkeypatch):
+    """A file name or a payload holding rich markup ("[/]", "[bold]") is printed as it is, never parsed."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    Path("d").mkdir()
+    Path("d/x[").mkdir()
+    _png(Path("d/x[/]y.png"))
+    _png(Path("d/[bold]e.png"))
+    Path("d/[red]f.png").write_bytes(b"")
+    Image.new("RGB", (32, 32), (200, 40, 40)).save("d/t.jpg", quality=90)
+    payload = b"text with [/] and [bold]more[/bold]"
+    Path("d/t.jpg").write_bytes(Path("d/t.jpg").read_bytes() + payload + b"\x00")
+    result = invoke("scan", "d", "--extract", "--no-cache", "--workers", 1)
+    assert result.exit_code == 0, result.output
+    for name in ("d/x[/]y.png", "d/[bold]e.png", "d/[red]f.png", "d/t.jpg"):
+        assert name in result.stdout
+    assert "4 files: 1 flagged, 1 unreadable" in result.stdout
+    assert "[/]" in result.stdout.split("d/t.jpg", 1)[1]  # the payload preview, as written
+    extracted = invoke("extract", "d/t.jpg", "d/[red]f.png")
+    assert "[/]" in extracted.stdout and "[bold]" in extracted.stdout  # the preview (wrapped in its column)
+    assert "d/[red]f.png" in extracted.stderr or "d/[red]f.png" in extracted.output
+
+
+@pytest.mark.parametrize("verb, words", [(["baseline"], "stegwatch[anchor]"), (["monitor"], "[generalization]"), (["serve"], "[serve]")])
+def test_help_texts_keep_their_bracketed_words(verb, words):
+    """Help is rich markup: a bracketed word (an extra, a config table) must be escaped or it vanishes."""
+    result = runner.invoke(app, [*verb, "--help"], env={"COLUMNS": "200"})
+    assert words in result.stdout
+
+
+@pytest.mark.parametrize("value", ["2", "nan", "-1"])
+def test_a_threshold_that_is_not_a_score_is_refused(tmp_path, value):
+    result = runner.invoke(app, ["scan", str(_png(tmp_path / "a.png")), "--threshold", value, "--no-cache", "--jsonl"])
+    assert result.exit_code == 2 and "is not a score" in result.output and result.stdout.strip() == ""
+
+
+def test_scan_csv_carries_the_evidence_and_every_method_score(tmp_path):
+    import csv
+    import io
+
+    result = runner.invoke(app, ["scan", str(_png(tmp_path / "a.png")), "--csv", "--no-cache", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    row = next(csv.DictReader(io.StringIO(result.stdout)))
+    assert row["path"].endswith("a.png")
+    assert isinstance(json.loads(row["evidence"]), dict) and json.loads(row["method_scores"])

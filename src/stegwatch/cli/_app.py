@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -39,7 +40,9 @@ baseline_app = typer.Typer(
 )
 app.add_typer(baseline_app, name="baseline")
 
-#: Tables and summaries for people (stdout); machine output (--json, --jsonl, --csv) is printed plainly.
+#: Tables and summaries for people (stdout); machine output (--json, --jsonl, --csv) is printed plainly. Console text
+#: is rich markup: every value that comes from outside (a path, a payload preview, an error naming a file, a log's
+#: run name) goes through :func:`escape`, so a ``[/]`` in a file name or a payload is shown, not parsed.
 out = Console()
 #: Progress bars, warnings, log records and error messages (stderr).
 err = Console(stderr=True)
@@ -163,6 +166,6 @@ def counts_table(title: str, column: str, counts: dict[str, int]) -> Table:
     table.add_column(column)
     table.add_column("files", justify="right")
     for key, value in sorted(counts.items()):
-        table.add_row(key, str(value))
+        table.add_row(escape(str(key)), str(value))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
     return table

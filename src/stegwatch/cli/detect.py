@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,6 +17,7 @@ from stegwatch.cli._app import (
     SchedulerOption,
     app,
     card_app,
+    escape,
     out,
     print_json,
     progress_bar,
@@ -115,22 +117,25 @@ def scan_command(
     elif csv_out:
         import csv
 
-        columns = ["path", "is_stego", "score", "method", "error", "model", "payload_length", "payload_preview"]
+        # Nested fields (why a file was flagged, every method's score) as JSON text in their cells.
+        columns = ["path", "is_stego", "score", "method", "error", "model", "payload_length", "payload_preview",
+                   "evidence", "method_scores"]
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for record in records:
-            writer.writerow(record | {"model": f"{record['model'].get('name')} {record['model'].get('version')}"})
+            writer.writerow(record | {"model": f"{record['model'].get('name')} {record['model'].get('version')}"}
+                            | {key: json.dumps(record.get(key) or {}, sort_keys=True) for key in ("evidence", "method_scores")})
     else:
         table = Table(title=f"{detector.name} {detector.version} (threshold {detector.threshold:.4f})")
         for column in ("file", "verdict", "score", "method", "detail"):
             table.add_column(column, justify="right" if column == "score" else "left")
         for r in records:
             if r["error"]:
-                table.add_row(r["path"], "[yellow]unreadable[/yellow]", "-", "-", r["error"])
+                table.add_row(escape(r["path"]), "[yellow]unreadable[/yellow]", "-", "-", escape(r["error"]))
                 continue
             verdict = "[red]stego[/red]" if r["is_stego"] else "[green]clean[/green]"
             detail = f"{r.get('payload_length', '')} bytes: {r['payload_preview']!r}" if r.get("payload_preview") else ""
-            table.add_row(r["path"], verdict, f"{r['score']:.4f}", r["method"] or "-", detail)
+            table.add_row(escape(r["path"]), verdict, f"{r['score']:.4f}", r["method"] or "-", escape(detail))
         out.print(table)
         flagged = sum(1 for r in records if r["is_stego"])
         errors = sum(1 for r in records if r["error"])
@@ -150,7 +155,7 @@ def model_card_render(
     from stegwatch.reports.model_quality import render_documents
 
     for path in render_documents(v3 or MODELS_DIR / "v3", v4 or MODELS_DIR / "v4", doc, readme):
-        out.print(f"wrote {path}")
+        out.print(f"wrote {escape(str(path))}")
 
 
 @app.command("schema")

@@ -16,6 +16,7 @@ from stegwatch.cli._app import (
     app,
     counts_table,
     err,
+    escape,
     out,
     print_json,
     progress_bar,
@@ -124,7 +125,7 @@ def evaluate_command(
         lat = metrics["latency"]
         out.print(f"latency p50 {lat['per_image_ms']['p50']:.1f} ms, p95 {lat['per_image_ms']['p95']:.1f} ms; {lat['images_per_second']:.1f} images/s")
     if out_dir:
-        out.print(f"wrote {Path(out_dir) / METRICS_FILE}")
+        out.print(f"wrote {escape(str(Path(out_dir) / METRICS_FILE))}")
 
 
 @app.command("fp-regression")
@@ -157,7 +158,7 @@ def fp_regression_command(
             table.add_column(column)
         for change in ("new", "unchanged", "fixed"):
             for r in report["changes"][change]:
-                table.add_row(change, r["category"], r["file_path"], f"{r['score']:.4f}")
+                table.add_row(change, escape(r["category"]), escape(r["file_path"]), f"{r['score']:.4f}")
         out.print(table)
         fpr = report["false_positive_rate"]
         excluded = report["excluded_in_sample"]
@@ -238,15 +239,15 @@ def logs_command(
         return "-" if value is None else f"{value:.4f}"
 
     for run, row in summary.items():
-        table.add_row(run, parsed.formats.get(run, "?"), str(row["steps"]), str(row.get("best_step")),
+        table.add_row(escape(str(run)), parsed.formats.get(run, "?"), str(row["steps"]), str(row.get("best_step")),
                       fmt_number(row.get("final_train_loss")), fmt_number(row.get("final_val_loss")),
                       fmt_number(row.get("train_val_gap")), str(row.get("stopped_improving_since") or "-"))
     out.print(table)
     for problem in parsed.problems:
         where = f"line {problem['line']}" if problem.get("line") else "file"
-        err.print(f"[yellow]{problem['run']} {where}[/yellow]: {problem['reason']} (skipped)")
+        err.print(f"[yellow]{escape(str(problem['run']))} {escape(str(where))}[/yellow]: {escape(str(problem['reason']))} (skipped)")
     if plot:
-        out.print(f"wrote {plot}")
+        out.print(f"wrote {escape(str(plot))}")
 
 
 @app.command("ablate")

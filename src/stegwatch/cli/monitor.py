@@ -16,6 +16,7 @@ from stegwatch.cli._app import (
     baseline_app,
     err,
     history_app,
+    escape,
     out,
     print_json,
     scheduler_for,
@@ -35,7 +36,7 @@ def monitor_command(
     dataset_path: Annotated[Optional[Path], typer.Option("--dataset-path", help="Corpus folder holding manifest.jsonl.")] = None,
     labels: Annotated[Optional[Path], typer.Option(help=LABELS_HELP)] = None,
     allow_in_sample: Annotated[bool, typer.Option("--allow-in-sample", help=IN_SAMPLE_HELP)] = False,
-    by_source: Annotated[Optional[bool], typer.Option("--by-source/--no-by-source", help="Leave-one-cover-source-out refits (default: the config's [generalization] by_source, else on).")] = None,
+    by_source: Annotated[Optional[bool], typer.Option("--by-source/--no-by-source", help="Leave-one-cover-source-out refits (default: the config's \\[generalization] by_source, else on).")] = None,
     baseline: Annotated[Optional[str], typer.Option(help="Baseline run id or metrics file (default: the accepted baseline).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file of rules, alert sinks and the dashboard path.")] = None,
     db: Annotated[Path, typer.Option(help="History database.")] = DEFAULT_DB,
@@ -72,8 +73,8 @@ def monitor_command(
                       + ("kept (--allow-in-sample): this run is IN-SAMPLE" if excluded["kept"] else "left out"))
         for sink in result.sinks:
             if sink.error:
-                err.print(f"[yellow]alert sink {sink.sink} failed after {sink.attempts} attempts: {sink.error}[/yellow]")
-        out.print(f"dashboard: {result.files[0]} and {result.files[1]}")
+                err.print(f"[yellow]alert sink {escape(str(sink.sink))} failed after {sink.attempts} attempts: {escape(str(sink.error))}[/yellow]")
+        out.print(f"dashboard: {escape(str(result.files[0]))} and {escape(str(result.files[1]))}")
     raise typer.Exit(result.exit_code)
 
 
@@ -96,4 +97,4 @@ def baseline_accept(
     from stegwatch.monitoring.history import accept_baseline
 
     accept_baseline(run_id, db)
-    out.print(f"baseline accepted: {run_id}")
+    out.print(f"baseline accepted: {escape(run_id)}")

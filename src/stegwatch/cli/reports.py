@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stegwatch.cli._app import TRAIN_EXTRA_HELP, baseline_app, out, verb, workers_or_all
+from stegwatch.cli._app import TRAIN_EXTRA_HELP, baseline_app, escape, out, verb, workers_or_all
 from stegwatch.errors import ConfigError
 from stegwatch.provenance import command_line
 
@@ -24,7 +24,7 @@ def baseline_report_command(
     seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
     train_extra: Annotated[Optional[list[Path]], typer.Option("--train-extra", help=TRAIN_EXTRA_HELP)] = None,
-    anchor: Annotated[Optional[str], typer.Option(help="Add the field's reference pipeline as a last column, on the same folds: sealwatch (DCTR/SPAM with its FLD ensemble; needs the optional extra stegwatch[anchor]).")] = None,
+    anchor: Annotated[Optional[str], typer.Option(help="Add the field's reference pipeline as a last column, on the same folds: sealwatch (DCTR/SPAM with its FLD ensemble; needs the optional extra stegwatch\\[anchor]).")] = None,
 ) -> None:
     """Write the baseline report: overall numbers, significance, breakdowns, cover-source mismatch, ablations."""
     if ctx.invoked_subcommand is not None:
@@ -38,5 +38,5 @@ def baseline_report_command(
                              train_extra=train_extra)
     for pair in report["comparisons"]:
         for sentence in pair["verdicts"]:
-            out.print(sentence)
-    out.print(f"wrote {out_file} (and .html, .json); report run {report['identity']['run_id']}")
+            out.print(escape(sentence))  # names models and methods, which a model card or manifest spells
+    out.print(f"wrote {escape(str(out_file))} (and .html, .json); report run {report['identity']['run_id']}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stegwatch.detectors.base import Detector
-from stegwatch.errors import ModelError
+from stegwatch.errors import ConfigError, ModelError
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,14 @@ def kind_of(spec: str | Path) -> tuple[DetectorKind, Path | None]:
 
 
 def load_detector(spec: str | Path, threshold: float | None = None) -> Detector:
-    """A detector from a registered key (``v3``, ``v4``, ...) or a model file; ``threshold`` overrides the model's."""
+    """A detector from a registered key (``v3``, ``v4``, ...) or a model file; ``threshold`` overrides the model's.
+
+    Every detector's score is a probability of stego, so a threshold outside
+    [0, 1] (or NaN) would flag nothing or everything: it is refused
+    (:class:`~stegwatch.errors.ConfigError`) rather than quietly applied.
+    """
+    if threshold is not None and not (0.0 <= threshold <= 1.0):  # NaN fails both comparisons
+        raise ConfigError(f"threshold {threshold} is not a score: give a number from 0 to 1")
     kind, path = kind_of(spec)
     return kind.load(path, threshold)
 

@@ -14,7 +14,16 @@ from stegwatch.format.files import IMAGE_SUFFIXES
 
 
 def expand_paths(arguments: list[str]) -> list[str]:
-    """Files as given; folders walked recursively (image files only); globs expanded. Order kept, no repeats."""
+    """Files as given; folders walked recursively (image files only); globs expanded. Order kept, no repeats.
+
+    An argument that names an existing file or folder is taken as it is, even
+    where its name holds ``*``, ``?`` or ``[`` (``img[1].png`` is that file,
+    not ``img1.png``). Any other argument with those characters is a glob: the
+    folders it matches are walked, everything else it matches is kept (a
+    dangling link or a special file gets its error record when read), and a
+    glob that matches nothing is kept as it is, so that it gets an error
+    record too instead of vanishing from the run.
+    """
     seen: set[str] = set()
     out: list[str] = []
 
@@ -23,20 +32,25 @@ def expand_paths(arguments: list[str]) -> list[str]:
             seen.add(path)
             out.append(path)
 
+    def walk(folder: Path) -> None:
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                    add(str(Path(root) / name))
+
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        add(str(Path(root) / name))
-        elif any(ch in argument for ch in "*?["):
-            for match in sorted(glob.glob(argument, recursive=True)):
-                if Path(match).is_file():
-                    add(match)
-        else:
+            walk(path)
+        elif os.path.lexists(argument) or not any(ch in argument for ch in "*?["):
             add(argument)  # a missing file still gets its own error record
+        else:
+            matches = sorted(glob.glob(argument, recursive=True))
+            for match in matches:
+                walk(Path(match)) if Path(match).is_dir() else add(match)
+            if not matches:
+                add(argument)
     return out
 
 

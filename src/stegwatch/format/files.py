@@ -95,6 +95,11 @@ def _sniff(data: bytes) -> str | None:
     return next((kind for magic, kind in _SIGNATURES if data.startswith(magic)), None)
 
 
+def _bomb(exc: Exception, limits: ReadLimits) -> str:
+    """The reason for a file Pillow itself refused as a bomb: stegwatch's limit (far below Pillow's), then Pillow's words."""
+    return f"refused as a decompression bomb: over the limit of {limits.max_pixels} pixels (Pillow: {exc})"
+
+
 def decode_image(data: bytes, path: str, limits: ReadLimits = DEFAULT_LIMITS) -> Image.Image:
     """Decode ``data`` into a loaded Pillow image, or raise :class:`UnreadableFile`."""
     if not data:
@@ -113,7 +118,7 @@ def decode_image(data: bytes, path: str, limits: ReadLimits = DEFAULT_LIMITS) ->
                 raise UnreadableFile(path, f"corrupt image header (starts like {kind}, but cannot be parsed)") from None
             raise UnreadableFile(path, "not an image (no known image format)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise UnreadableFile(path, f"refused as a decompression bomb: {exc}") from None
+            raise UnreadableFile(path, _bomb(exc, limits)) from None
         except _DECODE_ERRORS as exc:
             raise UnreadableFile(path, f"corrupt image header: {exc}") from None
         width, height = image.size
@@ -128,7 +133,7 @@ def decode_image(data: bytes, path: str, limits: ReadLimits = DEFAULT_LIMITS) ->
         try:
             image.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise UnreadableFile(path, f"refused as a decompression bomb: {exc}") from None
+            raise UnreadableFile(path, _bomb(exc, limits)) from None
         except _DECODE_ERRORS as exc:
             reason = str(exc) or type(exc).__name__
             if "truncated" in reason.lower() or isinstance(exc, EOFError):
