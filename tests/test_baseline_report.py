@@ -1,6 +1,7 @@
 """`stegwatch baseline` and `stegwatch ablate` end to end on the smoke corpus."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,17 @@ def test_a_stored_report_keeps_its_columns_in_the_order_they_were_run():
                               {"from": "stegwatch-v4 4.2", "to": "sealwatch-anchor 1"}]}
     assert column_order(report) == ["stegwatch-v3 3.0", "stegwatch-v4 4.2", "sealwatch-anchor 1"]
     assert column_order({"results": {"b": {}, "a": {}}, "comparisons": []}) == ["a", "b"]
+
+
+def test_the_committed_report_is_its_json_rendered_and_every_table_is_whole(tmp_path):
+    """A template change re-renders the committed report from its JSON; no row falls out of its table."""
+    from stegwatch.reports.baseline import render_report
+
+    root = Path(__file__).parents[1] / "docs" / "grok"
+    render_report(json.loads((root / "baseline_report.json").read_text()), tmp_path / "baseline_report.md")
+    text = (tmp_path / "baseline_report.md").read_text()
+    assert text == (root / "baseline_report.md").read_text()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):  # a table starts: header, then rule
+            assert i + 1 < len(lines) and lines[i + 1].startswith("|---"), f"line {i + 1} is a row outside its table: {line[:60]}"

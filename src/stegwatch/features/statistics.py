@@ -40,8 +40,13 @@ from scipy import fft, special
 def chi_square_from_histogram(hist: np.ndarray, *, min_expected: float = 5.0) -> float:
     """The chi-square attack's probability from a histogram whose index 0 is an even value.
 
-    Pairs (2k, 2k+1); pairs whose expected count is below ``min_expected`` are
-    dropped, so leading or trailing empty bins change nothing.
+    Westfeld and Pfitzmann, "Attacks on steganographic systems" (Information
+    Hiding 1999, LNCS 1768): LSB replacement equalizes the counts of each pair
+    of values (2k, 2k+1), so the statistic ``sum (n_2k - e_k)^2 / e_k`` with
+    ``e_k = (n_2k + n_2k+1) / 2`` is small; the returned probability is its
+    chi-square survival function with (pairs - 1) degrees of freedom. Pairs
+    whose expected count is below ``min_expected`` are dropped, so leading or
+    trailing empty bins change nothing.
     """
     hist = np.asarray(hist)
     if hist.size % 2:
@@ -77,8 +82,10 @@ def pair_aligned(values: np.ndarray) -> tuple[np.ndarray, int]:
 def chi_square_attack(values: np.ndarray, *, min_expected: float = 5.0, exclude: tuple[int, ...] = ()) -> float:
     """P-value-like probability that ``values`` carry LSB-replaced data.
 
-    Histogram of non-negative integers (or offset signed DCT values), pairs
-    (2k, 2k+1); pairs whose expected count is below ``min_expected`` are
+    Westfeld and Pfitzmann's chi-square attack (Information Hiding 1999,
+    LNCS 1768; :func:`chi_square_from_histogram`) on the histogram of
+    non-negative integers (or offset signed DCT values, :func:`pair_aligned`),
+    pairs (2k, 2k+1); pairs whose expected count is below ``min_expected`` are
     dropped. ``exclude`` removes values (e.g. DCT 0 and 1, which JSteg skips).
     """
     values = np.asarray(values).reshape(-1)
@@ -101,7 +108,10 @@ def prefix_bounds(size: int, steps: int) -> list[int]:
 def sequential_chi_square(values: np.ndarray, *, steps: int = 20) -> tuple[np.ndarray, float]:
     """Chi-square p over prefixes of 1/steps, 2/steps, ... of ``values`` (scan order).
 
-    Returns the p-values and the estimated embedded fraction: the longest
+    Westfeld and Pfitzmann (Information Hiding 1999) apply their attack to a
+    growing sample from the start of the embedding path: a message embedded
+    sequentially keeps p near 1 while the sample lies inside it, and p falls
+    once the sample reaches past its end. Returns the p-values and the estimated embedded fraction: the longest
     prefix whose p stays above 0.5 (sequential embedding from the start).
     Each value is counted once: the prefixes' histograms are running sums of
     the histograms of the slices between their ends.
@@ -176,8 +186,13 @@ def sample_pair_analysis(channel: np.ndarray) -> float:
 def weighted_stego(channel: np.ndarray) -> float:
     """WS estimate of the LSB replacement rate in one 2-D channel.
 
+    Fridrich and Goljan, "On estimation of secret message length in LSB
+    steganography in spatial domain" (Security, Steganography, and
+    Watermarking of Multimedia Contents VI, SPIE 5306, 2004): with ``x'`` the
+    LSB-flipped sample and ``p`` its prediction from the neighbours, the
+    weighted mean of ``(x - x')(x - p)`` is half the replacement rate.
     Predictor: mean of the four neighbours; weights 1 / (5 + local variance),
-    normalized. Border pixels are left out.
+    normalized, as in the paper. Border pixels are left out.
 
     Computed in integers where it can be: with neighbour sum ``s`` and sum of
     squares ``q``, the prediction error is ``(4 * centre - s) / 4`` and the
