@@ -107,3 +107,48 @@ def test_one_resolver_for_many_paths_equals_resolving_each_path_in_full(tmp_path
 def test_missing_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(ManifestError, match="no manifest.jsonl"):
         read_manifest(tmp_path)
+
+
+def _pathlib_form(value: str) -> str:
+    """The textbook normalization: pathlib's parts, with backslashes read as slashes."""
+    from pathlib import PurePosixPath
+
+    return str(PurePosixPath(*PurePosixPath(value.replace("\\", "/")).parts))
+
+
+@pytest.mark.parametrize("value", ["a.png", "stego/alpha/x.png", "a//b/./c.png", "./a.png", "a/b/", "a\\b\\c.png",
+                                   ".", "a/.", "x/ y .png", "...", "a/.../b", "é/ü.png", "a/b.png/."])
+def test_check_relative_path_gives_pathlib_s_posix_form(value):
+    from stegwatch.format.records import check_relative_path
+
+    assert check_relative_path(value) == _pathlib_form(value)
+
+
+@pytest.mark.parametrize("value", ["", "/etc/passwd", "\\\\server\\share", "C:\\x.png", "c:x.png", "../x.png",
+                                   "a/../../x.png", "a\\..\\x.png", "a/..", "nul\x00.png"])
+def test_check_relative_path_refuses_what_could_leave_the_root(value):
+    from stegwatch.format.records import check_relative_path
+
+    with pytest.raises(ValueError):
+        check_relative_path(value)
+
+
+def test_check_relative_path_agrees_with_pathlib_on_random_paths():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stegwatch.format.records import check_relative_path
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from(["a", "b.png", ".", "..", "", " ", "\\", "x.y", "é"]), min_size=1, max_size=6))
+    def agree(parts):
+        value = "/".join(parts)
+        try:
+            got = check_relative_path(value)
+        except ValueError:
+            assert not value or value.startswith(("/", "\\")) or ".." in _pathlib_form(value).split("/") \
+                or (len(value) > 1 and value[1] == ":")
+            return
+        assert got == _pathlib_form(value)
+
+    agree()
