@@ -80,12 +80,16 @@ def test_failing_sink_is_retried_reported_and_loses_nothing(smoke_corpus, tmp_pa
     closed_port = _free_port()
     config = _config(tmp_path, email={"host": "127.0.0.1", "port": closed_port, "sender": "a@b.c", "recipients": ["d@e.f"],
                                       "timeout": 2})
-    result = monitor(_lowered_model(tmp_path, 0.05), smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5,
-                     console=lambda line: None)
+    model = _lowered_model(tmp_path, 0.05)
+    result = monitor(model, smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5, console=lambda line: None)
     email = next(s for s in result.sinks if s.sink == "email")
     assert email.error and email.attempts == 2 and email.sent == 0
     assert history.get_run(result.metrics["run"]["run_id"], tmp_path / "h.db") is not None
     assert (tmp_path / "alerts.log").read_text().count("\n") == len(result.sent) > 0
+    # The log took them, the email did not: not delivered, so the next run sends them again (to the email too).
+    assert result.delivered == 0
+    again = monitor(model, smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5, console=lambda line: None)
+    assert {a.fingerprint for a in again.sent} == {a.fingerprint for a in result.sent}
 
 
 class _Collector(BaseHTTPRequestHandler):
@@ -264,3 +268,33 @@ def test_latest_runs_and_get_run_read_only_what_they_name(tmp_path):
     assert [r["run_id"] for r in history.latest_runs(db)] == ["b1", "a2"]
     assert history.get_run("b0", db)["model_name"] == "b" and history.get_run("nope", db) is None
     assert [r["run_id"] for r in history.runs(db, "a")] == ["a1", "a2"]
+
+
+def test_a_sink_error_never_shows_the_secret_its_variable_holds(monkeypatch):
+    from stegwatch.monitoring.rules import Alert
+    from stegwatch.monitoring.sinks import AlertConfig, dispatch_remote
+
+    token = "SECRETTOKEN123"
+    monkeypatch.setenv("HOOK", f"hooks.example.invalid/services/T0/B0/{token}")  # no scheme: urllib quotes it back
+    config = AlertConfig.from_dict({"webhook": [{"url_env": "HOOK", "deadline_s": 2}]})
+    alert = Alert(rule="r", severity="warning", metric="m", value=1.0, threshold=0.5, condition="above", kind="value",
+                  run_id="run", model="m 1", description="d")
+    [result] = dispatch_remote([alert], config)
+    assert result.sent == 0 and "<$HOOK>" in result.error and token not in result.error
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"email": {"host": "h", "sender": "s", "recipients": ["r"], "password": "hunter2"}}, "must not be written in a file"),
+    ({"webhook": [{"url": "https://hooks.example/SECRET"}]}, "must not be written in a file"),
+    ({"email": {"host": "h", "sender": "s", "recipients": ["r"], "pasword_env": "X"}}, "unknown setting 'pasword_env'"),
+    ({"email": {"host": "h", "sender": "s"}}, "missing recipients"),
+    ({"email": {"host": "h", "sender": "s", "recipients": ["r"], "port": "25"}}, "port has the wrong type"),
+    ({"webhook": [{"format": "slack"}]}, "missing url_env"),
+    ({"webhook": [{"url_env": "X", "format": "teams"}]}, "choose slack or alertmanager"),
+])
+def test_alert_sink_tables_are_checked_when_the_config_loads(table, message):
+    from stegwatch.errors import ConfigError
+    from stegwatch.monitoring.sinks import AlertConfig
+
+    with pytest.raises(ConfigError, match=message):
+        AlertConfig.from_dict(table)

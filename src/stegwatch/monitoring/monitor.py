@@ -67,7 +67,8 @@ class MonitorResult:
     sinks: list[SinkResult]
     files: list[Path]
     exit_code: int
-    #: How many of ``sent`` reached a sink beyond the console (0 when every sink failed).
+    #: How many of ``sent`` reached every sink beyond this machine (email, webhooks; without one, the alerts log):
+    #: :func:`~stegwatch.monitoring.sinks.delivered`. Fewer than ``sent``: they are sent again on the next run.
     delivered: int = 0
 
 
@@ -155,7 +156,7 @@ def monitor(
                              training_table, recent_alerts(config.alerts.log_file))
     sinks += dispatch_remote(sent, config.alerts, console=console)
     count = delivered(sinks) if sent else 0
-    if sent and not count:  # nothing got through: send them again next run rather than never
+    if sent and count < len(sent):  # a sink did not get them: send them again next run rather than never
         history.forget_alerts_sent([a.fingerprint for a in sent], run_id, db)
     failing = {"critical": ("critical",), "warning": ("warning", "critical")}.get(fail_on or "", ())
     return MonitorResult(metrics, status, alerts, sent, sinks, [*files, metrics_file], 1 if status in failing else 0, count)

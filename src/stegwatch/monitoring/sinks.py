@@ -80,8 +80,55 @@ class AlertConfig:
             raise ConfigError("[[alerts.webhook]] entries must be tables")
         config = cls(log_file=log_file, resend=data.get("resend", False), email=email, webhooks=webhooks)
         if config.email is not None:
+            _check_table("[alerts.email]", config.email, EMAIL_SETTINGS, required=("host", "sender", "recipients"))
+            if not isinstance(config.email["recipients"], list) or not all(isinstance(r, str) for r in config.email["recipients"]):
+                raise ConfigError("[alerts.email] recipients must be a list of addresses")
             starttls_mode(config.email)
+        for hook in config.webhooks:
+            _check_table("[[alerts.webhook]]", hook, WEBHOOK_SETTINGS, required=("url_env",))
+            if hook.get("format", "slack") not in WEBHOOK_FORMATS:
+                raise ConfigError(f"[[alerts.webhook]] format = {hook['format']!r}: choose {' or '.join(WEBHOOK_FORMATS)}")
         return config
+
+
+#: The settings each sink's table may hold. Secrets are not among them: ``password_env`` and ``url_env`` name the
+#: environment variables that hold them, and a ``password`` or ``url`` written into the file is refused.
+EMAIL_SETTINGS = {"host": str, "port": int, "sender": str, "recipients": list, "username": str, "password_env": str,
+                  "starttls": (str, bool), "implicit_tls": bool, "allow_plaintext_auth": bool, "ca_file": str,
+                  "timeout": (int, float), "deadline_s": (int, float)}
+WEBHOOK_SETTINGS = {"url_env": str, "format": str, "ca_file": str, "timeout": (int, float), "deadline_s": (int, float)}
+WEBHOOK_FORMATS = ("slack", "alertmanager")
+_SECRET_IN_FILE = {"password": "password_env", "url": "url_env"}
+
+
+def _check_table(name: str, table: dict, settings: dict, *, required: tuple[str, ...]) -> None:
+    """Refuse unknown settings (a secret written into the file above all), missing ones and wrong types, at load."""
+    for key in table:
+        if key in _SECRET_IN_FILE:
+            raise ConfigError(f"{name}: {key} must not be written in a file; put it in an environment variable and name "
+                              f"that variable with {_SECRET_IN_FILE[key]}")
+        if key not in settings:
+            raise ConfigError(f"{name}: unknown setting {key!r} (known: {', '.join(sorted(settings))})")
+        kind = settings[key]
+        value = table[key]
+        if isinstance(value, bool) and kind in (int, (int, float)) or not isinstance(value, kind):
+            raise ConfigError(f"{name}: {key} has the wrong type ({type(value).__name__})")
+    missing = [key for key in required if key not in table]
+    if missing:
+        raise ConfigError(f"{name}: missing {', '.join(missing)}")
+
+
+def secrets_of(table: dict) -> dict[str, str]:
+    """The secrets a sink's table names, by environment variable: ``{"SMTP_PASSWORD": "..."}`` (set ones only)."""
+    names = [table[key] for key in ("password_env", "url_env") if isinstance(table.get(key), str)]
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
+def redact(text: str, secrets: dict[str, str]) -> str:
+    """``text`` with every secret's value replaced by ``<$NAME>`` (a URL's token must not reach a log or a screen)."""
+    for name, value in secrets.items():
+        text = text.replace(value, f"<${name}>")
+    return text
 
 def starttls_mode(config: dict) -> str:
     """``auto`` (STARTTLS when offered), ``always`` (refuse a server without it) or ``never``; ``true``/``false`` mean always/never."""
@@ -294,8 +341,14 @@ def send_webhook(alerts: list[Alert], config: dict, deadline: Deadline | None = 
         response.read()
 
 
-def _attempt(name: str, send: Callable[[Deadline | None], None], count: int, deadline_s: float | None = None) -> SinkResult:
-    """Send, and retry once if the deadline (``deadline_s`` for both attempts together) leaves time."""
+def _attempt(name: str, send: Callable[[Deadline | None], None], count: int, deadline_s: float | None = None,
+             secrets: dict[str, str] | None = None) -> SinkResult:
+    """Send, and retry once if the deadline (``deadline_s`` for both attempts together) leaves time.
+
+    The error reported names the exception with every value of ``secrets``
+    (:func:`secrets_of`) replaced by its variable's name: an exception about a
+    webhook URL quotes the URL, and the report reaches the console and ``--json``.
+    """
     deadline = Deadline(deadline_s) if deadline_s is not None else None
     error, attempts = None, 0
     try:
@@ -304,7 +357,7 @@ def _attempt(name: str, send: Callable[[Deadline | None], None], count: int, dea
                 send(deadline)
                 return SinkResult(name, count, None, attempts)
             except Exception as exc:  # any sink failure is reported, never raised
-                error = f"{type(exc).__name__}: {exc}"
+                error = redact(f"{type(exc).__name__}: {exc}", secrets or {})
             if deadline is not None and (deadline.expired or deadline.remaining() <= 0):
                 error = f"TimeoutError: deadline of {deadline.seconds:g} s passed (connect, send and read); last: {error}"
                 break
@@ -332,10 +385,11 @@ def dispatch_remote(alerts: list[Alert], config: AlertConfig, console: Callable[
     if config.email:
         email = config.email
         results.append(_attempt("email", lambda deadline: send_email(alerts, email, deadline, warn=console), len(alerts),
-                                _deadline_s(email)))
+                                _deadline_s(email), secrets_of(email)))
     for hook in config.webhooks:
         results.append(_attempt(f"webhook:{hook.get('format', 'slack')}",
-                                lambda deadline, hook=hook: send_webhook(alerts, hook, deadline), len(alerts), _deadline_s(hook)))
+                                lambda deadline, hook=hook: send_webhook(alerts, hook, deadline), len(alerts), _deadline_s(hook),
+                                secrets_of(hook)))
     return results
 
 
@@ -345,9 +399,15 @@ def dispatch(alerts: list[Alert], config: AlertConfig, console: Callable[[str], 
 
 
 def delivered(results: list[SinkResult]) -> int:
-    """How many alerts reached somewhere beyond the console: the most any other sink delivered.
+    """How many alerts reached every sink that carries them off this machine (email, webhooks): the fewest any of
+    them delivered. Without such a sink, what the alerts log (else the console) took.
 
-    With no sink but the console, what the console showed.
+    An alert that one remote sink failed to deliver counts as not delivered, so
+    the caller sends it again on the next run: a duplicate on a sink that took
+    it beats an alert that never reaches the one that did not.
     """
-    others = [r.sent for r in results if r.sink != "console"]
-    return max(others) if others else sum(r.sent for r in results)
+    remote = [r.sent for r in results if r.sink not in ("console", "log")]
+    if remote:
+        return min(remote)
+    local = [r.sent for r in results if r.sink == "log"]
+    return max(local) if local else sum(r.sent for r in results)

@@ -10,6 +10,7 @@ next evaluation.
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 from stegwatch.monitoring import history
 from stegwatch.monitoring.rules import Alert, check
-from stegwatch.monitoring.sinks import AlertConfig, SinkResult, dispatch
+from stegwatch.monitoring.sinks import AlertConfig, SinkResult, delivered, dispatch
 from stegwatch.serving.aggregates import production_metrics_documents
 
 log = logging.getLogger("stegwatch.serve")
@@ -36,10 +37,11 @@ class ProductionAlerter:
         self.interval_s = interval_s
         self.console = console or (lambda line: log.warning(line))
         self.active: list[Alert] = []
-        self.sent: list[SinkResult] = []
+        #: What the sinks did for the latest batches (bounded: a server runs for months).
+        self.sent: collections.deque[SinkResult] = collections.deque(maxlen=200)
         self._poke = threading.Event()
         self._stop = threading.Event()
-        self._outbox: queue.Queue[list[Alert] | None] = queue.Queue()
+        self._outbox: queue.Queue[tuple[list[Alert], str] | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
     def evaluate(self) -> list[Alert]:
@@ -53,7 +55,7 @@ class ProductionAlerter:
             new = [a for a in found if self.alerts.resend or history.mark_alert_sent(a.fingerprint, run_id, self.db)]
             history.clear_resolved_alerts(model, {a.fingerprint for a in found}, self.db)
             if new:
-                self._outbox.put(new)
+                self._outbox.put((new, run_id))
         self.active = active
         return active
 
@@ -75,10 +77,17 @@ class ProductionAlerter:
 
     def _send_loop(self) -> None:
         while True:
-            batch = self._outbox.get()
-            if batch is None:
+            item = self._outbox.get()
+            if item is None:
                 return
-            self.sent.extend(dispatch(batch, self.alerts, console=self.console))
+            batch, run_id = item
+            results = dispatch(batch, self.alerts, console=self.console)
+            self.sent.extend(results)
+            for result in results:
+                if result.error:  # already free of secrets (sinks.redact)
+                    log.warning("alert sink %s failed after %d attempt(s): %s", result.sink, result.attempts, result.error)
+            if delivered(results) < len(batch):  # not everywhere: the next evaluation sends them again
+                history.forget_alerts_sent([a.fingerprint for a in batch], run_id, self.db)
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._evaluate_loop, name="stegwatch-alert-rules", daemon=True),
