@@ -264,3 +264,31 @@ def test_p_e_per_method_is_read_on_that_methods_files_and_the_clean_ones(smoke_c
     assert all(value is not None and 0 <= value <= 0.5 for value in by_payload.values())
     single = [m for m in by_method if [k.split("@")[0] for k in by_payload].count(m) == 1]
     assert single and all(by_payload[next(k for k in by_payload if k.startswith(f"{m}@"))] == by_method[m] for m in single)
+
+
+def test_a_change_in_a_few_cover_groups_is_not_called_significant():
+    """The percentile bootstrap excludes 0 whenever every changed group moved one way; the group sign test does not."""
+    from stegwatch.stats import significant_change
+
+    groups = [str(i // 2) for i in range(600)]  # 300 groups of 2 files
+    before = np.zeros(600)
+    four = before.copy()
+    four[[0, 2, 4, 6]] = 1  # four gains, in four groups
+    boot = cluster_bootstrap_difference(before, four, groups, seed=0)
+    assert boot["ci_low"] > 0 and boot["sign_test"] == {"groups_up": 4, "groups_down": 0, "p_value": 0.125}
+    assert not significant_change(boot)
+    one_lost = cluster_bootstrap_difference(np.eye(1, 600, 0).ravel(), before, groups, seed=0)
+    assert not significant_change(one_lost)
+    many = before.copy()
+    many[0:80:2] = 1  # forty gains in forty groups
+    assert significant_change(cluster_bootstrap_difference(before, many, groups, seed=0))
+    assert significant_change({"difference": 0.1, "ci_low": 0.05, "ci_high": 0.15})  # older records: the interval
+
+
+def test_equal_false_positive_rates_are_said_to_be_equal():
+    from stegwatch.reports.baseline import verdicts
+
+    boot = {"difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "sign_test": {"groups_up": 0, "groups_down": 0, "p_value": 1.0}}
+    comparison = {"detection": {}, "false_positive_rate": {"bootstrap": boot, "mcnemar": {"p_value": 1.0}, "significant": False}}
+    [sentence] = verdicts("A", "B", comparison)
+    assert sentence.startswith("B's false-positive rate equals A's on these files") and "significantly" not in sentence

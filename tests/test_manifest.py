@@ -56,6 +56,20 @@ def test_symlink_pointing_out_of_the_corpus_is_refused(tmp_path):
     assert not read.entries and "outside" in read.errors[0].reason
 
 
+def test_a_sidecar_linking_out_of_the_corpus_is_refused_and_one_inside_is_read(tmp_path):
+    from stegwatch.format.manifest import read_sidecar
+
+    root = tmp_path / "corpus"
+    (root / "stego").mkdir(parents=True)
+    (tmp_path / "side.json").write_text("{}")
+    (root / "stego" / "x.png").write_bytes(b"x")
+    os.symlink(tmp_path / "side.json", root / "stego" / "x.png.json")
+    with pytest.raises(ManifestError, match="outside the corpus root"):
+        read_sidecar(root / "stego" / "x.png", root)
+    (root / "stego" / "y.png").write_bytes(b"y")
+    assert read_sidecar(root / "stego" / "y.png", root) is None  # none beside it: nothing to refuse
+
+
 def test_symlink_inside_the_corpus_is_fine(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "f.png").write_bytes(b"x")

@@ -298,3 +298,26 @@ def test_alert_sink_tables_are_checked_when_the_config_loads(table, message):
 
     with pytest.raises(ConfigError, match=message):
         AlertConfig.from_dict(table)
+
+
+@pytest.mark.parametrize("content, error", [("[1, 2]", "not a stegwatch metrics document"),
+                                            ('{"hello": 1}', "not a stegwatch metrics document"),
+                                            ("not json", "cannot be read as JSON")])
+def test_a_baseline_file_that_is_no_metrics_document_is_refused_before_any_feature(tmp_path, monkeypatch, content, error):
+    from stegwatch.errors import ConfigError
+    from stegwatch.monitoring import monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "load_rows", lambda *a, **k: pytest.fail("features were computed"))
+    baseline = tmp_path / "base.json"
+    baseline.write_text(content)
+    with pytest.raises(ConfigError, match=error):
+        monitor("v4", tmp_path, baseline=str(baseline), db=tmp_path / "h.db", console=lambda line: None)
+
+
+def test_a_baseline_run_that_is_not_in_the_history_is_refused_before_any_feature(tmp_path, monkeypatch):
+    from stegwatch.errors import BaselineNotFound
+    from stegwatch.monitoring import monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "load_rows", lambda *a, **k: pytest.fail("features were computed"))
+    with pytest.raises(BaselineNotFound, match="neither a file nor a run"):
+        monitor("v4", tmp_path, baseline="20990101T000000Z-nope", db=tmp_path / "h.db", console=lambda line: None)

@@ -202,7 +202,7 @@ def _check_stego(root: Path, path: Path, carrier: CarrierFile, entry: ManifestEn
         check.reason = f"{', '.join(method.missing_tools())} not installed here; install with: {method.install_hint}"
         return check
     try:
-        sidecar = read_sidecar(path)
+        sidecar = read_sidecar(path, root)
     except ManifestError as exc:
         check.reason = exc.reason
         return check

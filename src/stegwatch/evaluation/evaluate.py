@@ -159,7 +159,7 @@ def cover_categories(entries, root: Path | None) -> list[str]:
         cover = entry.cover_file
         if cover is None and resolve is not None:
             try:
-                sidecar = read_sidecar(resolve(entry.file_path))
+                sidecar = read_sidecar(resolve(entry.file_path), root)
             except (ManifestError, OSError, ValueError):  # a broken sidecar leaves the cover unknown, never ends the run
                 sidecar = None
             cover = sidecar.clean_file if sidecar is not None else None

@@ -158,12 +158,19 @@ def write_sidecar(file_path: str | os.PathLike[str], sidecar: Sidecar) -> Path:
     return path
 
 
-def read_sidecar(file_path: str | os.PathLike[str]) -> Sidecar | None:
+def read_sidecar(file_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Sidecar | None:
     """The sidecar beside ``file_path``, ``None`` when there is none.
 
-    Raises :class:`ManifestError` when it exists but is malformed.
+    Raises :class:`ManifestError` when it exists but is malformed, or, with a
+    corpus ``root``, when it is a symbolic link (or under one) that leads
+    outside the root: the file itself was proven to stay inside, and its
+    sidecar must too.
     """
     path = sidecar_path(file_path)
+    if root is not None and os.path.lexists(path):
+        inside = os.path.realpath(root).rstrip(os.sep) + os.sep
+        if not os.path.realpath(path).startswith(inside):
+            raise ManifestError(str(path), "sidecar leads outside the corpus root (through a symbolic link?)")
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -76,8 +76,25 @@ def _baseline(spec: str | None, model_name: str, db: Path) -> dict | None:
     if spec is None:
         run = history.baseline_for(model_name, db)
         return run["metrics"] if run else None
+    return _named_baseline(spec, db)
+
+
+def _named_baseline(spec: str, db: Path) -> dict:
+    """The metrics of ``--baseline``: a metrics JSON file or a run id of the history; refused (exit 2) if it is neither.
+
+    Called before the evaluation, so a wrong baseline costs no feature extraction.
+    """
     if Path(spec).is_file():
-        return json.loads(Path(spec).read_text(encoding="utf-8"))
+        try:
+            metrics = json.loads(Path(spec).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"baseline {spec}: cannot be read as JSON: {exc}") from None
+        rate = metrics.get("false_positive_rate") if isinstance(metrics, dict) else None
+        if not (isinstance(metrics, dict) and isinstance(metrics.get("run"), dict) and isinstance(rate, dict) and "rate" in rate
+                and isinstance(metrics.get("detection_rate_by_method"), dict)):
+            raise ConfigError(f"baseline {spec} is not a stegwatch metrics document (the runs/<run id>.json a monitor or "
+                              "evaluate run writes): it needs run, false_positive_rate and detection_rate_by_method")
+        return metrics
     run = history.get_run(spec, db)
     if run is None:
         raise BaselineNotFound(f"baseline {spec!r} is neither a file nor a run in {db}")
@@ -119,6 +136,7 @@ def monitor(
     if dashboard is not None:
         config.dashboard = Path(dashboard)
     history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
+    named_baseline = _named_baseline(baseline, db) if baseline is not None else None  # likewise a wrong --baseline
     by_source = config.by_source if by_source is None else by_source
     # Read once, for every section; files the evaluation would only drop as in-sample are not read.
     detector = load_detector(model)
@@ -139,7 +157,7 @@ def monitor(
             metrics["training"] = None
     if training_table is not None:
         metrics["training"] = next(iter(convergence(training_table).values()), None)
-    base = _baseline(baseline, metrics["run"]["model"]["name"], db)
+    base = named_baseline if named_baseline is not None else _baseline(None, metrics["run"]["model"]["name"], db)
     alerts = check(metrics, config.rules, base)
     status = status_of(alerts)
     run_id = metrics["run"]["run_id"]

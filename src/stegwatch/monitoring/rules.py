@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from stegwatch.errors import ConfigError
+from stegwatch.stats import significant_change
 
 DEFAULT_RULES = Path(__file__).parent / "default_rules.toml"
 CONDITIONS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
@@ -78,9 +79,12 @@ class Alert:
             t = self.paired_test
             boot = t.get("cluster_bootstrap")
             if boot and boot.get("difference") is not None:
-                verdict = "significant" if boot["ci_low"] > 0 or boot["ci_high"] < 0 else "not significant"
+                verdict = "significant" if significant_change(boot) else "not significant"
+                sign = boot.get("sign_test")
+                signs = "" if sign is None else (f", sign test {sign['groups_up']} groups up, {sign['groups_down']} down, "
+                                                 f"p={sign['p_value']:.3g}")
                 against += (f" (paired cluster bootstrap over {boot['groups']} cover groups: {boot['difference']:+.4f}, "
-                            f"95% interval {boot['ci_low']:+.4f} to {boot['ci_high']:+.4f}, {verdict}; file-level McNemar "
+                            f"95% interval {boot['ci_low']:+.4f} to {boot['ci_high']:+.4f}{signs}, {verdict}; file-level McNemar "
                             f"on {t['paired_files']} paired files: {t['only_before']} lost, {t['only_after']} gained, p={t['p_value']:.3g})")
             else:
                 verdict = "significant" if t["p_value"] < 0.05 else "not significant"

@@ -29,7 +29,7 @@ from stegwatch.evaluation.cost import FAMILIES, path_family, stegwatch_feature_c
 from stegwatch.evaluation.evaluate import evaluate
 from stegwatch.evaluation.metrics import mcnemar_exact, paired_bootstrap
 from stegwatch.provenance import new_run_id
-from stegwatch.stats import DEFAULT_TARGET_FPR
+from stegwatch.stats import DEFAULT_TARGET_FPR, significant_change
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 from stegwatch.format.manifest import RootResolver
@@ -56,9 +56,9 @@ def compare_pair(a: dict, b: dict, seed: int) -> dict:
     rows["all methods"] = {"mcnemar": mcnemar_exact(stego_a, stego_b), "bootstrap": paired_bootstrap(stego_a, stego_b, seed)}
     fpr = {"mcnemar": mcnemar_exact(da["clean"], db["clean"]), "bootstrap": paired_bootstrap(da["clean"], db["clean"], seed)}
     for row in [*rows.values(), fpr]:
-        boot = row["bootstrap"]
-        # Significant when the cover-group interval excludes 0; McNemar (files as independent) is a reference only.
-        row["significant"] = boot["difference"] is not None and (boot["ci_low"] > 0 or boot["ci_high"] < 0)
+        # Significant when the cover-group interval excludes 0 and the sign test over cover groups agrees; McNemar
+        # (files as independent) is a reference only.
+        row["significant"] = significant_change(row["bootstrap"])
     return {"detection": rows, "false_positive_rate": fpr}
 
 
@@ -70,9 +70,10 @@ def verdicts(name_a: str, name_b: str, comparison: dict) -> list[str]:
         if diff is None:
             continue
         interval = (f"95% interval over cover groups {100 * row['bootstrap']['ci_low']:+.1f} to "
-                    f"{100 * row['bootstrap']['ci_high']:+.1f}; file-level McNemar p={p:.3g}")
+                    f"{100 * row['bootstrap']['ci_high']:+.1f}{_sign(row['bootstrap'])}; file-level McNemar p={p:.3g}")
         if row["significant"] and diff > 0:
-            sentences.append(f"{name_b} detects more {method} than {name_a}: {100 * diff:+.1f} points ({interval}).")
+            what = "stego files over all methods" if method == "all methods" else f"{method} files"
+            sentences.append(f"{name_b} detects more {what} than {name_a}: {100 * diff:+.1f} points ({interval}).")
         elif row["significant"]:
             sentences.append(f"{name_b} is worse than {name_a} on {method}: {100 * diff:+.1f} points ({interval}).")
         else:
@@ -81,12 +82,22 @@ def verdicts(name_a: str, name_b: str, comparison: dict) -> list[str]:
     fpr = comparison["false_positive_rate"]
     diff = fpr["bootstrap"]["difference"]
     if diff is not None:
-        kind = "significantly" if fpr["significant"] else "not significantly"
-        direction = "higher" if diff > 0 else "lower" if diff < 0 else "equal"
-        sentences.append(f"{name_b}'s false-positive rate is {kind} {direction} than {name_a}'s ({100 * diff:+.3f} points; "
-                         f"95% interval over cover groups {100 * fpr['bootstrap']['ci_low']:+.3f} to "
-                         f"{100 * fpr['bootstrap']['ci_high']:+.3f}; file-level McNemar p={fpr['mcnemar']['p_value']:.3g}).")
+        detail = (f"({100 * diff:+.3f} points; 95% interval over cover groups {100 * fpr['bootstrap']['ci_low']:+.3f} to "
+                  f"{100 * fpr['bootstrap']['ci_high']:+.3f}{_sign(fpr['bootstrap'])}; file-level McNemar "
+                  f"p={fpr['mcnemar']['p_value']:.3g})")
+        if diff == 0:
+            sentences.append(f"{name_b}'s false-positive rate equals {name_a}'s on these files {detail}.")
+        else:
+            kind = "significantly" if fpr["significant"] else "not significantly"
+            sentences.append(f"{name_b}'s false-positive rate is {kind} {'higher' if diff > 0 else 'lower'} than "
+                             f"{name_a}'s {detail}.")
     return sentences
+
+
+def _sign(bootstrap: dict) -> str:
+    sign = bootstrap.get("sign_test")
+    return "" if sign is None else (f"; sign test over cover groups {sign['groups_up']} up, {sign['groups_down']} down, "
+                                    f"p={sign['p_value']:.3g}")
 
 
 def report_rate(record: dict | None) -> str:
