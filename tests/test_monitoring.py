@@ -321,3 +321,45 @@ def test_a_baseline_run_that_is_not_in_the_history_is_refused_before_any_feature
     monkeypatch.setattr(monitor_module, "load_rows", lambda *a, **k: pytest.fail("features were computed"))
     with pytest.raises(BaselineNotFound, match="neither a file nor a run"):
         monitor("v4", tmp_path, baseline="20990101T000000Z-nope", db=tmp_path / "h.db", console=lambda line: None)
+
+
+@pytest.mark.parametrize("field, value, message", [("metric", 5, "metric must be text"), ("condition", ["gt"], "condition must be text"),
+                                                  ("relative", "yes", "relative must be true or false"),
+                                                  ("unless", 3, "unless must name a rule")])
+def test_a_rule_of_the_wrong_type_is_refused_when_it_loads(field, value, message):
+    from stegwatch.errors import ConfigError
+    from stegwatch.monitoring.rules import rules_from_tables
+
+    table = {"name": "r", "metric": "false_positive_rate.rate", "condition": "gt", "threshold": 0.1, "severity": "warning"}
+    with pytest.raises(ConfigError, match=message):
+        rules_from_tables([table | {field: value}])
+
+
+def test_unless_silences_only_the_same_metric_family():
+    from stegwatch.monitoring.rules import rules_from_tables
+
+    rules = rules_from_tables([
+        {"name": "crit", "metric": "false_positive_rate_by_category.*.rate", "condition": "gt", "threshold": 0.01,
+         "severity": "critical"},
+        {"name": "warn", "metric": "false_positive_rate_by_category.*.group_upper_bound", "condition": "gt",
+         "threshold": 0.01, "severity": "warning", "unless": "crit"},
+    ])
+    metrics = {"run": {"run_id": "r1", "model": {"name": "m", "version": "1"}},
+               "false_positive_rate_by_category": {"x": {"rate": 0.5, "group_upper_bound": 0.6},
+                                                   "y": {"rate": 0.0, "group_upper_bound": 0.6}}}
+    fired = {(a.rule, a.metric) for a in check(metrics, rules)}
+    assert fired == {("crit", "false_positive_rate_by_category.x.rate"),
+                     ("warn", "false_positive_rate_by_category.y.group_upper_bound")}
+
+
+def test_a_dashboard_named_html_keeps_its_markdown_twin_beside_it(tmp_path, monkeypatch):
+    import jinja2
+
+    from stegwatch.monitoring import dashboard as dashboard_module
+
+    monkeypatch.setattr(dashboard_module, "dashboard_context", lambda *a, **k: ({}, {}))
+    monkeypatch.setattr(dashboard_module, "template_environment", lambda: jinja2.Environment(
+        loader=jinja2.DictLoader({"dashboard.md.j2": "markdown", "dashboard.html.j2": "html"})))
+    written = dashboard_module.render_dashboard([], {}, "ok", [], tmp_path / "d.html", [])
+    assert written[:2] == [tmp_path / "d.md", tmp_path / "d.html"]
+    assert (tmp_path / "d.md").read_text() == "markdown" and (tmp_path / "d.html").read_text() == "html"

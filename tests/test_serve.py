@@ -167,6 +167,9 @@ def test_malformed_and_oversized_bodies_are_refused_and_nothing_is_stored(tmp_pa
             "stego without score": json.dumps(event("m5", verdict="stego", score=None)).encode(),
             "bad request id": json.dumps(event("../etc/passwd")).encode(),
             "one bad event spoils the batch": json.dumps({"events": [event("m6"), event("m7", latency_ms=-1)]}).encode(),
+            "a boolean for a number": json.dumps(event("m9", latency_ms=True)).encode(),
+            "text for a count": json.dumps(event("m10") | {"image_bytes": "123"}).encode(),
+            "a fraction for a count": json.dumps(event("m11") | {"width": 64.0}).encode(),
         }
         for name, body in cases.items():
             response = client.post("/api/v1/metrics/log", content=body, headers={"content-type": "application/json"})
@@ -366,6 +369,13 @@ def test_serve_config_reads_a_serve_table(tmp_path):
     path.write_text('[serve]\nwindow = ["1h"]\n')
     with pytest.raises(ConfigError, match="unknown setting"):
         ServeConfig.load(path)
+    for text, message in (("serve = 5", "must be a table"), ("[serve]\nwindows = [5, 6]", "write it as text"),
+                          ('[serve]\nwindows = "5m"', "must be a list"), ("[serve]\nalert_interval_s = -1", "must be positive"),
+                          ("[serve]\npoll_ms = 0", "poll_ms at least 100"), ('[serve]\nmax_body_bytes = "big"', "wrong type"),
+                          ("[serve]\nmax_connections = true", "wrong type")):
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=message):
+            ServeConfig.load(path)
 
 
 def test_history_is_untouched_by_production_tables(tmp_path):
@@ -409,3 +419,30 @@ def test_serve_command_binds_loopback_by_default_and_refuses_a_bad_config(tmp_pa
     bad.write_text('[serve]\nwindows = ["soon"]\n')
     refused = CliRunner().invoke(app, ["serve", "--config", str(bad)])
     assert refused.exit_code == 2 and "window" in refused.output
+
+
+def test_json_depth_skips_brackets_inside_strings_and_counts_the_rest():
+    from stegwatch.serving.app import json_depth
+
+    def nested(value) -> int:
+        return 1 + max((nested(v) for v in (value.values() if isinstance(value, dict) else value)), default=0) \
+            if isinstance(value, dict | list) else 0
+
+    bodies = [{"a": "[[[{{{"}, [[["x\\", "y\"]]"]]], {"k": ['\\\\"[', {"z": "}}"}]}, "no brackets", [], [[], [[[]]]],
+              {"events": [event("e1"), event("e2")]}, {"text": "\\"}, {"q": '"', "r": ["]"]}]
+    for body in bodies:
+        raw = json.dumps(body).encode()
+        assert json_depth(raw) == nested(body), raw
+    assert json_depth(b"[" * 40 + b"]" * 40) == 40
+    assert json_depth(b"") == 0
+
+
+def test_a_huge_number_or_a_run_of_escapes_is_a_422_not_a_server_error(tmp_path):
+    config = _config(tmp_path)
+    with running(config) as (url, _), httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+        huge = json.dumps(event("h1")).encode().replace(b'"image_bytes": 4096', b'"image_bytes": ' + b"9" * 5000)
+        escapes = b'{"request_id": "' + b'\\"' * 20000  # no closing quote: measured in one pass, then refused
+        for body in (huge, escapes):
+            response = client.post("/api/v1/metrics/log", content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 422 and "not JSON" in response.json()["detail"]
+    assert _count(config.db) == 0

@@ -240,7 +240,12 @@ def render_dashboard(history: list[dict], current: dict, status: str, alerts: li
     """Write the Markdown dashboard, its PNG plots and the HTML twin; returns the paths written.
 
     ``training_table`` is the model's parsed training log (``parse_logs(...).table``), or None.
+    ``dashboard`` names the Markdown file; named ``.html``, it names the twin
+    and the Markdown goes beside it as ``.md`` (one never overwrites the
+    other). The plots' names are fixed: one dashboard per folder.
     """
+    if dashboard.suffix.lower() == ".html":
+        dashboard = dashboard.with_suffix(".md")
     folder = dashboard.parent
     context, plots = dashboard_context(history, current, status, alerts, rules, training_table, recent)
     written = []

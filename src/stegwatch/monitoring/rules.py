@@ -119,6 +119,9 @@ def rules_from_tables(tables: list) -> list[Rule]:
             problems += [f"missing {', '.join(sorted(missing))}"] if missing else []
             raise ConfigError(f"rule {name}: {'; '.join(problems)}")
         rule = Rule(**raw)
+        for key in ("name", "metric", "condition", "severity", "kind", "description"):
+            if not isinstance(getattr(rule, key), str):
+                raise ConfigError(f"rule {name}: {key} must be text")
         if rule.condition not in CONDITIONS:
             raise ConfigError(f"rule {rule.name}: condition must be one of {', '.join(CONDITIONS)}")
         if rule.severity not in SEVERITIES:
@@ -127,6 +130,11 @@ def rules_from_tables(tables: list) -> list[Rule]:
             raise ConfigError(f"rule {rule.name}: kind must be value or change")
         if not isinstance(rule.threshold, int | float) or isinstance(rule.threshold, bool):
             raise ConfigError(f"rule {rule.name}: threshold must be a number")
+        if rule.unless is not None and not isinstance(rule.unless, str):
+            raise ConfigError(f"rule {rule.name}: unless must name a rule")
+        for key in ("relative", "paired_test"):
+            if not isinstance(getattr(rule, key), bool):
+                raise ConfigError(f"rule {rule.name}: {key} must be true or false")
         rules.append(rule)
     return rules
 
@@ -223,9 +231,16 @@ def check(metrics: dict, rules: list[Rule], baseline: dict | None = None) -> lis
                 paired_test=paired, n_groups=parent.get("n_groups"), group_ci_low=parent.get("group_ci_low"),
                 group_ci_high=parent.get("group_ci_high"),
             ))
-    fired = {a.rule for a in alerts}
-    silenced = {r.name for r in rules if r.unless and r.unless in fired}
-    return [a for a in alerts if a.rule not in silenced]
+    # ``unless``: an alert is silenced by an alert of the named rule on the same metric family (the same concrete
+    # path but its last key: false_positive_rate.rate silences false_positive_rate.group_upper_bound, and a category's
+    # critical alert silences that category's warning only).
+    unless = {r.name: r.unless for r in rules if r.unless}
+    fired = {(a.rule, _family(a.metric)) for a in alerts}
+    return [a for a in alerts if a.rule not in unless or (unless[a.rule], _family(a.metric)) not in fired]
+
+
+def _family(metric: str) -> str:
+    return metric.rsplit(".", 1)[0]
 
 
 def status_of(alerts: list[Alert]) -> str:

@@ -18,6 +18,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_window(text: str) -> float:
     """``"5m"`` -> 300.0; units s, m, h, d."""
+    if not isinstance(text, str):
+        raise ConfigError(f"window {text!r}: write it as text, a positive number and a unit (s, m, h or d), e.g. \"5m\"")
     text = text.strip()
     if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].replace(".", "", 1).isdigit() or float(text[:-1]) <= 0:
         raise ConfigError(f"window {text!r}: write a positive number and a unit (s, m, h or d), e.g. 5m")
@@ -48,14 +50,23 @@ class ServeConfig:
         data = read_toml(path) if path else {}
         monitor = MonitorConfig.from_toml(data)
         raw = data.get("serve", {})
+        if not isinstance(raw, dict):
+            raise ConfigError("[serve] must be a table")
         unknown = set(raw) - {"windows", "token_env", "max_body_bytes", "alert_interval_s", "poll_ms", "header_timeout_s",
                               "body_timeout_s", "max_connections", "max_event_age"}
         if unknown:
             raise ConfigError(f"[serve]: unknown setting(s) {', '.join(sorted(unknown))}")
-        windows = {name: parse_window(name) for name in raw.get("windows", list(DEFAULT_WINDOWS))}
+        listed = raw.get("windows", list(DEFAULT_WINDOWS))
+        if not isinstance(listed, list):
+            raise ConfigError("[serve] windows must be a list of windows, e.g. [\"5m\", \"1h\", \"24h\"]")
+        windows = {name: parse_window(name) for name in listed}
         if len(windows) < 2:
             raise ConfigError("[serve] windows: give at least two (the current window and the trailing baseline)")
         defaults = cls.__dataclass_fields__
+        for key, kinds in (("token_env", str), ("max_body_bytes", int), ("alert_interval_s", (int, float)), ("poll_ms", int),
+                           ("header_timeout_s", (int, float)), ("body_timeout_s", (int, float)), ("max_connections", int)):
+            if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], kinds)):
+                raise ConfigError(f"[serve] {key} has the wrong type ({type(raw[key]).__name__})")
         config = cls(db=db or history.DEFAULT_DB, monitor=monitor, windows=dict(sorted(windows.items(), key=lambda kv: kv[1])),
                      token_env=str(raw.get("token_env", DEFAULT_TOKEN_ENV)), max_body_bytes=int(raw.get("max_body_bytes", 1_000_000)),
                      alert_interval_s=float(raw.get("alert_interval_s", 10.0)), poll_ms=int(raw.get("poll_ms", 2000)),
@@ -68,6 +79,8 @@ class ServeConfig:
             raise ConfigError("[serve] max_body_bytes must be at least 1024")
         if min(config.header_timeout_s, config.body_timeout_s) <= 0 or config.max_connections < 1:
             raise ConfigError("[serve] header_timeout_s and body_timeout_s must be positive, max_connections at least 1")
+        if config.alert_interval_s <= 0 or config.poll_ms < 100:
+            raise ConfigError("[serve] alert_interval_s must be positive and poll_ms at least 100")
         return config
 
 

@@ -30,14 +30,15 @@ class ScanEvent(BaseModel):
     request_id: RequestId
     timestamp: AwareDatetime = Field(description="When the scan happened, with a time zone (ISO 8601).")
     model_version: ShortText
-    latency_ms: float = Field(ge=0, le=3_600_000, allow_inf_nan=False)
-    score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False, description="None when the scan failed.")
+    # Numbers must be JSON numbers (strict): true, "123" or 3.0 for a count are refused, not coerced.
+    latency_ms: float = Field(ge=0, le=3_600_000, allow_inf_nan=False, strict=True)
+    score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False, strict=True, description="None when the scan failed.")
     verdict: Literal["stego", "clean", "error"]
     method: ShortText | None = Field(default=None, description="The method the detector named, for a stego verdict.")
     image_format: ShortText = Field(description="png, jpeg, gif, webp, bmp, ...")
-    image_bytes: int = Field(ge=0, le=10**10)
-    width: int | None = Field(default=None, ge=1, le=10**6)
-    height: int | None = Field(default=None, ge=1, le=10**6)
+    image_bytes: int = Field(ge=0, le=10**10, strict=True)
+    width: int | None = Field(default=None, ge=1, le=10**6, strict=True)
+    height: int | None = Field(default=None, ge=1, le=10**6, strict=True)
     error: str | None = Field(default=None, max_length=500)
 
     @field_validator("image_format")
