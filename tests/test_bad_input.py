@@ -79,3 +79,15 @@ def test_missing_file_and_folder(tmp_path):
         load_carrier(tmp_path / "nope.png")
     with pytest.raises(UnreadableFile, match="not a regular file"):
         load_carrier(tmp_path)
+
+
+def test_a_truncated_bmp_is_a_truncated_image(tmp_path):
+    import io
+
+    buffer = io.BytesIO()
+    random_rgb(3, 64, 64).save(buffer, "BMP")
+    path = tmp_path / "cut.bmp"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(UnreadableFile, match="truncated") as info:
+        load_carrier(path)
+    assert info.value.path == str(path)

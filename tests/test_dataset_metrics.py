@@ -99,3 +99,24 @@ def test_container_auc_sees_a_container_or_framing_shortcut_and_not_a_matched_on
     assert framing > 0.7
     assert matched < 0.6
     assert eoi < 0.6
+
+
+def test_container_auc_on_a_corpus_of_few_cover_groups_uses_fewer_folds_or_none():
+    from types import SimpleNamespace
+
+    from stegwatch.evaluation.dataset import container_auc
+
+    def table(groups):
+        entries, attributes = [], {}
+        for i in range(40):
+            stego = i % 2 == 1
+            path = f"f{i}"
+            entries.append(SimpleNamespace(file_path=path, label="stego" if stego else "clean",
+                                           method="lsb.rgb" if stego else None, cover_id=f"c{i % (2 * groups) // 2}"))
+            attributes[path] = {"format": "BMP" if stego else "PNG", "mode": "RGB", "width": 64, "height": 64,
+                                "jpeg_quality": None, "palette_size": 0, "has_alpha": False, "bit_depth": 8,
+                                "metadata_segments": 0, "trailer_bytes": 0}
+        return entries, attributes
+
+    assert container_auc(*table(3))["lsb.rgb"] > 0.7  # three groups: three folds, the shortcut still seen
+    assert container_auc(*table(1))["lsb.rgb"] is None  # one group: nothing to hold out

@@ -207,3 +207,22 @@ def test_unreadable_jpeg_gives_no_extraction_and_no_crash(cover_jpeg):
     carrier = CarrierFile(path="cut.jpg", data=truncated, image=Image.new("RGB", (8, 8)))
     for key in ("jsteg", "f5", "outguess", "steghide"):
         assert not [x for x in get_method(key).extract(carrier, key="k") if x.payload_shaped]
+
+
+def test_a_cmyk_jpeg_cover_is_an_embed_error_for_juniward_not_a_crash():
+    """libjpeg cannot give a CMYK JPEG's luminance: the builder then tries the next cover, as for any EmbedError."""
+    import io
+
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 4), dtype=np.uint8)
+    Image.fromarray(noise, "CMYK").save(buffer, "JPEG", quality=90)
+    with pytest.raises(EmbedError, match="luminance"):
+        get_method("juniward").embed(carrier_from_bytes(buffer.getvalue()), b"x" * 8, EmbedOptions(key="k"))
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "PA"])
+@pytest.mark.parametrize("method", ["exif", "eoi"])
+def test_a_cover_png_cannot_hold_is_an_embed_error(mode, method):
+    image = Image.new("CMYK", (16, 16)) if mode == "CMYK" else Image.new("P", (16, 16)).convert("PA")
+    with pytest.raises(EmbedError, match=f"cannot write a {mode} image as PNG"):
+        get_method(method).embed(image, b"hello", EmbedOptions(carrier="PNG"))

@@ -164,3 +164,26 @@ def test_fp_regression_fails_when_the_upper_bound_is_over_the_limit(smoke_corpus
     # 152 clean files cannot bound the FPR under 0.05%, whatever the detector does.
     assert report["false_positive_rate"]["upper_bound"] > 0.0005
     assert result.exit_code == 1 and "upper bound" in report["reasons"][-1]
+
+
+def test_md5_reads_every_roc_point_when_scores_are_tied():
+    """sklearn's thinned ROC can drop the best point at or below 5% FPR; MD5 must not come out too high."""
+    from stegwatch.evaluation.metrics import md5
+
+    scores = np.repeat(np.linspace(1, 0, 40), 2)
+    labels = np.tile([0, 1], 40)
+    assert md5(labels, scores) == pytest.approx(0.95)
+
+
+def test_a_method_without_clean_peers_gets_no_roc_curve_and_no_nan():
+    import json
+
+    from stegwatch.evaluation.evaluate import roc_curves
+
+    labels = np.array([1, 1, 1, 0, 0])
+    scores = np.array([0.9, 0.8, 0.3, 0.2, 0.1])
+    methods = np.array(["alpha", "alpha", "jsteg", "", ""])
+    containers = np.array(["PNG", "PNG", "JPEG", "PNG", "PNG"])
+    curves = roc_curves(labels, scores, methods, containers=containers)
+    assert set(curves) == {"alpha"}  # jsteg's JPEG has no clean JPEG beside it
+    json.dumps(curves, allow_nan=False)

@@ -102,3 +102,14 @@ def test_stalled_validation_loss_is_reported_with_its_step(tmp_path):
     summary = convergence(parse_logs([history]).table)["stalled"]
     assert summary["stopped_improving"] is True and summary["stopped_improving_since"] == 3
     assert summary["train_val_gap"] == pytest.approx(0.85 - 0.1)
+
+
+def test_non_finite_steps_and_values_are_reported_and_skipped(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"step": 1, "loss": 0.5}\n{"step": 1e400, "loss": 0.4}\n{"step": 3, "loss": NaN}\n')
+    (tmp_path / "b.csv").write_text("step,loss\n1,0.5\ninf,0.4\nnan,0.3\n4,nan\n5,0.2\n")
+    parsed = parse_logs([tmp_path / "a.jsonl", tmp_path / "b.csv"])
+    assert sorted(parsed.table["step"].tolist()) == [1, 1, 5]
+    reasons = " ".join(p["reason"] for p in parsed.problems)
+    assert "not a finite number" in reasons and "no finite step value" in reasons and "not finite (skipped)" in reasons
+    result = CliRunner().invoke(app, ["logs", str(tmp_path / "b.csv"), "--json"])
+    assert result.exit_code == 0 and "NaN" not in result.stdout and "Infinity" not in result.stdout

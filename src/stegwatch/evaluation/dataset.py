@@ -153,8 +153,13 @@ def container_auc(entries: list, attributes: dict[str, dict], *, folds: int = 5,
         if method.category in WRITES_FRAMING:
             features = features[:, :-2]  # exif and eoi write framing: there it is the embedding, not a shortcut
         groups = np.asarray([e.cover_id for e in rows])
+        # Each fold needs a cover group of each class to hold out: a small corpus gets fewer folds, or no AUC.
+        splits = min(folds, *(len(set(groups[labels == side])) for side in (True, False)))
+        if splits < 2:
+            out[key] = None
+            continue
         scores = np.zeros(len(rows))
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splitter = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
         for train, test in splitter.split(features, labels, groups):
             model = RandomForestClassifier(n_estimators=100, min_samples_leaf=5, random_state=seed, n_jobs=1)
             model.fit(features[train], labels[train])

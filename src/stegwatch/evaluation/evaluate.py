@@ -113,6 +113,8 @@ def roc_curves(labels: np.ndarray, scores: np.ndarray, methods: np.ndarray, poin
 
     curves = {}
     for method, keep in key_and_peers(labels, methods, containers):
+        if np.all(labels[keep]) or not np.any(labels[keep]):
+            continue  # no clean peers (or no stego): no curve, rather than NaN in the metrics JSON
         fpr, tpr, _ = roc_curve(labels[keep], scores[keep])
         index = np.unique(np.linspace(0, fpr.size - 1, min(points, fpr.size)).astype(int))
         curves[method] = {"fpr": fpr[index].round(6).tolist(), "tpr": tpr[index].round(6).tolist()}

@@ -54,13 +54,22 @@ def _snake(name: str) -> str:
 
 
 def _number(value) -> float | None:
-    if value is None or value == "":
+    """A finite number, or None (empty, text, NaN, infinite: a step or a curve point needs a real value)."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return number
+    return number if math.isfinite(number) else None
+
+
+def _non_finite(value) -> bool:
+    """A value that reads as a number but is NaN or infinite (a diverged loss): reported, not plotted."""
+    try:
+        return not isinstance(value, bool) and value not in (None, "") and not math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def detect_format(path: Path) -> str:
@@ -90,13 +99,18 @@ def _rows_stegwatch(text: str, run: str, problems: list) -> list[tuple]:
             continue
         try:
             record = json.loads(line)
-            step = int(record["step"])
+            step = _number(record["step"])
+            if step is None:
+                raise ValueError(f"step {record['step']!r} is not a finite number")
+            step = int(step)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             problems.append({"run": run, "line": number, "reason": f"not a training-log record: {exc}"})
             continue
         for key, value in record.items():
             if key != "step" and (number_value := _number(value)) is not None:
                 rows.append((run, step, key, number_value))
+            elif key != "step" and _non_finite(value):
+                problems.append({"run": run, "line": number, "reason": f"{key} = {value} is not finite (skipped)"})
     return rows
 
 
@@ -113,7 +127,7 @@ def _rows_csv(text: str, run: str, problems: list) -> list[tuple]:
             continue
         step = _number(record.get(step_key)) if step_key else number - 2
         if step is None:
-            problems.append({"run": run, "line": number, "reason": f"no {step_key} value"})
+            problems.append({"run": run, "line": number, "reason": f"no finite {step_key} value"})
             continue
         for key, value in record.items():
             if key in _STEP_KEYS:
@@ -121,6 +135,8 @@ def _rows_csv(text: str, run: str, problems: list) -> list[tuple]:
             number_value = _number(value)
             if number_value is not None:  # sparse rows (Lightning) leave most cells empty
                 rows.append((run, int(step), _snake(key), number_value))
+            elif _non_finite(value):
+                problems.append({"run": run, "line": number, "reason": f"{key} = {value} is not finite (skipped)"})
     # Lightning logs both "epoch" and "step": prefer step when both exist, as the x axis.
     return rows
 

@@ -265,7 +265,10 @@ def encode_image(image: Image.Image, fmt: str, *, jpeg_quality: int = 90, **para
         # optimize=False: Pillow would otherwise renumber the palette, moving every index.
         image.save(buffer, "GIF", optimize=False, **params)
     else:
-        image.save(buffer, fmt, **params)
+        try:
+            image.save(buffer, fmt, **params)
+        except (OSError, KeyError, ValueError) as exc:  # Pillow cannot write every mode in every format (CMYK, PA as PNG)
+            raise EmbedError(f"cannot write a {image.mode} image as {fmt}: {exc}") from None
     return buffer.getvalue()
 
 

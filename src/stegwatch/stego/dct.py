@@ -71,7 +71,10 @@ def read_luma_spatial(data: bytes) -> np.ndarray:
         path = os.path.join(folder, "in.jpg")
         with open(path, "wb") as handle:
             handle.write(data)
-        spatial = jpeglib.read_spatial(path, out_color_space=jpeglib.JCS_GRAYSCALE).spatial
+        try:
+            spatial = jpeglib.read_spatial(path, out_color_space=jpeglib.JCS_GRAYSCALE).spatial
+        except OSError as exc:  # libjpeg cannot convert every colour space to grayscale (CMYK, YCCK)
+            raise EmbedError(f"cannot read this JPEG's luminance ({exc}); a YCbCr or grayscale JPEG can carry it") from None
     return spatial[..., 0].astype(np.float64)
 
 
