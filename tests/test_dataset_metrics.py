@@ -120,3 +120,28 @@ def test_container_auc_on_a_corpus_of_few_cover_groups_uses_fewer_folds_or_none(
 
     assert container_auc(*table(3))["lsb.rgb"] > 0.7  # three groups: three folds, the shortcut still seen
     assert container_auc(*table(1))["lsb.rgb"] is None  # one group: nothing to hold out
+
+
+def test_the_jpeg_header_a_writer_leaves_is_a_container_attribute_the_auc_sees():
+    """jpeglib's writer adds a second JFIF segment and numbers components from 0: the container check must see that."""
+    from types import SimpleNamespace
+
+    from stegwatch.evaluation.dataset import container_auc, jpeg_header
+    from stegwatch.stego.dct import read_dct, write_dct
+
+    from .conftest import jpeg_bytes, random_rgb
+
+    pillow = jpeg_bytes(random_rgb(1, 64, 64))
+    assert jpeg_header(pillow) == (1, 1)
+    assert jpeg_header(write_dct(read_dct(pillow))) == (2, 0)  # what the corpus's JSteg/F5/J-UNIWARD files carry
+    assert jpeg_header(b"\x89PNG\r\n\x1a\n") == (0, -1)
+
+    entries, attributes = [], {}
+    for i in range(200):
+        stego = i % 2 == 1
+        entries.append(SimpleNamespace(file_path=f"f{i}", label="stego" if stego else "clean",
+                                       method="jsteg" if stego else None, cover_id=f"c{i // 2}"))
+        attributes[f"f{i}"] = {"format": "JPEG", "mode": "RGB", "width": 256, "height": 256, "jpeg_quality": 85,
+                               "palette_size": 0, "has_alpha": False, "bit_depth": 8, "jfif_segments": 2 if stego else 1,
+                               "first_component_id": 0 if stego else 1, "metadata_segments": 0, "trailer_bytes": 0}
+    assert container_auc(entries, attributes)["jsteg"] > 0.9

@@ -36,8 +36,31 @@ IMBALANCE_FLAG = 0.10
 NEAR_DUPLICATE_BITS = 4
 #: Container attributes a shortcut-learning detector could use instead of the embedding.
 #: ``metadata_segments`` and ``trailer_bytes`` are its framing (:mod:`stegwatch.format.framing`).
+#: ``jfif_segments`` and ``first_component_id`` are a JPEG's header as its writer laid it out (the JFIF APP0
+#: segments, the number of the first colour component): a library that rewrites every stego JPEG leaves them its own.
 CONTAINER_ATTRIBUTES = ("format", "mode", "width", "height", "jpeg_quality", "palette_size", "has_alpha", "bit_depth",
-                        "metadata_segments", "trailer_bytes")
+                        "jfif_segments", "first_component_id", "metadata_segments", "trailer_bytes")
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_header(data: bytes) -> tuple[int, int]:
+    """(APP0 segments, id of the first component) of a JPEG's header, read up to its first scan; (0, -1) otherwise."""
+    if not data.startswith(b"\xff\xd8"):
+        return 0, -1
+    position, app0, first = 2, 0, -1
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xDA:
+            break
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        app0 += marker == 0xE0
+        if marker in _SOF_MARKERS and position + 10 < len(data):
+            first = data[position + 10]  # after length, precision, height, width and the component count
+        position += 2 + length
+    return app0, first
 _BIT_DEPTH = {"1": 1, "L": 8, "P": 8, "LA": 8, "PA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "I;16": 16, "I": 32, "F": 32}
 
 
@@ -104,6 +127,7 @@ def container_attributes(root: Path, file_path: str) -> tuple[str, dict | None]:
                 "palette_size": len(palette) // 3 if palette else 0,
                 "has_alpha": image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info,
                 "bit_depth": _BIT_DEPTH.get(image.mode, 8),
+                **dict(zip(("jfif_segments", "first_component_id"), jpeg_header(data), strict=True)),
                 "metadata_segments": len(framing.metadata), "trailer_bytes": len(framing.trailer),
             }
     except (OSError, ValueError, UnreadableFile, Image.DecompressionBombError):
@@ -148,7 +172,7 @@ def container_auc(entries: list, attributes: dict[str, dict], *, folds: int = 5,
         features = np.asarray([
             [categories["format"].index(str(t["format"])), categories["mode"].index(str(t["mode"])), t["width"], t["height"],
              -1.0 if t["jpeg_quality"] is None else t["jpeg_quality"], t["palette_size"], float(t["has_alpha"]), t["bit_depth"],
-             t["metadata_segments"], t["trailer_bytes"]]
+             t.get("jfif_segments", 0), t.get("first_component_id", -1), t["metadata_segments"], t["trailer_bytes"]]
             for t in table], dtype=float)
         if method.category in WRITES_FRAMING:
             features = features[:, :-2]  # exif and eoi write framing: there it is the embedding, not a shortcut
