@@ -324,3 +324,17 @@ def test_scan_csv_carries_the_evidence_and_every_method_score(tmp_path):
     row = next(csv.DictReader(io.StringIO(result.stdout)))
     assert row["path"].endswith("a.png")
     assert isinstance(json.loads(row["evidence"]), dict) and json.loads(row["method_scores"])
+
+
+def test_evaluate_prints_a_labels_path_holding_markup_as_text(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = Path("ev[") / "]x"
+    folder.mkdir(parents=True)
+    rows = ["path,label,method"]
+    for i in range(6):
+        _png(folder / f"f{i}.png")
+        rows.append(f"f{i}.png,clean," if i % 2 == 0 else f"f{i}.png,stego,lsb.rgb")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    result = invoke("evaluate", "--model", "v3", "--labels", "ev[/]x/labels.csv", "--latency-sample", 2, "--workers", 1)
+    assert result.exit_code == 0, result.output
+    assert "ev[/]x/labels.csv" in result.stdout

@@ -283,6 +283,16 @@ def test_a_change_in_a_few_cover_groups_is_not_called_significant():
     many[0:80:2] = 1  # forty gains in forty groups
     assert significant_change(cluster_bootstrap_difference(before, many, groups, seed=0))
     assert significant_change({"difference": 0.1, "ci_low": 0.05, "ci_high": 0.15})  # older records: the interval
+    # Twelve groups up by many files, forty-five down by one: the interval is above 0, but most groups went down.
+    up_groups, down_groups = range(0, 12), range(100, 145)
+    sizes_before, sizes_after = np.zeros(600 + 12 * 20), np.zeros(600 + 12 * 20)
+    labels = [str(i // 2) for i in range(600)] + [str(g) for g in up_groups for _ in range(20)]
+    sizes_after[600:] = 1  # twenty extra files in each of the twelve groups, all gained
+    for g in down_groups:
+        sizes_before[2 * g] = 1  # one file lost in each of forty-five groups
+    against = cluster_bootstrap_difference(sizes_before, sizes_after, labels, seed=0)
+    assert against["ci_low"] > 0 and against["sign_test"]["groups_down"] > against["sign_test"]["groups_up"]
+    assert not significant_change(against)
 
 
 def test_equal_false_positive_rates_are_said_to_be_equal():

@@ -281,6 +281,11 @@ def test_a_sink_error_never_shows_the_secret_its_variable_holds(monkeypatch):
                   run_id="run", model="m 1", description="d")
     [result] = dispatch_remote([alert], config)
     assert result.sent == 0 and "<$HOOK>" in result.error and token not in result.error
+    # urllib quotes a part of the URL, or strips it first: the token must not show in any form.
+    for url in (f"https://hooks.example.invalid/services/T0/B0/{token} 1", f"hooks.example.invalid/x/{token}\n"):
+        monkeypatch.setenv("HOOK", url)
+        [result] = dispatch_remote([alert], config)
+        assert result.error and token not in result.error, result.error
 
 
 @pytest.mark.parametrize("table, message", [

@@ -96,7 +96,10 @@ def significant_change(bootstrap: dict, alpha: float = 0.05) -> bool:
     if bootstrap.get("difference") is None or not (bootstrap["ci_low"] > 0 or bootstrap["ci_high"] < 0):
         return False
     sign = bootstrap.get("sign_test")
-    return sign is None or sign["p_value"] < alpha
+    if sign is None:
+        return True
+    agrees = sign["groups_up"] > sign["groups_down"] if bootstrap["ci_low"] > 0 else sign["groups_down"] > sign["groups_up"]
+    return agrees and sign["p_value"] < alpha  # most changed groups moved the way the interval says, significantly
 
 
 def rate_record(count: int, n: int, confidence: float = 0.95) -> dict:

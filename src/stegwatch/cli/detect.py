@@ -82,7 +82,7 @@ def train_command(
     table.add_row("AUC", f"{held['auc']:.4f}" if held["auc"] is not None else "-", "")
     out.print(table)
     out.print(f"threshold {card['threshold']['value']:.6f} for a target FPR of {card['threshold']['target_fpr']:.4%} "
-              f"on {card['threshold']['n_clean']} validation clean files; written to {out_dir}")
+              f"on {card['threshold']['n_clean']} validation clean files; written to {escape(str(out_dir))}")
 
 
 @app.command("scan")

@@ -78,15 +78,15 @@ def evaluate_command(
         print_json(metrics)
         return
     fpr = metrics["false_positive_rate"]
-    in_sample = " [IN-SAMPLE]" if metrics["in_sample"] else ""
-    table = Table(title=f"{metrics['run']['model']['name']} {metrics['run']['model']['version']} on {source} "
-                        f"(run {metrics['run']['run_id']}){in_sample}")
+    in_sample = " \\[IN-SAMPLE]" if metrics["in_sample"] else ""
+    model = escape(f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}")
+    table = Table(title=f"{model} on {escape(str(source))} (run {escape(metrics['run']['run_id'])}){in_sample}")
     for column in ("measure", "value", "95% interval (files)", "95% interval (cover groups)", "n files (cover groups)"):
         table.add_column(column, justify="left" if column == "measure" else "right")
 
     def row(name: str, r: dict) -> None:
         value = f"{r['rate']:.4%}" if r["rate"] is not None else "-"
-        table.add_row(name, value, f"{r['ci_low']:.4%} - {r['ci_high']:.4%}", f"{r['group_ci_low']:.4%} - {r['group_ci_high']:.4%}",
+        table.add_row(escape(name), value, f"{r['ci_low']:.4%} - {r['ci_high']:.4%}", f"{r['group_ci_low']:.4%} - {r['group_ci_high']:.4%}",
                       f"{r['count']} / {r['n']} ({r['n_groups']})")
 
     row("false-positive rate", fpr)
@@ -120,7 +120,7 @@ def evaluate_command(
                   f"{inside['false_positive_rate']['rate']:.3%} ({inside['false_positive_rate']['group_upper_bound']:.3%}); "
                   f"detection {outside['detection_rate']['rate']:.2%} against {inside['detection_rate']['rate']:.2%}")
     elif general:
-        out.print(f"generalization: {general['reason']}")
+        out.print(f"generalization: {escape(str(general['reason']))}")
     if metrics["latency"]:
         lat = metrics["latency"]
         out.print(f"latency p50 {lat['per_image_ms']['p50']:.1f} ms, p95 {lat['per_image_ms']['p95']:.1f} ms; {lat['images_per_second']:.1f} images/s")
@@ -153,7 +153,7 @@ def fp_regression_command(
     if as_json:
         print_json(report)
     else:
-        table = Table(title=f"False positives of {report['model']['name']} {report['model']['version']}")
+        table = Table(title=escape(f"False positives of {report['model']['name']} {report['model']['version']}"))
         for column in ("change", "category", "file", "score"):
             table.add_column(column)
         for change in ("new", "unchanged", "fixed"):
@@ -203,7 +203,7 @@ def dataset_metrics_command(
     table.add_row("distinct cover sources / cover_ids", f"{metrics['distinct_cover_sources']} / {metrics['distinct_cover_ids']}", "")
     table.add_row("independent photographs", str(metrics["independent_photographs"]), "")
     for method, auc in (metrics.get("container_auc") or {}).items():
-        table.add_row(f"container-only AUC: {method}", "-" if auc is None else f"{auc:.3f}", "" if auc is None or auc <= 0.6 else "shortcut")
+        table.add_row(f"container-only AUC: {escape(method)}", "-" if auc is None else f"{auc:.3f}", "" if auc is None or auc <= 0.6 else "shortcut")
     if "label_validity" in metrics:
         v = metrics["label_validity"]
         table.add_row("stego labels proven", f"{v['stego_passed']} / {v['stego_checked']}", "" if v["stego_passed"] == v["stego_checked"] else "check")

@@ -66,9 +66,13 @@ def _number(value) -> float | None:
 
 def _non_finite(value) -> bool:
     """A value that reads as a number but is NaN or infinite (a diverged loss): reported, not plotted."""
+    if isinstance(value, bool) or value in (None, ""):
+        return False
     try:
-        return not isinstance(value, bool) and value not in (None, "") and not math.isfinite(float(value))
-    except (TypeError, ValueError, OverflowError):
+        return not math.isfinite(float(value))
+    except OverflowError:  # an integer beyond any float (10**400)
+        return True
+    except (TypeError, ValueError):
         return False
 
 

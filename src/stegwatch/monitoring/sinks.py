@@ -17,6 +17,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -125,9 +126,23 @@ def secrets_of(table: dict) -> dict[str, str]:
 
 
 def redact(text: str, secrets: dict[str, str]) -> str:
-    """``text`` with every secret's value replaced by ``<$NAME>`` (a URL's token must not reach a log or a screen)."""
+    """``text`` with every secret's value replaced by ``<$NAME>`` (a URL's token must not reach a log or a screen).
+
+    An exception may quote a secret in part: urllib strips a URL, quotes its
+    path, or names only the part after the host. So the whole value, its
+    stripped and percent-quoted forms, and every run of 6 or more letters,
+    digits, ``_`` or ``-`` in it (a token, a password's words) are replaced,
+    longest first.
+    """
+    from urllib.parse import quote
+
+    pieces: list[tuple[str, str]] = []
     for name, value in secrets.items():
-        text = text.replace(value, f"<${name}>")
+        forms = {value, value.strip(), quote(value), quote(value.strip(), safe="/:")}
+        forms |= {part for part in re.split(r"[^A-Za-z0-9_\-]+", value) if len(part) >= 6}
+        pieces += [(form, name) for form in forms if form]
+    for form, name in sorted(pieces, key=lambda item: -len(item[0])):
+        text = text.replace(form, f"<${name}>")
     return text
 
 def starttls_mode(config: dict) -> str:

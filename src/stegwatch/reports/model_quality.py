@@ -22,7 +22,8 @@ README_END = "<!-- detector-quality:end -->"
 
 #: Issue 16's target: V4 detects >= 99.5% of each Starlight method (at its deployed threshold). The false-positive
 #: target is the one V4's threshold was chosen for (its card's ``threshold.target_fpr``), and counts as met only when
-#: the upper end of its 95% interval over cover groups is below it; a point estimate below it is said to be unproven.
+#: its one-sided 95% upper bound over cover groups (``group_upper_bound``) is below it; a point estimate below it is
+#: said to be unproven.
 TARGET_DETECTION = 0.995
 
 
@@ -40,8 +41,9 @@ def _pct(row: dict | None) -> str:
 def fpr_verdict(row: dict, target: float) -> str:
     """"met", "missed", or "not proven" with the bound, for a false-positive rate record against ``target``.
 
-    Met only when the upper end of the 95% interval over cover groups is below
-    the target (files of one photograph are not independent samples)."""
+    Met only when the one-sided 95% upper bound over cover groups
+    (``group_upper_bound``) is below the target (files of one photograph are
+    not independent samples)."""
     bound = row.get("group_upper_bound")
     if row.get("rate") is None:
         return "not measured"

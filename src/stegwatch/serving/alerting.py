@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from stegwatch.monitoring import history
 from stegwatch.monitoring.rules import Alert, check
-from stegwatch.monitoring.sinks import AlertConfig, SinkResult, delivered, dispatch
+from stegwatch.monitoring.sinks import AlertConfig, SinkResult, dispatch
 from stegwatch.serving.aggregates import production_metrics_documents
 
 log = logging.getLogger("stegwatch.serve")
@@ -83,11 +83,12 @@ class ProductionAlerter:
             batch, run_id = item
             results = dispatch(batch, self.alerts, console=self.console)
             self.sent.extend(results)
+            # A failed sink is logged, not retried here: the rules are evaluated every few seconds, and sending the
+            # batch again would repeat it on every sink that took it (``stegwatch monitor`` resends on its next run).
             for result in results:
                 if result.error:  # already free of secrets (sinks.redact)
-                    log.warning("alert sink %s failed after %d attempt(s): %s", result.sink, result.attempts, result.error)
-            if delivered(results) < len(batch):  # not everywhere: the next evaluation sends them again
-                history.forget_alerts_sent([a.fingerprint for a in batch], run_id, self.db)
+                    log.warning("alert sink %s failed after %d attempt(s), alert(s) for run %s not delivered there: %s",
+                                result.sink, result.attempts, run_id, result.error)
 
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._evaluate_loop, name="stegwatch-alert-rules", daemon=True),
