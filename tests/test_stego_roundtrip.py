@@ -47,6 +47,10 @@ def test_embed_then_extract_returns_the_payload(key, payload, size, seed, mode, 
         return
     carrier = method.carriers[carrier_index % len(method.carriers)]
     options = EmbedOptions(bit_order=BIT_ORDERS[order_index], carrier=carrier, key=str(seed) if method.keyed else None)
+    if key == "exif" and not payload.strip(b" \x00\t\r\n"):
+        with pytest.raises(EmbedError, match="only blanks"):  # a camera's empty comment: it could never be read back
+            method.embed(cover, payload, options)
+        return
     stego = method.embed(cover, payload, options)
     assert stego.format == carrier
     decoded = carrier_from_bytes(stego.data)
@@ -134,3 +138,9 @@ def test_embedding_is_deterministic(key):
     a = method.embed(cover, b"same input, same bytes", options)
     b = method.embed(cover, b"same input, same bytes", options)
     assert hashlib.sha256(a.data).digest() == hashlib.sha256(b.data).digest()
+
+
+@pytest.mark.parametrize("payload", [b"\n", b" ", b"\t \r\n"])
+def test_exif_refuses_a_payload_of_blanks_it_could_not_read_back(payload):
+    with pytest.raises(EmbedError, match="only blanks"):
+        get_method("exif").embed(_cover(0, 24, 24, "RGB"), payload, EmbedOptions(carrier="JPEG"))

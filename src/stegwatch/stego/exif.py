@@ -16,6 +16,7 @@ from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
 from stegwatch.stego.base import (
     Cover,
+    EmbedError,
     cover_image,
     TERMINATOR,
     EmbedOptions,
@@ -38,6 +39,10 @@ def capacity(cover: Cover) -> int:
     return MAX_PAYLOAD
 
 
+#: What a camera's empty UserComment holds: not a payload.
+_BLANKS = b" \x00\t\r\n"
+
+
 def user_comment_exif(comment: bytes, extra_ifd0: dict | None = None, extra_exif: dict | None = None) -> bytes:
     """EXIF bytes (``Exif\\0\\0`` + TIFF) holding ``comment`` as the raw UserComment value."""
     exif_ifd = {piexif.ExifIFD.UserComment: comment}
@@ -51,6 +56,9 @@ def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) 
     source = cover
     cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
+    if not payload.strip(_BLANKS):
+        # Cameras write blank comments: extraction ignores them, so a payload of blanks could never be read back.
+        raise EmbedError(f"{KEY}: a payload of only blanks (spaces, tabs, newlines) reads back as a camera's empty comment")
     carrier = options.carrier or "JPEG"
     exif_bytes = user_comment_exif(ASCII_HEADER + payload + TERMINATOR)
     if carrier == "JPEG" and isinstance(source, CarrierFile) and source.format == "JPEG":
@@ -98,7 +106,7 @@ def extract(carrier: CarrierFile, *, bit_order: BitOrder | None = None, key: str
     raw = carrier.image.info.get("exif", b"")
     tiff = raw[6:] if raw.startswith(b"Exif") else raw
     payload, terminated = decode_user_comment(comment, big_endian=tiff[:2] != b"II")
-    if not payload.strip(b" \x00\t\r\n"):
+    if not payload.strip(_BLANKS):
         return []
     return [Extraction(method=KEY, stream="EXIF UserComment", payload=payload, terminated=terminated)]
 
