@@ -48,7 +48,10 @@ def expand_paths(arguments: list[str]) -> list[str]:
         else:
             matches = sorted(glob.glob(argument, recursive=True))
             for match in matches:
-                walk(Path(match)) if Path(match).is_dir() else add(match)
+                if Path(match).is_dir():
+                    walk(Path(match))
+                else:
+                    add(match)
             if not matches:
                 add(argument)
     return out

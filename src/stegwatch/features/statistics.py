@@ -810,12 +810,11 @@ def outguess_blockiness_slopes(coefficients: np.ndarray, qt: np.ndarray, *, crop
     pixels = decompress_blocks(stego, qt) if decompressed is None else decompressed
     height, width = ((pixels.shape[0] - crop) // 8) * 8, ((pixels.shape[1] - crop) // 8) * 8
     calibrated = compress_blocks(pixels[crop:crop + height, crop:crop + width], qt)
-    slopes = []
-    for channel, before in ((stego, blockiness(pixels)), (calibrated, None)):
-        if before is None:
-            before = _blockiness_of_blocks(_inverse_dct(channel, qt))
-        slopes.append(_blockiness_of_blocks(_inverse_dct(_flip_outguess_lsbs(channel, rng), qt)) - before)
-    return slopes[0], slopes[1]
+    before = (blockiness(pixels), _blockiness_of_blocks(_inverse_dct(calibrated, qt)))
+    # The stego channel's flips are drawn first, then the calibrated one's, from the same generator.
+    stego_slope, cover_slope = (_blockiness_of_blocks(_inverse_dct(_flip_outguess_lsbs(channel, rng), qt)) - b
+                                for channel, b in zip((stego, calibrated), before, strict=True))
+    return stego_slope, cover_slope
 
 
 def jpeg_calibrations(coefficients: np.ndarray, qt: np.ndarray) -> tuple[float, tuple[float, float]]:

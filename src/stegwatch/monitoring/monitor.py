@@ -72,11 +72,10 @@ class MonitorResult:
     delivered: int = 0
 
 
-def _baseline(spec: str | None, model_name: str, db: Path) -> dict | None:
-    if spec is None:
-        run = history.baseline_for(model_name, db)
-        return run["metrics"] if run else None
-    return _named_baseline(spec, db)
+def _accepted_baseline(model_name: str, db: Path) -> dict | None:
+    """The metrics of the run accepted as ``model_name``'s baseline (``stegwatch baseline accept``), if any."""
+    run = history.baseline_for(model_name, db)
+    return run["metrics"] if run else None
 
 
 def _named_baseline(spec: str, db: Path) -> dict:
@@ -157,7 +156,7 @@ def monitor(
             metrics["training"] = None
     if training_table is not None:
         metrics["training"] = next(iter(convergence(training_table).values()), None)
-    base = named_baseline if named_baseline is not None else _baseline(None, metrics["run"]["model"]["name"], db)
+    base = named_baseline if named_baseline is not None else _accepted_baseline(metrics["run"]["model"]["name"], db)
     alerts = check(metrics, config.rules, base)
     status = status_of(alerts)
     run_id = metrics["run"]["run_id"]
