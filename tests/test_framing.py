@@ -12,9 +12,10 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from stegwatch.format.files import carrier_from_bytes
-from stegwatch.format.framing import framing_of, with_framing_of
-from stegwatch.stego import METHODS, EmbedOptions
-from stegwatch.stego.dct import read_dct
+from stegwatch.format.framing import _is_exif, framing_of, with_exif_segment, with_framing_of
+from stegwatch.format.structure import jpeg_component_ids, jpeg_segments, with_jpeg_header_of
+from stegwatch.stego import METHODS, EmbedError, EmbedOptions
+from stegwatch.stego.dct import DctImage, read_dct, write_dct
 
 from .conftest import random_rgb
 
@@ -62,6 +63,108 @@ def test_jpeg_stego_gets_its_covers_framing_and_keeps_its_coefficients(camera_jp
     if not method.simulated:
         found = method.extract(carrier_from_bytes(framed), bit_order=stego.embedding.bit_order, key=stego.key)
         assert any(x.payload == payload for x in found)
+
+
+def _encoder_marks(data: bytes) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+    """What says which encoder wrote a JPEG: its APP0 segments (byte for byte) and its component ids."""
+    return tuple(data[begin:end] for marker, begin, end in jpeg_segments(data) if marker == 0xE0), jpeg_component_ids(data)
+
+
+def _jpeg_covers(camera_jpeg: bytes) -> dict[str, bytes]:
+    """Covers as different writers lay them out: a phone's, Pillow's plain JFIF, grayscale, EXIF without JFIF
+    (as many cameras write), and components named by letters (as Adobe's encoders name R, G, B)."""
+    plain, gray = io.BytesIO(), io.BytesIO()
+    random_rgb(4, 96, 128).save(plain, "JPEG", quality=85)
+    random_rgb(5, 128, 96).convert("L").save(gray, "JPEG", quality=75)
+    app0_end = next(end for marker, _, end in jpeg_segments(camera_jpeg) if marker == 0xE0)
+    exif_only = camera_jpeg[:2] + camera_jpeg[app0_end:]
+    lettered = bytearray(plain.getvalue())
+    for marker, begin, end in jpeg_segments(bytes(lettered)):
+        first, step = (begin + 10, 3) if marker == 0xC0 else (begin + 5, 2) if marker == 0xDA else (None, 0)
+        for at in range(first, end, step) if first else ():
+            if at < end - (0 if marker == 0xC0 else 3):
+                lettered[at] = {1: ord("R"), 2: ord("G"), 3: ord("B")}[lettered[at]]
+    return {"camera": camera_jpeg, "jfif": plain.getvalue(), "gray": gray.getvalue(), "exif_only": exif_only,
+            "lettered": bytes(lettered)}
+
+
+def test_covers_for_the_header_tests_are_what_they_claim(camera_jpeg):
+    covers = _jpeg_covers(camera_jpeg)
+    assert _encoder_marks(covers["exif_only"])[0] == () and framing_of(covers["exif_only"]).metadata[0][4:10] == b"Exif\x00\x00"
+    assert _encoder_marks(covers["lettered"])[1] == (82, 71, 66) and _encoder_marks(covers["gray"])[1] == (1,)
+    assert np.array_equal(_pixels(covers["lettered"]), _pixels(covers["jfif"]))
+
+
+@pytest.mark.parametrize("key", ["jsteg", "f5", "nsf5", "juniward"])
+def test_jpeg_stego_has_its_covers_header_not_the_encoders(camera_jpeg, key):
+    # libjpeg (through jpeglib) would add a JFIF segment of its own and number the components from 0: every
+    # file it wrote would say so, and a detector could learn the tool instead of the payload (issue 16).
+    for kind, cover in _jpeg_covers(camera_jpeg).items():
+        stego = METHODS[key].embed(carrier_from_bytes(cover), bytes(range(1, 21)), EmbedOptions(carrier="JPEG", key="1234"))
+        assert _encoder_marks(stego.data) == _encoder_marks(cover), (key, kind)
+        assert framing_of(stego.data).metadata == framing_of(cover).metadata, (key, kind)
+        assert METHODS[key].extract(carrier_from_bytes(stego.data), key="1234") or key in ("nsf5", "juniward"), (key, kind)
+
+
+def test_the_header_changes_nothing_a_decoder_reads(camera_jpeg):
+    for kind, cover in _jpeg_covers(camera_jpeg).items():
+        image = read_dct(cover)
+        image.jpeg.Y[0, 0, 0, 1] += 1
+        written = write_dct(DctImage(image.jpeg))  # no source: the encoder's own header
+        assert _encoder_marks(written) != _encoder_marks(cover), kind
+        fixed = with_jpeg_header_of(cover, written)
+        assert _encoder_marks(fixed) == _encoder_marks(cover), kind
+        assert np.array_equal(_pixels(fixed), _pixels(written)), kind
+        before, after = read_dct(written).jpeg, read_dct(fixed).jpeg
+        for channel in ("Y", "Cb", "Cr"):
+            assert (getattr(before, channel) is None) == (getattr(after, channel) is None)
+            if getattr(before, channel) is not None:
+                np.testing.assert_array_equal(getattr(before, channel), getattr(after, channel))
+        np.testing.assert_array_equal(before.qt, after.qt)
+
+
+def test_the_header_is_left_alone_when_the_two_files_do_not_match(camera_jpeg):
+    covers = _jpeg_covers(camera_jpeg)
+    colour, gray = covers["jfif"], covers["gray"]
+    assert with_jpeg_header_of(gray, colour) == colour  # three components against one
+    assert with_jpeg_header_of(b"not a jpeg", colour) == colour
+    assert with_jpeg_header_of(gray, colour[:400]) == colour[:400]  # broken off: nothing to rewrite safely
+    assert with_jpeg_header_of(colour, colour) == colour
+
+
+def test_an_exif_payload_keeps_the_jfif_header_and_the_cameras_tags(camera_jpeg):
+    exif = METHODS["exif"]
+    covers = _jpeg_covers(camera_jpeg)
+    stego = exif.embed(carrier_from_bytes(covers["camera"]), b"hidden words", EmbedOptions(carrier="JPEG"))
+    assert _encoder_marks(stego.data) == _encoder_marks(covers["camera"])
+    tags = piexif.load(Image.open(io.BytesIO(stego.data)).info["exif"])
+    assert tags["0th"][piexif.ImageIFD.Make] == b"Canon" and tags["0th"][piexif.ImageIFD.Model] == b"EOS 5D"
+    # In place of the camera's EXIF segment; everything else (comment, trailer, scan) byte for byte.
+    assert [s[:2] for s in framing_of(stego.data).metadata] == [b"\xff\xe1", b"\xff\xfe"]
+    assert framing_of(stego.data).trailer == TRAILER
+    assert stego.data.endswith(covers["camera"][covers["camera"].index(b"\xff\xdb"):])
+    assert exif.extract(carrier_from_bytes(stego.data))[0].payload == b"hidden words"
+    # A file without EXIF gets it right after its JFIF segment; one without JFIF keeps having none.
+    for kind in ("jfif", "exif_only"):
+        stego = exif.embed(carrier_from_bytes(covers[kind]), b"more words", EmbedOptions(carrier="JPEG"))
+        assert _encoder_marks(stego.data) == _encoder_marks(covers[kind]), kind
+        assert np.array_equal(_pixels(stego.data), _pixels(covers[kind])), kind
+        assert exif.extract(carrier_from_bytes(stego.data))[0].payload == b"more words"
+
+
+def test_exif_that_outgrows_one_segment_is_an_embed_error_and_bad_exif_is_replaced(camera_jpeg):
+    big = piexif.dump({"0th": {piexif.ImageIFD.ImageDescription: b"x" * 30_000}, "Exif": {}})
+    buffer = io.BytesIO()
+    random_rgb(3, 64, 64).save(buffer, "JPEG", quality=90, exif=big)
+    with pytest.raises(EmbedError, match="do not fit one APP1 segment"):
+        METHODS["exif"].embed(carrier_from_bytes(buffer.getvalue()), b"y" * 40_000, EmbedOptions(carrier="JPEG"))
+    with pytest.raises(ValueError, match="not a JPEG"):
+        with_exif_segment(b"GIF89a", big)
+    # EXIF piexif cannot read is not kept: the comment stands alone.
+    broken = camera_jpeg.replace(b"Exif\x00\x00MM", b"Exif\x00\x00XX", 1).replace(b"Exif\x00\x00II", b"Exif\x00\x00XX", 1)
+    stego = METHODS["exif"].embed(carrier_from_bytes(broken), b"words", EmbedOptions(carrier="JPEG"))
+    assert METHODS["exif"].extract(carrier_from_bytes(stego.data))[0].payload == b"words"
+    assert sum(_is_exif(s) for s in framing_of(stego.data).metadata) == 1
 
 
 def test_png_and_gif_stego_get_their_covers_text_chunks_comments_and_trailers():
@@ -157,14 +260,19 @@ def test_corpus_stego_keeps_its_covers_framing(smoke_corpus):
     from stegwatch.corpus.build import WRITES_FRAMING
     from stegwatch.format.framing import _is_exif
 
-    checked = framed = 0
+    checked = framed = jpegs = 0
     for line in (smoke_corpus / "manifest.jsonl").read_text().splitlines():
         entry = json.loads(line)
         if entry["label"] != "stego":
             continue
         sidecar = json.loads((smoke_corpus / (entry["file_path"] + ".json")).read_text())
-        cover = framing_of((smoke_corpus / sidecar["clean_file"]).read_bytes())
-        stego = framing_of((smoke_corpus / entry["file_path"]).read_bytes())
+        cover_bytes = (smoke_corpus / sidecar["clean_file"]).read_bytes()
+        stego_bytes = (smoke_corpus / entry["file_path"]).read_bytes()
+        if cover_bytes.startswith(b"\xff\xd8") and stego_bytes.startswith(b"\xff\xd8"):
+            # Whichever tool wrote it, a stego JPEG has its cover's JFIF segments and component ids.
+            assert _encoder_marks(stego_bytes) == _encoder_marks(cover_bytes), entry["file_path"]
+            jpegs += 1
+        cover, stego = framing_of(cover_bytes), framing_of(stego_bytes)
         kept = set(cover.metadata)
         if METHODS[entry["method"]].category in WRITES_FRAMING:
             kept = {s for s in kept if not _is_exif(s)}  # its own EXIF wins
@@ -174,4 +282,4 @@ def test_corpus_stego_keeps_its_covers_framing(smoke_corpus):
         assert kept <= set(stego.metadata), entry["file_path"]
         checked += 1
         framed += bool(cover.metadata or cover.trailer)
-    assert checked > 50 and framed > 0
+    assert checked > 50 and framed > 0 and jpegs > 10

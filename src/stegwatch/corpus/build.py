@@ -58,7 +58,7 @@ PLAN = "plan.json"
 #: Folder of the state folder holding the reduced photographs (see ``sources.prepare_sources``).
 COVER_CACHE = "covers"
 #: Bump when a change to the generators changes the files a seed produces.
-GENERATOR_VERSION = 7
+GENERATOR_VERSION = 8
 
 #: Target rates (bits per pixel) of the random-payload rate sweep.
 RATES_BPP = (0.05, 0.1, 0.2, 0.4)

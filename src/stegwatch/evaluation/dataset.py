@@ -29,6 +29,7 @@ from stegwatch.corpus.build import WRITES_FRAMING
 from stegwatch.corpus.validate import validate_corpus
 from stegwatch.format.files import UnreadableFile, load_carrier, read_file_bytes
 from stegwatch.format.framing import framing_of
+from stegwatch.format.structure import jpeg_component_ids, jpeg_segments
 from stegwatch.errors import EmptyCorpus
 from stegwatch.format.manifest import MANIFEST_NAME, ManifestRead, read_manifest, resolve_in_root
 
@@ -40,27 +41,19 @@ NEAR_DUPLICATE_BITS = 4
 #: segments, the number of the first colour component): a library that rewrites every stego JPEG leaves them its own.
 CONTAINER_ATTRIBUTES = ("format", "mode", "width", "height", "jpeg_quality", "palette_size", "has_alpha", "bit_depth",
                         "jfif_segments", "first_component_id", "metadata_segments", "trailer_bytes")
-_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 def jpeg_header(data: bytes) -> tuple[int, int]:
     """(APP0 segments, id of the first component) of a JPEG's header, read up to its first scan; (0, -1) otherwise."""
-    if not data.startswith(b"\xff\xd8"):
-        return 0, -1
-    position, app0, first = 2, 0, -1
-    while position + 4 <= len(data) and data[position] == 0xFF:
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
+    app0 = 0
+    for marker, _, _ in jpeg_segments(data):
         if marker == 0xDA:
             break
-        length = int.from_bytes(data[position + 2:position + 4], "big")
         app0 += marker == 0xE0
-        if marker in _SOF_MARKERS and position + 10 < len(data):
-            first = data[position + 10]  # after length, precision, height, width and the component count
-        position += 2 + length
-    return app0, first
+    ids = jpeg_component_ids(data)
+    return app0, ids[0] if ids else -1
+
+
 _BIT_DEPTH = {"1": 1, "L": 8, "P": 8, "LA": 8, "PA": 8, "RGB": 8, "RGBA": 8, "CMYK": 8, "YCbCr": 8, "I;16": 16, "I": 32, "F": 32}
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stegwatch.format.structure import PNG_SIGNATURE, end_of_image, walk_gif
+from stegwatch.format.structure import PNG_SIGNATURE, end_of_image, jpeg_segments, walk_gif
 
 #: JPEG markers whose segments are framing (APP1-APP13, APP15, COM).
 JPEG_FRAMING_MARKERS = frozenset([*range(0xE1, 0xEE), 0xEF, 0xFE])
@@ -122,6 +122,32 @@ def _is_exif(segment: bytes) -> bool:
 
 
 _HEADERS = {"JPEG": _jpeg_header, "PNG": _png_header, "GIF": _gif_header}
+
+
+def with_exif_segment(jpeg: bytes, exif: bytes) -> bytes:
+    """``jpeg`` with ``exif`` (``Exif\\0\\0`` + TIFF, as piexif dumps it) as its one EXIF segment.
+
+    The segment takes the place of the file's first EXIF ``APP1`` (any other is dropped), or, in a file
+    without one, goes after SOI and the leading ``APP0`` (JFIF) segments, where EXIF sits in a camera's
+    file. Every other byte stays: piexif's own ``insert`` drops the JFIF segment, which would mark every
+    file it wrote. ValueError when ``jpeg`` is not a JPEG or ``exif`` does not fit one segment.
+    """
+    if len(exif) > 0xFFFF - 2:
+        raise ValueError(f"{len(exif)} bytes of EXIF do not fit one APP1 segment")
+    segment = b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+    _, insert_at = _jpeg_header(jpeg) if jpeg.startswith(b"\xff\xd8") else ([], None)
+    if insert_at is None:
+        raise ValueError("not a JPEG whose header can be read up to its first scan")
+    out, at, placed = bytearray(jpeg[:2]), 2, False
+    for marker, begin, end in jpeg_segments(jpeg):
+        if marker == 0xDA:
+            break
+        if _is_exif(jpeg[begin:end]):
+            out += jpeg[at:begin] + (b"" if placed else segment)
+            at, placed = end, True
+    if not placed:
+        return jpeg[:insert_at] + segment + jpeg[insert_at:]
+    return bytes(out + jpeg[at:])
 
 
 def framing_of(data: bytes) -> Framing:

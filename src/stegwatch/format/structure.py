@@ -22,38 +22,51 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"
 
 
-def end_of_jpeg(data: bytes, start: int = 0) -> int | None:
-    """Offset just past the EOI marker of the JPEG starting at ``start``; None if malformed."""
+#: Start-of-frame markers (every SOFn but DHT ``C4``, JPG ``C8`` and DAC ``CC``): the segment naming the components.
+JPEG_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def jpeg_segments(data: bytes, start: int = 0):
+    """The marker segments of the JPEG starting at ``start``, as ``(marker, begin, end)``, through its EOI.
+
+    ``begin`` is the segment's ``FF`` (after any fill bytes), ``end`` the offset just past it: past the
+    length-counted body, and for a scan (``DA``) past its header only, the entropy-coded data being
+    walked over between one segment and the next. SOI is not yielded. The walk stops at EOI, or
+    silently where the structure breaks off (so a caller that needs the whole file checks that the
+    last marker is EOI, ``D9``).
+    """
     n = len(data)
     if data[start : start + 2] != b"\xff\xd8":
-        return None
+        return
     i = start + 2
     while i < n:
         if data[i] != 0xFF:
-            return None
-        while i < n and data[i] == 0xFF:  # fill bytes
+            return
+        while i + 1 < n and data[i + 1] == 0xFF:  # fill bytes: the segment starts at the last FF
             i += 1
-        if i >= n:
-            return None
-        marker = data[i]
-        i += 1
-        if marker == 0xD9:
-            return i
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+        if i + 1 >= n:
+            return
+        begin, marker = i, data[i + 1]
+        i += 2
+        if marker == 0xD9 or marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            yield marker, begin, i
+            if marker == 0xD9:
+                return
             continue
         if i + 2 > n:
-            return None
+            return
         length = int.from_bytes(data[i : i + 2], "big")
-        if length < 2:
-            return None
+        if length < 2 or i + length > n:
+            return
         i += length
+        yield marker, begin, i
         if marker != 0xDA:
             continue
         # Entropy-coded data: runs until an FF that is not stuffing (FF00) or a restart marker.
         while True:
             j = data.find(b"\xff", i)
             if j < 0 or j + 1 >= n:
-                return None
+                return
             following = data[j + 1]
             if following == 0x00 or 0xD0 <= following <= 0xD7:
                 i = j + 2
@@ -62,7 +75,70 @@ def end_of_jpeg(data: bytes, start: int = 0) -> int | None:
             else:
                 i = j
                 break
+
+
+def end_of_jpeg(data: bytes, start: int = 0) -> int | None:
+    """Offset just past the EOI marker of the JPEG starting at ``start``; None if malformed."""
+    for marker, _, end in jpeg_segments(data, start):
+        if marker == 0xD9:
+            return end
     return None
+
+
+def jpeg_component_ids(data: bytes) -> tuple[int, ...]:
+    """The component ids a JPEG's frame header (SOFn) declares, in order; () when it has none."""
+    for marker, begin, end in jpeg_segments(data):
+        if marker in JPEG_SOF_MARKERS and begin + 10 <= end:
+            count = data[begin + 9]
+            return tuple(data[begin + 10 : min(end, begin + 10 + 3 * count) : 3])
+        if marker == 0xDA:
+            break
+    return ()
+
+
+def with_jpeg_header_of(cover: bytes, written: bytes) -> bytes:
+    """``written`` (a JPEG an encoder wrote from ``cover``'s coefficients) with ``cover``'s JFIF header and component ids.
+
+    An encoder that rewrites coefficients leaves its own mark in the header: jpeglib (libjpeg)
+    writes its own JFIF ``APP0`` before the cover's and numbers the components from 0, where
+    Pillow, cameras and libjpeg's ``cjpeg`` number them from 1. Those bytes say which tool wrote
+    the file, not whether it holds a payload, so a corpus that keeps them teaches a detector the
+    tool (issue 16). Here the leading run of ``APP0`` segments becomes the cover's (none, one or
+    more, byte for byte), and the ids in the frame header and in every scan header become the
+    cover's, position for position. Nothing else changes: the coefficients, tables and entropy-coded
+    data are the same bytes, so the file decodes exactly as ``written`` does. ``written`` comes back
+    unchanged when either file is not a whole JPEG or the two declare different numbers of components.
+    """
+    cover_segments = list(jpeg_segments(cover))
+    segments = list(jpeg_segments(written))
+    if not cover_segments or cover_segments[-1][0] != 0xD9 or not segments or segments[-1][0] != 0xD9:
+        return written
+    cover_ids, ids = jpeg_component_ids(cover), jpeg_component_ids(written)
+    if len(ids) != len(cover_ids) or len(set(cover_ids)) != len(cover_ids):
+        return written
+    renumber = dict(zip(ids, cover_ids, strict=True))
+
+    def end_of_leading_app0(found: list[tuple[int, int, int]]) -> int:
+        end = 2  # just past SOI
+        for marker, _, segment_end in found:
+            if marker != 0xE0:
+                break
+            end = segment_end
+        return end
+
+    body = end_of_leading_app0(segments)
+    out = bytearray(written[body:])
+    for marker, begin, end in segments:
+        # Where the ids sit: three bytes apart after a frame header's count, two after a scan header's.
+        if marker in JPEG_SOF_MARKERS:
+            first, step, count = begin + 10, 3, written[begin + 9]
+        elif marker == 0xDA:
+            first, step, count = begin + 5, 2, written[begin + 4]
+        else:
+            continue
+        for at in range(first, min(end, first + step * count), step):
+            out[at - body] = renumber.get(written[at], written[at])
+    return b"\xff\xd8" + cover[2:end_of_leading_app0(cover_segments)] + bytes(out)
 
 
 def end_of_png(data: bytes) -> int | None:
@@ -358,5 +434,5 @@ def trailer_parts(data: bytes, start: int | None = None) -> list[TrailerPart]:
     return parts
 
 
-__all__ = ["GifWalk", "JPEG_SOI", "PNG_SIGNATURE", "TrailerPart", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png",
-           "png_problem", "structure_problem", "trailer_parts", "walk_gif"]
+__all__ = ["GifWalk", "JPEG_SOF_MARKERS", "JPEG_SOI", "PNG_SIGNATURE", "TrailerPart", "end_of_gif", "end_of_image", "end_of_jpeg", "end_of_png",
+           "jpeg_component_ids", "jpeg_segments", "png_problem", "structure_problem", "trailer_parts", "walk_gif", "with_jpeg_header_of"]

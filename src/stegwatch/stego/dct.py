@@ -16,7 +16,7 @@ import jpeglib
 import numpy as np
 
 from stegwatch.format.files import CarrierFile
-from stegwatch.format.structure import end_of_jpeg
+from stegwatch.format.structure import end_of_jpeg, with_jpeg_header_of
 from stegwatch.stego.base import Cover, EmbedError, cover_image, encode_image
 
 
@@ -25,6 +25,8 @@ class DctImage:
     """The quantized coefficients of a JPEG: Y (and Cb, Cr for colour) and its quantization tables."""
 
     jpeg: jpeglib.DCTJPEG
+    #: The JPEG the coefficients were read from: :func:`write_dct` gives the file it writes this one's header.
+    source: bytes = b""
 
     @property
     def Y(self) -> np.ndarray:  # noqa: N802 - the channel's name
@@ -53,16 +55,21 @@ def read_dct(data: bytes) -> DctImage:
             jpeg.load()
         except Exception as exc:  # libjpeg reports corrupt data with assorted exceptions
             raise ValueError(f"cannot read JPEG coefficients: {exc}") from None
-    return DctImage(jpeg)
+    return DctImage(jpeg, data)
 
 
 def write_dct(image: DctImage) -> bytes:
-    """Encode the (possibly modified) coefficients back into JPEG bytes."""
+    """Encode the (possibly modified) coefficients back into JPEG bytes, with the header of the JPEG they were read from.
+
+    libjpeg would add its own JFIF segment and number the components from 0, a mark of the tool rather
+    than of a payload (:func:`~stegwatch.format.structure.with_jpeg_header_of`).
+    """
     with tempfile.TemporaryDirectory(prefix="stegwatch-dct-") as folder:
         path = os.path.join(folder, "out.jpg")
         image.jpeg.write_dct(path)
         with open(path, "rb") as handle:
-            return handle.read()
+            written = handle.read()
+    return with_jpeg_header_of(image.source, written) if image.source else written
 
 
 def read_luma_spatial(data: bytes) -> np.ndarray:

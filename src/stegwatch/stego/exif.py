@@ -7,12 +7,11 @@ and the other EXIF character codes (UNICODE, JIS, undefined).
 
 from __future__ import annotations
 
-import io
-
 import piexif
 from PIL import Image
 
 from stegwatch.format.files import CarrierFile
+from stegwatch.format.framing import with_exif_segment
 from stegwatch.format.records import BitOrder
 from stegwatch.stego.base import (
     Cover,
@@ -43,16 +42,30 @@ def capacity(cover: Cover) -> int:
 _BLANKS = b" \x00\t\r\n"
 
 
-def user_comment_exif(comment: bytes, extra_ifd0: dict | None = None, extra_exif: dict | None = None) -> bytes:
-    """EXIF bytes (``Exif\\0\\0`` + TIFF) holding ``comment`` as the raw UserComment value."""
-    exif_ifd = {piexif.ExifIFD.UserComment: comment}
-    exif_ifd.update(extra_exif or {})
-    return piexif.dump({"0th": dict(extra_ifd0 or {}), "Exif": exif_ifd})
+def user_comment_exif(comment: bytes, extra_ifd0: dict | None = None, extra_exif: dict | None = None,
+                      base: bytes | None = None) -> bytes:
+    """EXIF bytes (``Exif\\0\\0`` + TIFF) holding ``comment`` as the raw UserComment value.
+
+    ``base``: a file's own EXIF, whose tags are kept beside the comment (a camera's make, model and
+    dates stay, as they do when a tool writes a comment into a photograph); EXIF that piexif cannot
+    read or write again is left out, and the comment stands alone.
+    """
+    tags: dict = {"0th": {}, "Exif": {}}
+    if base:
+        try:
+            tags = piexif.load(base)
+            piexif.dump(tags)
+        except Exception:  # piexif raises assorted errors on EXIF it cannot parse or re-encode
+            tags = {"0th": {}, "Exif": {}}
+    tags["0th"] = {**tags.get("0th", {}), **(extra_ifd0 or {})}
+    tags["Exif"] = {**tags.get("Exif", {}), piexif.ExifIFD.UserComment: comment, **(extra_exif or {})}
+    return piexif.dump(tags)
 
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
     """Write the payload into EXIF UserComment: inserted into the cover's own JPEG bytes when the cover is a
-    JPEG file (no re-encoding, same quantization), else into a fresh encoding (a PNG keeps its mode)."""
+    JPEG file (no re-encoding, same quantization, its JFIF header kept), else into a fresh encoding (a PNG
+    keeps its mode). A cover file's own EXIF tags stay beside the comment."""
     source = cover
     cover = cover_image(cover)
     check_payload(payload, capacity(cover), KEY)
@@ -60,11 +73,14 @@ def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) 
         # Cameras write blank comments: extraction ignores them, so a payload of blanks could never be read back.
         raise EmbedError(f"{KEY}: a payload of only blanks (spaces, tabs, newlines) reads back as a camera's empty comment")
     carrier = options.carrier or "JPEG"
-    exif_bytes = user_comment_exif(ASCII_HEADER + payload + TERMINATOR)
+    own = source.image.info.get("exif") if isinstance(source, CarrierFile) else None
+    exif_bytes = user_comment_exif(ASCII_HEADER + payload + TERMINATOR, base=own)
     if carrier == "JPEG" and isinstance(source, CarrierFile) and source.format == "JPEG":
-        inserted = io.BytesIO()
-        piexif.insert(exif_bytes, source.data, inserted)
-        return StegoFile(data=inserted.getvalue(), format=carrier, embedding=METHOD.embedding())
+        try:
+            data = with_exif_segment(source.data, exif_bytes)
+        except ValueError as exc:  # the comment and the cover's own tags outgrow one segment
+            raise EmbedError(f"{KEY}: {exc}") from None
+        return StegoFile(data=data, format=carrier, embedding=METHOD.embedding())
     image = cover.convert("RGB") if carrier == "JPEG" and cover.mode not in ("RGB", "L") else cover
     data = encode_image(image, carrier, exif=exif_bytes, jpeg_quality=options.jpeg_quality)
     return StegoFile(data=data, format=carrier, embedding=METHOD.embedding())
