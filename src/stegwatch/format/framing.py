@@ -50,39 +50,19 @@ class Framing:
 
 
 def _jpeg_header(data: bytes) -> tuple[list[bytes], int | None]:
-    """(framing segments, insertion offset after SOI and any leading APP0) of a JPEG, walking up to its first scan.
-
-    Walks as :func:`~stegwatch.format.structure.end_of_jpeg` does: fill bytes (runs of ``FF``) before
-    a marker, and markers without a length (``TEM``, ``RSTn``).
-    """
+    """(framing segments, insertion offset after SOI and any leading APP0) of a JPEG, walking up to its first scan
+    (:func:`~stegwatch.format.structure.jpeg_segments`: fill bytes before a marker, markers without a length)."""
     segments: list[bytes] = []
-    i, n = 2, len(data)
-    insert_at: int | None = 2
+    insert_at = 2
     leading = True  # still in the segments right after SOI that are all APP0
-    while i < n and data[i] == 0xFF:
-        while i + 1 < n and data[i + 1] == 0xFF:  # fill bytes: the segment starts at the last FF
-            i += 1
-        if i + 1 >= n:
-            break
-        marker = data[i + 1]
+    for marker, begin, end in jpeg_segments(data):
         if marker in (0xDA, 0xD9):
             return segments, insert_at
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            i += 2
-            leading = False
-            continue
-        if i + 4 > n:
-            break
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        end = i + 2 + length
-        if length < 2 or end > n:
-            break
         if marker in JPEG_FRAMING_MARKERS:
-            segments.append(data[i:end])
+            segments.append(data[begin:end])
         leading = leading and marker == 0xE0
         if leading:
             insert_at = end
-        i = end
     return segments, None
 
 
