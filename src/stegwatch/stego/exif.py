@@ -50,16 +50,16 @@ def user_comment_exif(comment: bytes, extra_ifd0: dict | None = None, extra_exif
     dates stay, as they do when a tool writes a comment into a photograph); EXIF that piexif cannot
     read or write again is left out, and the comment stands alone.
     """
-    tags: dict = {"0th": {}, "Exif": {}}
+    def with_comment(tags: dict) -> dict:
+        return {**tags, "0th": {**tags.get("0th", {}), **(extra_ifd0 or {})},
+                "Exif": {**tags.get("Exif", {}), piexif.ExifIFD.UserComment: comment, **(extra_exif or {})}}
+
     if base:
         try:
-            tags = piexif.load(base)
-            piexif.dump(tags)
+            return piexif.dump(with_comment(piexif.load(base)))
         except Exception:  # piexif raises assorted errors on EXIF it cannot parse or re-encode
-            tags = {"0th": {}, "Exif": {}}
-    tags["0th"] = {**tags.get("0th", {}), **(extra_ifd0 or {})}
-    tags["Exif"] = {**tags.get("Exif", {}), piexif.ExifIFD.UserComment: comment, **(extra_exif or {})}
-    return piexif.dump(tags)
+            pass
+    return piexif.dump(with_comment({}))
 
 
 def embed(cover: Cover, payload: bytes, options: EmbedOptions = EmbedOptions()) -> StegoFile:
