@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 STEGWATCH := $(VENV)/bin/stegwatch
 STAMP := $(VENV)/.installed
 DEMO_CORPUS ?= build/default-corpus
-PYTEST_ARGS ?=
+# The suite runs on every core (pytest-xdist; each worker builds its own smoke corpus). PYTEST_ARGS= runs it in one process.
+PYTEST_ARGS ?= -n auto --dist worksteal
 
 .PHONY: demo test bench venv tools clean
 

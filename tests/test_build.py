@@ -45,7 +45,7 @@ def test_default_preset_meets_the_corpus_targets():
 
 def test_rate_sweep_and_bit_orders_are_balanced_in_the_default_preset():
     n = PRESETS["default"].stego_per_method
-    for key in ("lsb.rgb", "lsbm"):
+    for key in ("lsb.rgb", "lsbm", "lsbr"):
         variants = [stego_variant(METHODS[key], i) for i in range(n)]
         rates = {v[1] for v in variants if v[1] != "text" and not str(v[1]).startswith("unframed:")}
         assert rates == {0.05, 0.1, 0.2, 0.4}

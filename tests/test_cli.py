@@ -32,7 +32,8 @@ def test_schema_verb_prints_valid_schemas():
 def test_methods_verb_lists_the_registry():
     rows = json.loads(invoke("methods", "--json").stdout)
     assert [r["key"] for r in rows] == [
-        "alpha", "palette", "lsb.rgb", "exif", "eoi", "lsbm", "jsteg", "f5", "nsf5", "juniward", "outguess", "steghide"
+        "alpha", "palette", "lsb.rgb", "exif", "eoi", "lsbm", "lsbr", "jsteg", "f5", "nsf5", "juniward", "outguess",
+        "steghide"
     ]
     assert {r["payload_unit"] for r in rows if r["category"] == "dct"} == {"bpnzac"}
     assert {r["payload_unit_description"] for r in rows if r["category"] == "dct"} == {"bits per non-zero AC coefficient"}

@@ -117,6 +117,25 @@ def test_lsbm_changes_samples_by_at_most_one_and_needs_the_key(photo):
     assert get_method("lsbm").extract(decoded) == []
 
 
+def test_lsbr_replaces_lsbs_scattered_over_the_image_on_its_own_key_schedule(photo):
+    message = bytes(range(1, 256)) * 2  # 510 bytes + NUL: 4,088 bits into 23,040 samples
+    stego = get_method("lsbr").embed(photo, message, EmbedOptions(key="secret"))
+    before = np.asarray(photo, dtype=np.int16).reshape(-1)
+    after = np.asarray(carrier_from_bytes(stego.data).image, dtype=np.int16).reshape(-1)
+    changed = np.flatnonzero(after != before)
+    # replacement: only the LSB moves, 2k <-> 2k+1 (LSB matching would also carry across pairs)
+    assert np.array_equal(after >> 1, before >> 1) and changed.size > 0
+    # spread over the whole path, not a prefix: each quarter of the samples holds about a quarter of the changes
+    quarters = np.bincount(changed * 4 // before.size, minlength=4) / changed.size
+    assert quarters.min() > 0.2, quarters
+    decoded = carrier_from_bytes(stego.data)
+    assert get_method("lsbr").extract(decoded, key="secret")[0].payload == message
+    assert message not in [x.payload for x in get_method("lsbr").extract(decoded, key="wrong")]
+    # the same key walks another path than lsbm's
+    assert message not in [x.payload for x in get_method("lsbm").extract(decoded, key="secret")]
+    assert get_method("lsbr").extract(decoded) == []
+
+
 def test_extractors_find_nothing_payload_shaped_in_a_clean_photo(photo):
     from .conftest import png_bytes
 

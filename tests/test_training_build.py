@@ -58,9 +58,9 @@ def test_training_preset_plans_3000_pairs_of_each_learned_method_and_nothing_els
     assert per_method == {m: 3000 for m in LEARNED_METHODS}
     assert Counter(j.kind for j in jobs) == {"photo": 3000, "jpeg": 3000, "stego": 3000 * len(LEARNED_METHODS)}
     assert preset.cover_split == "train" and preset.shared_covers and preset.covers == "listed"
-    # every photo crop is an RGB PNG: each can carry lsbm and lsb.rgb
+    # every photo crop is an RGB PNG: each can carry lsbm, lsbr and lsb.rgb
     assert {preset.photo_container(i) for i in range(3000)} == {("PNG", "RGB")}
-    assert all(METHODS[m].accepts("PNG", "RGB") for m in ("lsbm", "lsb.rgb"))
+    assert all(METHODS[m].accepts("PNG", "RGB") for m in ("lsbm", "lsbr", "lsb.rgb"))
 
 
 @pytest.mark.parametrize("method", LEARNED_METHODS)
@@ -138,8 +138,8 @@ def test_covers_are_shared_across_methods(training_smoke):
             carried[entry.cover_file][entry.method] += 1
     crops = [e.file_path for e in entries if e.file_path.startswith("clean/photo-")]
     assert crops and all(e.mode == "RGB" for e in entries if e.file_path in crops)
-    for crop in crops:  # one clean crop carries one lsbm and one lsb.rgb file
-        assert carried[crop] == {"lsbm": 1, "lsb.rgb": 1}
+    for crop in crops:  # one clean crop carries one lsbm, one lsbr and one lsb.rgb file
+        assert carried[crop] == {"lsbm": 1, "lsbr": 1, "lsb.rgb": 1}
     # stego job i of every JPEG method embeds into JPEG cover i. Only where cover i cannot carry the
     # payload does a job take another cover of the build: outguess cannot read grayscale JPEGs, J-UNIWARD's
     # simulation does not converge on every cover, and a small cover can be too small for the payload

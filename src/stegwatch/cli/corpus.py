@@ -115,7 +115,7 @@ def extract(
     # readable=False: an unreadable file is reported by the library with the rest, not refused while parsing.
     files: Annotated[list[Path], typer.Argument(help="Image files to search.", readable=False)],
     method: Annotated[Optional[str], typer.Option(help="Only this method's stream (default: all).")] = None,
-    key: Annotated[Optional[str], typer.Option(help="Key for keyed methods (lsbm); default: the sidecar's.")] = None,
+    key: Annotated[Optional[str], typer.Option(help="Key for keyed methods (lsbm, lsbr, f5, outguess, steghide); default: the sidecar's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per file.")] = False,
 ) -> None:
     """Print what each stream of each file holds (both bit orders, lenient framing)."""

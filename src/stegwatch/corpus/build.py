@@ -58,7 +58,7 @@ PLAN = "plan.json"
 #: Folder of the state folder holding the reduced photographs (see ``sources.prepare_sources``).
 COVER_CACHE = "covers"
 #: Bump when a change to the generators changes the files a seed produces.
-GENERATOR_VERSION = 8
+GENERATOR_VERSION = 9
 
 #: Target rates (bits per pixel) of the random-payload rate sweep.
 RATES_BPP = (0.05, 0.1, 0.2, 0.4)
@@ -75,6 +75,7 @@ PAYLOAD_VARIANTS: dict[str, tuple[str | float, ...]] = {
     "alpha": ("text", UNFRAMED[0], "text", UNFRAMED[1], "text", UNFRAMED[2], UNFRAMED[3]),
     "palette": ("text", UNFRAMED[0], "text", UNFRAMED[1], "text", UNFRAMED[2], UNFRAMED[3]),
     "lsbm": RATES_BPP,
+    "lsbr": RATES_BPP,
     "jsteg": (0.05, 0.1, 0.2, 0.4),
     "f5": (0.05, 0.1, 0.2, 0.4),
     "nsf5": (0.05, 0.1, 0.2, 0.4),
@@ -107,7 +108,7 @@ _KIND_CODE = {"photo": 1, "negative": 2, "stego": 3, "user": 4, "jpeg": 5}
 #: The methods V4 must learn from rich features (issue 16): LSB matching, LSB replacement with
 #: random payloads, and every JPEG method. The others are found by what they write (a marker, a
 #: message, metadata, a trailer), which extraction and V3's targeted statistics already see.
-LEARNED_METHODS = ("lsbm", "lsb.rgb", "jsteg", "f5", "nsf5", "juniward", "outguess", "steghide")
+LEARNED_METHODS = ("lsbm", "lsbr", "lsb.rgb", "jsteg", "f5", "nsf5", "juniward", "outguess", "steghide")
 #: Payload variants of ``lsb.rgb`` in a training build: random bytes at every rate, framed and
 #: unframed (text payloads are found by extraction; rich features must learn the random ones).
 TRAINING_LSB_RGB_VARIANTS: tuple[str | float, ...] = tuple(v for pair in zip(UNFRAMED, RATES_BPP) for v in pair)
@@ -176,8 +177,8 @@ class Preset:
 def _training_preset(name: str, pairs: int, covers: str, description: str) -> Preset:
     """A training build: ``pairs`` cover/stego pairs of each of :data:`LEARNED_METHODS`, train split only.
 
-    ``pairs`` RGB PNG crops (each carrying one ``lsbm`` and one ``lsb.rgb``
-    file) and ``pairs`` JPEG covers (each carrying one file of every JPEG
+    ``pairs`` RGB PNG crops (each carrying one ``lsbm``, one ``lsbr`` and one
+    ``lsb.rgb`` file) and ``pairs`` JPEG covers (each carrying one file of every JPEG
     method); no negatives, no Starlight-only methods.
     """
     return Preset(name, photos=pairs, negatives_per_category=0, stego_per_method=pairs, jpeg_covers=pairs,
@@ -196,7 +197,7 @@ PRESETS = {
                       "covers from every listed photograph present", covers="listed"),
     "training": _training_preset(
         "training", 3000, "listed",
-        "3,000 exact cover/stego pairs of each learned method (lsbm, lsb.rgb random payloads, jsteg, f5, nsf5, "
+        "3,000 exact cover/stego pairs of each learned method (lsbm, lsbr, lsb.rgb random payloads, jsteg, f5, nsf5, "
         "juniward, outguess, steghide): 3,000 RGB PNG crops and 3,000 JPEG covers shared across methods, from "
         "the train split's listed photographs only"),
     "training-smoke": _training_preset(

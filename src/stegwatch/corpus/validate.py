@@ -114,7 +114,7 @@ class ValidationReport:
             "by_clean_category": counts(self.by_clean_category()),
             "manifest_errors": [{"where": e.where, "reason": e.reason} for e in self.manifest_errors],
             "problems": [vars(c) for c in self.checks if c.status in ("failed", "error", "payload-found", "unverified")],
-            "note": "Keyed methods (lsbm, f5, outguess, steghide) cannot be searched in clean files without "
+            "note": "Keyed methods (lsbm, lsbr, f5, outguess, steghide) cannot be searched in clean files without "
             "their key, and simulator-only methods (nsf5, juniward) write no message; clean files are checked "
             "with every extractor that needs neither.",
         }

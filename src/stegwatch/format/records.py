@@ -26,7 +26,7 @@ class EmbeddingType(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     category: str = Field(description="pixel, metadata, eoi or dct")
-    technique: str = Field(description="alpha, palette, lsb.rgb, exif, raw, lsbm, ...")
+    technique: str = Field(description="alpha, palette, lsb.rgb, exif, raw, lsbm, lsbr, ...")
     ai42: bool = Field(description="True when the payload is framed with the AI42 marker")
     bit_order: BitOrder | None = Field(
         default=None,
@@ -52,7 +52,7 @@ class Sidecar(BaseModel):
     )
     key: str | None = Field(
         default=None,
-        description="secret key or passphrase, for keyed methods only (lsbm, outguess, steghide)",
+        description="secret key or passphrase, for keyed methods only (lsbm, lsbr, f5, outguess, steghide)",
     )
 
     def to_json_dict(self) -> dict[str, Any]:

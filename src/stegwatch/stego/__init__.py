@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.records import BitOrder
-from stegwatch.stego import alpha, eoi, exif, f5, jsteg, juniward, lsb_rgb, lsbm, nsf5, outguess, palette, steghide
+from stegwatch.stego import alpha, eoi, exif, f5, jsteg, juniward, lsb_rgb, lsbm, lsbr, nsf5, outguess, palette, steghide
 from stegwatch.stego.base import (
     AI42,
     BIT_ORDERS,
@@ -32,6 +32,7 @@ METHODS: dict[str, StegoMethod] = {
         exif.METHOD,
         eoi.METHOD,
         lsbm.METHOD,
+        lsbr.METHOD,
         jsteg.METHOD,
         f5.METHOD,
         nsf5.METHOD,
