@@ -32,6 +32,8 @@ from stegwatch.features.statistics import (
     sequential_chi_square_evidence,
     sequential_pairs_likelihood_ratio,
     sequential_ws_evidence,
+    weighted_stego,
+    ws_estimate,
     ws_terms,
 )
 from stegwatch.format.files import carrier_from_bytes
@@ -120,6 +122,51 @@ def test_sequential_ws_evidence_grows_with_the_payload_and_never_saturates(cover
     assert all(b > a for a, b in zip(evidence, evidence[1:], strict=False)), evidence
     clean = sequential_ws_evidence(*ws_terms(np.asarray(cover))).evidence
     assert clean < evidence[0]
+
+
+def scattered(cover: Image.Image, fraction: float, seed: int = 0) -> np.ndarray:
+    """``cover``'s R,G,B samples with random bits replacing the LSBs of ``fraction`` of them, at random positions."""
+    samples = np.asarray(cover).copy().reshape(-1)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(samples.size, int(fraction * samples.size), replace=False)
+    samples[chosen] = (samples[chosen] & 0xFE) | rng.integers(0, 2, chosen.size, dtype=np.uint8)
+    return samples.reshape(np.asarray(cover).shape)
+
+
+@pytest.mark.parametrize("name", PHOTOS[:3])
+def test_whole_path_ws_estimates_a_scattered_payload_that_no_prefix_holds(name):
+    cover = photo(name)
+    estimates = [ws_estimate(*ws_terms(scattered(cover, f) if f else np.asarray(cover))) for f in (0.0, 0.1, 0.2, 0.4)]
+    # WS estimates the fraction of samples carrying bits (half of them change); the truncated terms read it a little
+    # low (Ker and Bohme 2008), and it rises with it
+    assert abs(estimates[0]) < 0.03, estimates
+    for fraction, estimate in zip((0.1, 0.2, 0.4), estimates[1:], strict=True):
+        assert 0.7 * fraction < estimate < 1.2 * fraction + 0.03, estimates
+    # spread over the path, the payload raises no prefix above the rest: the sequential evidence stays near the clean one's
+    spread = sequential_ws_evidence(*ws_terms(scattered(cover, 0.4))).evidence
+    written_first = sequential_ws_evidence(*ws_terms(np.asarray(unframed("lsb.rgb", cover, 0.4 * 3)))).evidence
+    assert spread < 3 < written_first
+
+
+def test_whole_path_ws_is_closer_to_zero_on_clean_photos_than_the_textbook_form():
+    """The KB predictor leaves less of the picture in the residual than the 4-neighbour mean (Ker and Bohme 2008)."""
+    revised = [abs(ws_estimate(*ws_terms(np.asarray(photo(name))))) for name in PHOTOS]
+    textbook = [float(np.mean([weighted_stego(np.asarray(photo(name))[..., c]) for c in range(3)])) for name in PHOTOS]
+    assert np.median(revised) < np.median(textbook), (revised, textbook)
+
+
+def test_the_sequential_stream_carries_the_whole_path_estimate():
+    from stegwatch.features.streams import FEATURE_NAMES, extract_streams
+
+    cover = photo("ski-coffee-cup", 128)
+    stego = get_method("lsbr").embed(cover, bytes(range(1, 256)) * 3, EmbedOptions(key="k"))
+    values = {}
+    for label, data in (("clean", png(cover)), ("stego", stego.data)):
+        stream = extract_streams(carrier_from_bytes(data))["sequential"]
+        values[label] = dict(zip(FEATURE_NAMES["sequential"], stream, strict=True))
+    image = np.asarray(carrier_from_bytes(stego.data).image)
+    assert values["stego"]["rgb_ws_whole"] == ws_estimate(*ws_terms(image))
+    assert values["stego"]["rgb_ws_whole"] > values["clean"]["rgb_ws_whole"] + 0.1
 
 
 def test_the_bit_order_does_not_change_the_sequential_attacks(cover):

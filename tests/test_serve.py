@@ -141,6 +141,22 @@ def test_ingest_feedback_and_prometheus_metrics(tmp_path):
     assert _count(config.db) == 11
 
 
+def test_a_read_sees_every_write_before_it_however_slow_the_last_summary_was(tmp_path):
+    # Under load a summary can take seconds; the throttle that spares the CPU
+    # must never serve aggregates older than writes that already returned.
+    config = _config(tmp_path)
+    with running(config) as (url, app), httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+        client.post("/api/v1/metrics/log", json=event("a1"))
+        first = client.get("/api/v1/production").json()
+        assert first["by_model_version"]["v4.1"]["windows"]["5m"]["events"] == 1
+        app.state.live._summary_cost = 3600.0  # as if the last computation had taken an hour
+        client.post("/api/v1/metrics/log", json={"events": [event(f"b{i}") for i in range(4)]})
+        after = client.get("/api/v1/production").json()
+        assert after["by_model_version"]["v4.1"]["windows"]["5m"]["events"] == 5
+        # Nothing new: the hour-long cost keeps the previous summary, by design.
+        assert client.get("/api/v1/production").json()["now"] == after["now"]
+
+
 def test_writes_are_refused_without_a_configured_token_and_with_a_wrong_one(tmp_path):
     config = _config(tmp_path)
     with running(config, token=None) as (url, _):

@@ -54,13 +54,16 @@ coefficients but not for pixels, whose histogram changes from top to bottom.
 No statistic points to ``lsbr`` (LSB replacement at keyed, scattered
 positions): no prefix of any path holds more of its changes than the rest,
 so the sequential attacks cannot see it, and the whole-image estimates that
-can (WS, SPA: ``lsb.ws``, ``lsb.spa``, V4's inputs) reach their maximum, 1.0,
-on clean files of the default corpus (``noise_lsb`` and ``repetitive_hex``
-negatives, whose LSB planes are as random as a full payload's, and
-``special_cases``), while a 0.4 bpp ``lsbr`` file's WS estimate is about 0.18
-(generator 9's default corpus, issue 16). Larger is not more suspicious
-there, so such a statistic could not reach a 0.05% false-positive rate; V4
-learns ``lsbr`` from those inputs with the rest.
+can (WS, SPA: ``lsb.ws``, ``lsb.spa``, and WS with Ker and Böhme's predictor
+over the whole RGB path, ``sequential.rgb_ws_whole``; V4's inputs) reach a
+full payload's value, 1.0, on clean files of the default corpus: the clipped
+ones reach it on ``noise_lsb`` and ``repetitive_hex`` negatives, whose LSB
+planes are as random as a full payload's, and on ``special_cases``; the
+unclipped ``rgb_ws_whole`` reaches 0.69 on ``noise_lsb`` and about 6 on flat
+``repetitive_hex`` and ``natural_alpha`` negatives (60 files of each category). A 0.4 bpp ``lsbr`` file's
+textbook WS estimate is about 0.18 (generator 9's default corpus, issue 16).
+Larger is not more suspicious there, so such a statistic could not reach a
+0.05% false-positive rate; V4 learns ``lsbr`` from those inputs with the rest.
 
 Bit orders: the sequential attacks read sample values, not the bits'
 order within a byte, so one statistic covers both orders; the framed-message

@@ -20,6 +20,7 @@ or cleaner embedded prefix always gives a larger value.
 - :func:`sequential_chi_square_evidence` - Westfeld-Pfitzmann on growing
   prefixes, as ``-log10`` of the probability that a clean prefix's pairs would
   look at least as equalized.
+- :func:`ws_estimate` - WS over a whole path (Ker-Böhme's predictor), from :func:`ws_terms`.
 - :func:`sequential_ws_evidence` - WS residual terms (:func:`ws_terms`,
   :func:`palette_ws_terms`) on growing prefixes against the rest of the path.
 
@@ -419,6 +420,23 @@ def ws_terms(planes: np.ndarray, *, mask: np.ndarray | None = None,
         if mask is not None:
             weights *= np.asarray(mask, dtype=bool)[..., None]
     return weights.reshape(-1), terms.reshape(-1)
+
+
+def ws_estimate(weights: np.ndarray, terms: np.ndarray) -> float:
+    """WS's estimate of the fraction of samples carrying LSB-replaced bits, over the whole path: twice the weighted
+    mean of the terms of :func:`ws_terms` (0 when nothing weighs).
+
+    With ``ws_terms``' KB predictor and truncation this is the whole-image
+    estimate of Ker and Böhme's revised WS ("Revisiting weighted stego-image
+    steganalysis", Information Hiding 2008: their predictor, Fridrich and
+    Goljan's weights; not their bias correction), not clipped to [0, 1]. It
+    sees changes wherever they are, scattered by a key (``lsbr``) or written
+    from the start. On the RGB PNG photo crops of the default corpus its 99th
+    percentile is about a third of the textbook form's (:func:`weighted_stego`),
+    whose 4-neighbour predictor leaves more of the picture in the residual.
+    """
+    total = float(np.sum(weights))
+    return 2.0 * float(np.dot(weights, terms)) / total if total > 0 else 0.0
 
 
 def palette_ws_terms(indices: np.ndarray, palette: np.ndarray, *,

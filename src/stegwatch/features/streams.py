@@ -44,6 +44,7 @@ from stegwatch.features.statistics import (
     sequential_pairs_likelihood_ratio,
     sequential_ws_evidence,
     weighted_stego,
+    ws_estimate,
     ws_terms,
 )
 from stegwatch.format.files import CarrierFile
@@ -61,7 +62,8 @@ if TYPE_CHECKING:
 
 #: 6: ``meta``'s trailer evidence finds a Samsung SEF trailer that appended bytes follow (the bytes stay unexplained).
 #: 7: ``dct`` gains the OutGuess blockiness slopes (:func:`~stegwatch.features.statistics.outguess_blockiness_slopes`).
-FEATURE_VERSION = 7
+#: 8: ``sequential.rgb_ws_whole``, WS over the whole RGB path (:func:`~stegwatch.features.statistics.ws_estimate`).
+FEATURE_VERSION = 8
 STREAMS = ("pixel", "meta", "alpha", "lsb", "palette", "palette_lsb", "format", "content", "dct", "sequential", "matching",
            "spam", "dctr")
 #: The field's rich features (FEATURE_VERSION 5): many small fractions, rounded to float32 when extracted (the
@@ -98,7 +100,10 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
     # from the top-left (lsb.rgb), alpha row-major (alpha), palette indices row-major (palette). The bit order
     # within a byte does not change which samples carry bits, so one value serves both orders.
     "sequential": tuple(f"{path}_{attack}" for path in ("rgb", "alpha", "index")
-                        for attack in ("chi2", "chi2_fraction", "pairs", "pairs_fraction", "ws", "ws_fraction")),
+                        for attack in ("chi2", "chi2_fraction", "pairs", "pairs_fraction", "ws", "ws_fraction"))
+    # WS over the whole RGB path (FEATURE_VERSION 8): Ker-Böhme's predictor on the same terms, so it sees LSB
+    # replacement at scattered positions (lsbr), which no prefix concentrates.
+    + ("rgb_ws_whole",),
     # LSB matching (+-1): HCF-COM and Ker's calibrated and adjacency forms, mean over the colour channels.
     "matching": ("hcf_com", "calibrated_hcf_com", "adjacency_hcf_com"),
     # "spam.straight_-3_-3_-3" ...: the names rich.spam_names and rich.dctr_names give, under this stream's name.
@@ -375,7 +380,8 @@ def _path_attacks(values: np.ndarray, ws: tuple[np.ndarray, np.ndarray]) -> list
 
 
 def _sequential(carrier: CarrierFile) -> np.ndarray:
-    """Sequential chi-square and WS attacks along the three LSB-replacement paths (zeros where a path is absent)."""
+    """Sequential chi-square and WS attacks along the three LSB-replacement paths, and WS over the whole RGB path
+    (zeros where a path is absent)."""
     out = np.zeros(len(FEATURE_NAMES["sequential"]))
     if _is_jpeg(carrier):
         return out
@@ -385,7 +391,9 @@ def _sequential(carrier: CarrierFile) -> np.ndarray:
         rgb = _leading_rows(rgb, image.width * 3)
         # Transparent and translucent pixels' colours were premultiplied or composited: only opaque pixels weigh.
         opaque = _leading_rows(np.asarray(image.getchannel("A")) == 255, image.width * 3) if image.mode == "RGBA" else None
-        out[0:6] = _path_attacks(rgb.reshape(-1), ws_terms(rgb, mask=opaque))
+        terms = ws_terms(rgb, mask=opaque)
+        out[0:6] = _path_attacks(rgb.reshape(-1), terms)
+        out[18] = ws_estimate(*terms)
     alpha = alpha_plane(image)
     if alpha is not None:
         alpha = _leading_rows(alpha, image.width)

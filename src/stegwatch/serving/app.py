@@ -135,17 +135,20 @@ class LiveState:
     def summary(self) -> dict:
         """Production aggregates, recomputed when the data changed or the windows rolled on.
 
-        At most once a second, and no more often than every five times the
-        last computation took, so a store of millions of events costs a
-        bounded share of one core however often pages and scrapers ask.
+        Changed data (a write through any server or the CLI changes the
+        store's counts): at once, so a read always sees every write that
+        returned before it. Unchanged data: the windows roll on, so at most
+        once a second and no more often than every five times the last
+        computation took, so a store of millions of events costs a bounded
+        share of one core however often pages and scrapers ask.
         """
         now = time.time()
         counts = self.store.counts()
         key = (tuple(counts.values()), self.generation)
         with self._lock:
-            # Unchanged data: the windows roll on, so recompute after a second. Changed data: at once.
-            keep_for = max(1.0, 5 * self._summary_cost) if key == self._summary_key else 5 * self._summary_cost
-            if self._summary and now - self._summary_at < keep_for:
+            # A summary of other data is never served: a cost-based pause here returned
+            # aggregates older than the writes a client had just made (seen under load).
+            if self._summary and key == self._summary_key and now - self._summary_at < max(1.0, 5 * self._summary_cost):
                 return self._summary
             began = time.perf_counter()
             columns = self.store.events_since(now - max(self.config.windows.values()))
