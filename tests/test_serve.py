@@ -27,6 +27,8 @@ from stegwatch.monitoring.monitor import MonitorConfig, monitor
 from stegwatch.serving.aggregates import flag_rate_jump, production_summary, window_summary
 from stegwatch.serving.app import create_app
 from stegwatch.serving.config import ServeConfig, parse_window
+from stegwatch.serving.events import Feedback
+from stegwatch.serving.store import ProductionStore
 
 TOKEN = "test-token-not-a-secret"
 
@@ -153,8 +155,21 @@ def test_a_read_sees_every_write_before_it_however_slow_the_last_summary_was(tmp
         client.post("/api/v1/metrics/log", json={"events": [event(f"b{i}") for i in range(4)]})
         after = client.get("/api/v1/production").json()
         assert after["by_model_version"]["v4.1"]["windows"]["5m"]["events"] == 5
-        # Nothing new: the hour-long cost keeps the previous summary, by design.
+        # Nothing new: an hour-long cost keeps the previous summary, by design ...
+        app.state.live._summary_cost = 3600.0
         assert client.get("/api/v1/production").json()["now"] == after["now"]
+        # ... but a relabel by another process (here another store on the same file), which
+        # leaves every count as it was and this server's own write counter too, is a change.
+        client.post("/api/v1/feedback", json={"request_id": "a1", "label": "clean"})
+        client.get("/api/v1/production")
+        app.state.live._summary_cost = 3600.0
+        other = ProductionStore(config.db)
+        try:
+            assert other.add_feedback(Feedback(request_id="a1", label="stego")) is False
+        finally:
+            other.close()
+        window = client.get("/api/v1/production").json()["by_model_version"]["v4.1"]["windows"]["5m"]
+        assert window["confirmed_detection_rate"]["n"] == 1 and window["confirmed_false_positive_rate"]["n"] == 0
 
 
 def test_writes_are_refused_without_a_configured_token_and_with_a_wrong_one(tmp_path):

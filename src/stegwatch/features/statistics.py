@@ -432,7 +432,7 @@ def ws_estimate(weights: np.ndarray, terms: np.ndarray) -> float:
     Goljan's weights; not their bias correction), not clipped to [0, 1]. It
     sees changes wherever they are, scattered by a key (``lsbr``) or written
     from the start. On the RGB PNG photo crops of the default corpus its 99th
-    percentile is about a third of the textbook form's (:func:`weighted_stego`),
+    percentile is about 0.4 of the textbook form's (:func:`weighted_stego`),
     whose 4-neighbour predictor leaves more of the picture in the residual.
     """
     total = float(np.sum(weights))

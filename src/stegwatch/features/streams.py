@@ -381,7 +381,9 @@ def _path_attacks(values: np.ndarray, ws: tuple[np.ndarray, np.ndarray]) -> list
 
 def _sequential(carrier: CarrierFile) -> np.ndarray:
     """Sequential chi-square and WS attacks along the three LSB-replacement paths, and WS over the whole RGB path
-    (zeros where a path is absent)."""
+    (zeros where a path is absent). Every path is read up to :data:`MAX_PATH_SAMPLES` samples (the first rows of a
+    larger image), so on images over about 1.4 megapixels ``rgb_ws_whole`` is WS over their top rows: as unbiased for
+    a payload scattered by a key, from fewer samples."""
     out = np.zeros(len(FEATURE_NAMES["sequential"]))
     if _is_jpeg(carrier):
         return out
@@ -393,7 +395,7 @@ def _sequential(carrier: CarrierFile) -> np.ndarray:
         opaque = _leading_rows(np.asarray(image.getchannel("A")) == 255, image.width * 3) if image.mode == "RGBA" else None
         terms = ws_terms(rgb, mask=opaque)
         out[0:6] = _path_attacks(rgb.reshape(-1), terms)
-        out[18] = ws_estimate(*terms)
+        out[FEATURE_NAMES["sequential"].index("rgb_ws_whole")] = ws_estimate(*terms)
     alpha = alpha_plane(image)
     if alpha is not None:
         alpha = _leading_rows(alpha, image.width)

@@ -109,7 +109,8 @@ class LiveState:
     def __init__(self, config: ServeConfig, store: ProductionStore) -> None:
         self.config, self.store = config, store
         self.generation = 0  # bumped by every successful write through this server
-        self._lock = threading.Lock()
+        self._generation_lock = threading.Lock()  # never held for long: writers on the event loop take it
+        self._lock = threading.Lock()  # one summary computation at a time
         self._summary_key: tuple | None = None
         self._summary: dict = {}
         self._summary_at = 0.0
@@ -119,7 +120,7 @@ class LiveState:
         self.templates = template_environment(TEMPLATES)
 
     def changed(self) -> None:
-        with self._lock:
+        with self._generation_lock:
             self.generation += 1
 
     def latest_run(self) -> dict | None:
@@ -135,17 +136,18 @@ class LiveState:
     def summary(self) -> dict:
         """Production aggregates, recomputed when the data changed or the windows rolled on.
 
-        Changed data (a write through any server or the CLI changes the
-        store's counts): at once, so a read always sees every write that
-        returned before it. Unchanged data: the windows roll on, so at most
+        Changed data (a write through any server or the CLI moves the
+        store's :meth:`~ProductionStore.change_token`): at once, so a read
+        always sees every write that returned before it. Unchanged data: the
+        windows roll on, so at most
         once a second and no more often than every five times the last
         computation took, so a store of millions of events costs a bounded
         share of one core however often pages and scrapers ask.
         """
-        now = time.time()
-        counts = self.store.counts()
-        key = (tuple(counts.values()), self.generation)
         with self._lock:
+            now = time.time()
+            counts = self.store.counts()
+            key = (self.store.change_token(), self.generation)
             # A summary of other data is never served: a cost-based pause here returned
             # aggregates older than the writes a client had just made (seen under load).
             if self._summary and key == self._summary_key and now - self._summary_at < max(1.0, 5 * self._summary_cost):
