@@ -60,8 +60,9 @@ full payload's value, 1.0, on clean files of the default corpus: the clipped
 ones reach it on ``noise_lsb`` and ``repetitive_hex`` negatives, whose LSB
 planes are as random as a full payload's, and on ``special_cases``; the
 unclipped ``rgb_ws_whole`` reaches 0.69 on ``noise_lsb`` and about 6 on flat
-``repetitive_hex`` and ``natural_alpha`` negatives (60 files of each category). A 0.4 bpp ``lsbr`` file's
-textbook WS estimate is about 0.18 (generator 9's default corpus, issue 16).
+``repetitive_hex`` and ``natural_alpha`` negatives (60 files of each
+category). A 0.4 bpp ``lsbr`` file's textbook WS estimate is about 0.18
+(generator 9's default corpus, issue 16).
 Larger is not more suspicious there, so such a statistic could not reach a
 0.05% false-positive rate; V4 learns ``lsbr`` from those inputs with the rest.
 

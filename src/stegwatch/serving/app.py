@@ -137,17 +137,17 @@ class LiveState:
         """Production aggregates, recomputed when the data changed or the windows rolled on.
 
         Changed data (a write through any server or the CLI moves the
-        store's :meth:`~ProductionStore.change_token`): at once, so a read
-        always sees every write that returned before it. Unchanged data: the
-        windows roll on, so at most
-        once a second and no more often than every five times the last
-        computation took, so a store of millions of events costs a bounded
-        share of one core however often pages and scrapers ask.
+        store's counts or :meth:`~ProductionStore.change_token`): at once, so
+        a read always sees every write that returned before it. Unchanged
+        data: the windows roll on, so at most once a second and no more often
+        than every five times the last computation took, so a store of
+        millions of events costs a bounded share of one core however often
+        pages and scrapers ask.
         """
         with self._lock:
             now = time.time()
             counts = self.store.counts()
-            key = (self.store.change_token(), self.generation)
+            key = (tuple(counts.values()), self.store.change_token(), self.generation)
             # A summary of other data is never served: a cost-based pause here returned
             # aggregates older than the writes a client had just made (seen under load).
             if self._summary and key == self._summary_key and now - self._summary_at < max(1.0, 5 * self._summary_cost):

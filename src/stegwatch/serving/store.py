@@ -167,16 +167,17 @@ class ProductionStore:
         feedback = connection.execute("SELECT COUNT(*) FROM production_feedback").fetchone()[0]
         return {"events": int(events), "feedback": int(feedback)}
 
-    def change_token(self) -> tuple[int, ...]:
-        """A value that changes with every write by any process: the counts and the newest rowids.
+    def change_token(self) -> tuple[int, int]:
+        """The newest rowid of each table: with :meth:`counts`, a value that moves with every write by any process.
 
-        A relabel (``INSERT OR REPLACE``) leaves the counts alone but gives
-        its row a new rowid, so the token moves with it too.
+        A relabel (``INSERT OR REPLACE``) leaves the counts alone but gives its
+        row a new rowid. ``MAX(rowid)`` reads one end of each table's B-tree,
+        so asking costs nothing next to counting.
         """
         connection = self._connection()
         return tuple(int(v) for v in connection.execute(
-            "SELECT (SELECT COUNT(*) FROM production_events), (SELECT IFNULL(MAX(rowid), 0) FROM production_events),"
-            " (SELECT COUNT(*) FROM production_feedback), (SELECT IFNULL(MAX(rowid), 0) FROM production_feedback)").fetchone())
+            "SELECT (SELECT IFNULL(MAX(rowid), 0) FROM production_events),"
+            " (SELECT IFNULL(MAX(rowid), 0) FROM production_feedback)").fetchone())
 
     def status(self) -> dict:
         """The store's health: reachable, its journal mode and what it holds."""
