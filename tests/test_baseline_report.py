@@ -49,7 +49,8 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
 
     report_file = tmp_path / "report" / "baseline_report.md"
     args = expand_models(["baseline", "--models", "v3", "v4", "--corpus", str(smoke_corpus), "--folds", "2", "--out", str(report_file),
-                          "--ablations", str(ablation_file), "--ablations", str(tmp_path / "ablation_category.json"), "--workers", "1"])
+                          "--ablations", str(ablation_file), "--ablations", str(tmp_path / "ablation_category.json"), "--workers", "1",
+                          "--latency-sample", "5"])
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     text = report_file.read_text()

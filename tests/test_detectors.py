@@ -54,6 +54,20 @@ def test_threshold_for_fpr():
     assert threshold_for_fpr(np.array([0.2, 0.9]), 0.0005) > 0.9
 
 
+def test_feature_columns_are_the_positions_of_the_names_and_refuse_unknown_ones():
+    from stegwatch.detectors.v4 import ROUTE_FEATURE, model_columns
+    from stegwatch.features.streams import feature_columns, feature_names
+
+    names = feature_names()
+    picked = [names[-1], names[0], names[len(names) // 2], "sequential.rgb_ws_whole"]
+    assert feature_columns(picked).tolist() == [names.index(n) for n in picked]
+    assert model_columns(picked).tolist() == [*[names.index(n) for n in picked], names.index(ROUTE_FEATURE)]
+    subset = ("lsb", "dct")  # positions are in the vector of the streams asked for
+    assert feature_columns([ROUTE_FEATURE], subset).tolist() == [feature_names(subset).index(ROUTE_FEATURE)]
+    with pytest.raises(ValueError, match="1 feature.*spam.no_such_feature"):
+        feature_columns([names[0], "spam.no_such_feature"])
+
+
 def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
     from stegwatch.detectors.v4 import class_labels, fit_v4, model_columns, model_input, onnx_parity, recipe_params, to_onnx
     from stegwatch.features.streams import feature_names

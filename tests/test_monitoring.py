@@ -21,8 +21,14 @@ from stegwatch.monitoring.rules import Rule, check, load_rules, resolve
 runner = CliRunner()
 
 
-def _config(tmp_path: Path, **alerts) -> MonitorConfig:
+def _config(tmp_path: Path, *, by_source: bool = False, **alerts) -> MonitorConfig:
+    """The default configuration writing under ``tmp_path``.
+
+    ``by_source`` is off unless a test asks: the leave-one-source-out refits are most of a V4 run's time, and only the
+    dashboard test below reads their section.
+    """
     config = MonitorConfig.load()
+    config.by_source = by_source
     config.dashboard = tmp_path / "dash" / "performance_dashboard.md"
     config.alerts.log_file = str(tmp_path / "alerts.log")
     for key, value in alerts.items():
@@ -132,6 +138,8 @@ def test_a_real_regression_fires_the_fpr_alert_by_smtp_and_webhook(smoke_corpus_
     config_file.write_text(f"""
 [dashboard]
 path = "{tmp_path / 'dash' / 'performance_dashboard.md'}"
+[generalization]
+by_source = false
 [alerts]
 log_file = "{tmp_path / 'alerts.log'}"
 [alerts.email]
@@ -202,7 +210,7 @@ def test_second_run_adds_a_trend_point_and_dashboards_are_written(smoke_corpus, 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)")
 def test_dashboard_renders_in_headless_chromium(smoke_corpus, tmp_path):
-    config = _config(tmp_path)
+    config = _config(tmp_path, by_source=True)
     monitor("v4", smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=5, console=lambda line: None)
     html = config.dashboard.with_suffix(".html")
     profile = tmp_path / "chromium-profile"
@@ -212,6 +220,7 @@ def test_dashboard_renders_in_headless_chromium(smoke_corpus, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert '<table id="metrics">' in dom.stdout and "False-positive rate (all clean)" in dom.stdout
     assert dom.stdout.count('class="plot"') >= 3
+    assert '<table id="generalization">' in dom.stdout and "pypi:scikit-image" in dom.stdout  # the refits' section
     shot = subprocess.run([*args, f"--screenshot={tmp_path / 'shot.png'}", "--window-size=1200,2400", html.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert shot.returncode == 0 and (tmp_path / "shot.png").read_bytes()[:4] == b"\x89PNG"

@@ -403,6 +403,8 @@ def test_monitor_writes_its_dashboard_and_counts_nothing_sent_when_every_sink_fa
         config.write_text(f"""
 [dashboard]
 path = "{tmp_path / 'dash' / 'performance_dashboard.md'}"
+[generalization]
+by_source = false
 [alerts]
 log_file = "{blocker / 'alerts.log'}"
 [alerts.email]
@@ -753,7 +755,7 @@ def test_an_outguess_job_whose_file_does_not_extract_back_moves_to_another_cover
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
-def test_every_seed_builds_the_smoke_preset_in_full(tmp_path, seed):
+def test_every_seed_builds_the_smoke_preset_in_full(tmp_path, seed, smoke_corpus):
     from stegwatch.corpus.build import PRESETS
     from stegwatch.stego import METHODS
 
@@ -766,6 +768,8 @@ def test_every_seed_builds_the_smoke_preset_in_full(tmp_path, seed):
     preset = PRESETS["smoke"]
     assert report["errors"] == []
     assert report["by_method"] == {key: preset.stego_count(method) for key, method in METHODS.items()}
+    # another seed, another corpus (the session's smoke corpus is seed 7)
+    assert (tmp_path / "corpus" / "manifest.jsonl").read_bytes() != (smoke_corpus / "manifest.jsonl").read_bytes()
 
 
 # --- a standing fuzz test of the readers, extract and both detectors (item 18) -----------------

@@ -70,7 +70,7 @@ class DevTools:
 
 def test_live_dashboard_updates_without_a_reload(smoke_corpus, tmp_path):
     config = _config(tmp_path)
-    monitor("v4", smoke_corpus, config=config.monitor, db=config.db, latency_sample=3, console=lambda line: None)
+    monitor("v4", smoke_corpus, config=config.monitor, db=config.db, latency_sample=3, by_source=False, console=lambda line: None)
     with running(config) as (url, _):
         browser = DevTools(tmp_path / "profile", url + "/")
         try:

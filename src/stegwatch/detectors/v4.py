@@ -70,7 +70,7 @@ from stegwatch.detectors.decisive import DecisiveStage
 from stegwatch.detectors.registry import DetectorKind
 from stegwatch.detectors.train import TrainConfig, grouped_holdout, quality
 from stegwatch.features.corpus import CorpusFeatures
-from stegwatch.features.streams import STREAMS, feature_names
+from stegwatch.features.streams import STREAMS, feature_columns, feature_names
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
 from stegwatch.stats import threshold_for_fpr
 
@@ -472,8 +472,7 @@ def _join_method_models(model: V4Model, features: np.ndarray, labels: np.ndarray
 
 def model_columns(names: list[str]) -> np.ndarray:
     """Columns of full stream feature rows that make a V4 model's input: ``names``, then the route column."""
-    all_names = feature_names(STREAMS)
-    return np.asarray([all_names.index(n) for n in [*names, ROUTE_FEATURE]])
+    return feature_columns([*names, ROUTE_FEATURE])
 
 
 def model_input(features: np.ndarray, columns: np.ndarray, *, chunk: int = 128) -> np.ndarray:
@@ -489,8 +488,7 @@ def model_input(features: np.ndarray, columns: np.ndarray, *, chunk: int = 128) 
 
 
 def _legacy_columns(names: list[str]) -> np.ndarray:
-    all_names = feature_names(STREAMS)
-    return np.asarray([all_names.index(n) for n in names])
+    return feature_columns(names)
 
 
 
