@@ -88,6 +88,55 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
     assert np.isfinite(report["comparisons"][0]["comparison"]["false_positive_rate"]["mcnemar"]["p_value"])
 
 
+def test_a_stored_evaluation_stands_for_its_model_and_one_of_other_settings_is_refused(smoke_corpus, tmp_path):
+    """`baseline --evaluations` reuses `evaluate --folds K --by-source` runs: a long report can be made a model at a time."""
+    evaluated = runner.invoke(app, ["evaluate", "--model", "v3", "--corpus", str(smoke_corpus), "--folds", "2", "--by-source",
+                                    "--latency-sample", "0", "--workers", "1", "--out", str(tmp_path / "v3")])
+    assert evaluated.exit_code == 0, evaluated.output
+    stored_file = tmp_path / "v3" / "metrics.json"
+    stored = json.loads(stored_file.read_text())
+
+    def baseline(*more, out="r/baseline_report.md"):
+        return runner.invoke(app, expand_models(["baseline", "--models", "v3", "--corpus", str(smoke_corpus), "--workers", "1",
+                                                 "--latency-sample", "0", "--out", str(tmp_path / out), *more]))
+
+    result = baseline("--folds", "2", "--evaluations", str(stored_file))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "baseline_report.json").read_text())
+    name = next(iter(report["results"]))
+    assert report["identity"]["evaluation_runs"][name] == stored["run"]["run_id"]  # not evaluated again
+    assert report["identity"]["reused_evaluations"][name]["file"] == str(stored_file)
+    assert report["results"][name]["false_positive_rate"] == stored["false_positive_rate"]
+    text = (tmp_path / "r" / "baseline_report.md").read_text()
+    assert f"a stored run given with `--evaluations` (`{stored_file}`" in text and stored["run"]["command"] in text
+    # The same report evaluated afresh has the same tables.
+    fresh = baseline("--folds", "2", out="fresh/baseline_report.md")
+    assert fresh.exit_code == 0, fresh.output
+
+    def tables(markdown: str) -> list[str]:
+        return [line for line in markdown.splitlines() if line.startswith("|") and "latency" not in line and "feature cost" not in line]
+
+    assert tables((tmp_path / "fresh" / "baseline_report.md").read_text()) == tables(text)
+    # Refused, before anything is written: other folds, another assignment of covers, a model not compared, a non-report.
+    other_folds = baseline("--folds", "3", "--evaluations", str(stored_file), out="x/baseline_report.md")
+    assert other_folds.exit_code == 2 and "grouped folds" in other_folds.output
+    shuffled = json.loads(stored_file.read_text())
+    cover = next(iter(shuffled["cross_validation"]["fold_of_cover"]))
+    shuffled["cross_validation"]["fold_of_cover"][cover] = 1 - shuffled["cross_validation"]["fold_of_cover"][cover]
+    (tmp_path / "shuffled.json").write_text(json.dumps(shuffled))
+    moved = baseline("--folds", "2", "--evaluations", str(tmp_path / "shuffled.json"), out="x/baseline_report.md")
+    assert moved.exit_code == 2 and "other folds" in moved.output
+    renamed = json.loads(stored_file.read_text())
+    renamed["run"]["model"]["sha256"] = "0" * 64
+    (tmp_path / "renamed.json").write_text(json.dumps(renamed))
+    stranger = baseline("--folds", "2", "--evaluations", str(tmp_path / "renamed.json"), out="x/baseline_report.md")
+    assert stranger.exit_code == 2 and "none of --models" in stranger.output
+    (tmp_path / "junk.json").write_text("{}")
+    junk = baseline("--folds", "2", "--evaluations", str(tmp_path / "junk.json"), out="x/baseline_report.md")
+    assert junk.exit_code == 2 and "not a stegwatch metrics document" in junk.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_baseline_accept_still_works_and_report_needs_arguments(tmp_path):
     assert runner.invoke(app, ["baseline"]).exit_code == 2
     assert runner.invoke(app, ["baseline", "accept", "nope", "--db", str(tmp_path / "h.db")]).exit_code == 2

@@ -25,7 +25,7 @@ from stegwatch.cli import corpus, detect, evaluate, monitor, reports, serve  # n
 from stegwatch.cli._app import app
 
 #: Options that take several values after one flag (``--models v3 v4``).
-MULTI_VALUE_OPTIONS = ("--models", "--ablations")
+MULTI_VALUE_OPTIONS = ("--models", "--ablations", "--evaluations")
 
 
 def expand_models(argv: list[str]) -> list[str]:

@@ -24,6 +24,7 @@ def baseline_report_command(
     seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
     train_extra: Annotated[Optional[list[Path]], typer.Option("--train-extra", help=TRAIN_EXTRA_HELP)] = None,
+    evaluations: Annotated[Optional[list[Path]], typer.Option("--evaluations", help="Stored runs of `stegwatch evaluate --folds K --by-source` (their metrics.json) that stand for the models they evaluated, instead of evaluating them again: same model file, corpus, folds and target, checked.")] = None,
     latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency, per model.")] = 50,
     anchor: Annotated[Optional[str], typer.Option(help="Add the field's reference pipeline as a last column, on the same folds: sealwatch (DCTR/SPAM with its FLD ensemble; needs the optional extra stegwatch\\[anchor]).")] = None,
 ) -> None:
@@ -36,7 +37,7 @@ def baseline_report_command(
 
     report = baseline_report(models, corpus, folds=folds, seed=seed, out=out_file, ablations=ablations,
                              workers=workers_or_all(workers), command=command_line(), anchor=anchor,
-                             train_extra=train_extra, latency_sample=latency_sample)
+                             train_extra=train_extra, latency_sample=latency_sample, evaluations=evaluations)
     for pair in report["comparisons"]:
         for sentence in pair["verdicts"]:
             out.print(escape(sentence))  # names models and methods, which a model card or manifest spells

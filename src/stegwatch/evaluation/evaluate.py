@@ -303,6 +303,13 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
     return metrics
 
 
+def model_identity(detector, path: Path | None) -> dict:
+    """A run's ``model``: the detector's name and version, its model file and that file's sha256 (None for a detector
+    without one)."""
+    return {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None}
+
+
 def evaluate(
     model: str | Path,
     corpus: str | Path | None = None,
@@ -394,10 +401,8 @@ def evaluate(
                                                 in_source_flags=flags if refitted else None,
                                                 in_source_scores=scores if refitted else None, extra=extra)
 
-    model_identity = {"name": detector.name, "version": detector.version, "path": str(path) if path else None,
-                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None}
     metrics = metrics_from_decisions(
-        data, scores, flags, predicted, model=model_identity, root=root, split=split, command=command, target_fpr=target_fpr,
+        data, scores, flags, predicted, model=model_identity(detector, path), root=root, split=split, command=command, target_fpr=target_fpr,
         threshold=None if refitted else float(detector.threshold), in_sample=in_sample, cross_validation=cross,
         generalization_section=generalization_section)
     if latency_sample > 0 and n and root is not None:

@@ -2,7 +2,11 @@
 
 For each model, ``evaluate`` with grouped folds (every model refitted per
 fold: V4 retrained, V3 recalibrated, so both are out-of-fold) and its
-generalization section (leave-one-cover-source-out). For each pair of
+generalization section (leave-one-cover-source-out); a model's column can
+instead be a stored ``evaluate`` run of the same settings (``evaluations``:
+:func:`stored_evaluation` checks corpus, folds and their assignment, target,
+sections and training files), so a long report can be made a model at a
+time. For each pair of
 consecutive models: a paired cluster bootstrap over cover groups for the
 difference in detection rate (per method and overall) and in false-positive
 rate, which decides significance; the exact McNemar test on the paired file
@@ -26,9 +30,10 @@ from stegwatch.features.corpus import load_corpus_features
 from stegwatch.monitoring.dashboard import gap_text, html_template
 from stegwatch.errors import ConfigError
 from stegwatch.evaluation.cost import FAMILIES, path_family, stegwatch_feature_cost, timed_files
-from stegwatch.evaluation.evaluate import evaluate
+from stegwatch.detectors import load_detector, model_path
+from stegwatch.evaluation.evaluate import evaluate, model_identity
 from stegwatch.evaluation.metrics import mcnemar_exact, paired_bootstrap
-from stegwatch.provenance import new_run_id
+from stegwatch.provenance import git_commit, new_run_id
 from stegwatch.stats import DEFAULT_TARGET_FPR, significant_change
 from stegwatch.evaluation.plots import figure_png
 from stegwatch.format.files import write_bytes_atomic, write_text_atomic
@@ -166,14 +171,77 @@ def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, ta
     return Metrics.model_validate(metrics).model_dump(mode="json")
 
 
+def read_evaluation(path: Path) -> dict:
+    """A stored ``evaluate`` run (its ``metrics.json``, or ``runs/<run id>.json``), schema-checked."""
+    from pydantic import ValidationError
+
+    from stegwatch.evaluation.schema import Metrics
+
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        metrics = Metrics.model_validate(document).model_dump(mode="json")
+    except FileNotFoundError:
+        raise ConfigError(f"evaluation {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"evaluation {path}: cannot be read as JSON: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"evaluation {path}: not a stegwatch metrics document ({exc.error_count()} schema errors)") from None
+    if not metrics.get("decisions"):
+        raise ConfigError(f"evaluation {path}: it holds no per-file decisions, which the significance tests pair")
+    return metrics
+
+
+def stored_evaluation(path: Path, metrics: dict, data, assignment: np.ndarray, *, folds: int, target_fpr: float,
+                      trainable: bool, extra_record: list) -> None:
+    """Refuse a stored evaluation that is not what this report would have run for its model.
+
+    It must be of this corpus (manifest sha256, every file, no split), with grouped folds of the same number and the
+    same assignment of every cover to its fold (which the seed decides), the model refitted per fold when it can be,
+    the same target FPR, the leave-one-source-out section, and the same training-only files.
+    """
+    def refuse(reason: str) -> None:
+        raise ConfigError(f"evaluation {path} (run {metrics['run']['run_id']}) cannot stand for its model here: {reason}")
+
+    corpus = metrics["run"]["corpus"]
+    if corpus.get("manifest_sha256") != data.manifest_sha256:
+        refuse(f"it is of another corpus (manifest sha256 {str(corpus.get('manifest_sha256'))[:16]}…, this one "
+               f"{data.manifest_sha256[:16]}…)")
+    if corpus.get("files") != len(data.entries) + len(data.errors):
+        refuse(f"it read {corpus.get('files')} files of the corpus, this report {len(data.entries) + len(data.errors)}")
+    if corpus.get("split") is not None:
+        refuse(f"it evaluated the {corpus['split']} split only; the report evaluates every file")
+    if metrics.get("fpr_target") != target_fpr:
+        refuse(f"its target FPR is {metrics.get('fpr_target')}, this report's {target_fpr}")
+    cross = metrics.get("cross_validation")
+    if not cross or cross.get("folds") != folds:
+        refuse(f"it has {cross.get('folds') if cross else 'no'} grouped folds; this report {folds} (evaluate --folds {folds})")
+    if bool(cross.get("trained_per_fold")) != trainable:
+        refuse("the model was not refitted per fold" if trainable else "it was refitted per fold, which this model cannot be")
+    expected = {e.cover_id: int(assignment[i]) for i, e in enumerate(data.entries)}
+    if cross.get("fold_of_cover") != expected:
+        refuse("its folds put covers in other folds than this report's seed does")
+    if not metrics.get("generalization"):
+        refuse("it has no leave-one-cover-source-out section (evaluate --by-source)")
+    if (cross.get("extra_training") or []) != extra_record:
+        refuse("its refits trained on other training-only files than this report's --train-extra")
+
+
+def _same_model(run_model: dict, identity: dict) -> bool:
+    """The same model: name, version and model file sha256 (the file may lie in another checkout)."""
+    return all(run_model.get(key) == identity[key] for key in ("name", "version", "sha256"))
+
+
 def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
                     out: Path = Path("docs/grok/baseline_report.md"), ablations: list[Path] | None = None,
                     workers: int = 1, command: str = "", latency_sample: int = 50, anchor: str | None = None,
-                    train_extra: list[Path] | None = None) -> dict:
+                    train_extra: list[Path] | None = None, evaluations: list[Path] | None = None) -> dict:
     """Run everything and write the Markdown report, its HTML twin, its charts and ``baseline_report.json``.
 
     ``anchor`` (``sealwatch``) adds the field's reference pipeline as a last column, trained on the same folds
     (:mod:`stegwatch.evaluation.anchor`); without its optional extra the report is refused before any work.
+    ``evaluations``: stored ``evaluate --folds K --by-source`` runs (``metrics.json``) that stand for the models they
+    evaluated (same model file, by sha256) instead of evaluating them again; each is checked by
+    :func:`stored_evaluation`, named in the report, and one that matches none of ``models`` is refused.
     """
     if anchor is not None:
         from stegwatch.evaluation.anchor import ANCHORS, require_sealwatch
@@ -181,18 +249,47 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         if anchor not in ANCHORS:
             raise ConfigError(f"unknown anchor {anchor!r}; choose from {', '.join(ANCHORS)}")
         require_sealwatch()
+    stored = {Path(p): read_evaluation(Path(p)) for p in evaluations or []}
+    detectors = {model: load_detector(model) for model in models} if stored else {}
+    identities = {model: model_identity(detector, model_path(model)) for model, detector in detectors.items()}
+    for path, metrics in stored.items():
+        twins = [other for other, m in stored.items() if other != path and _same_model(m["run"]["model"], metrics["run"]["model"])]
+        if twins:
+            raise ConfigError(f"evaluations {path} and {twins[0]} are of the same model: give one")
+        if not any(_same_model(metrics["run"]["model"], identity) for identity in identities.values()):
+            model = metrics["run"]["model"]
+            raise ConfigError(f"evaluation {path} is of {model['name']} {model['version']} (sha256 "
+                              f"{str(model['sha256'])[:16]}…), none of --models")
     data = load_corpus_features(corpus, workers=workers)  # read and hashed once, for every model and experiment
     extra = None
     if train_extra:  # training-only files joined to every detector's refits (the anchor's extraction cost keeps it out)
         from stegwatch.evaluation.folds import join_extra
 
         extra = join_extra(data, train_extra, workers=workers)
-    results = {}
+    assignment = None
+    if stored:
+        from stegwatch.evaluation.folds import fold_assignment
+
+        assignment = fold_assignment(data, folds, seed)
+    results, reused = {}, {}
     for model in models:
-        metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
-                           latency_sample=latency_sample, command=command, data=data, by_source=True,
-                           train_extra=extra)
-        results[f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"] = metrics
+        found = [(path, metrics) for path, metrics in stored.items() if model in identities
+                 and _same_model(metrics["run"]["model"], identities[model])]
+        if found:
+            path, metrics = found[0]
+            stored_evaluation(path, metrics, data, assignment, folds=folds, target_fpr=target_fpr,
+                              trainable=bool(detectors[model].trainable),
+                              extra_record=extra.record() if extra is not None else [])
+            log.info("%s: the stored evaluation run %s (%s)", model, metrics["run"]["run_id"], path)
+        else:
+            metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
+                               latency_sample=latency_sample, command=command, data=data, by_source=True,
+                               train_extra=extra, detector=detectors.get(model))
+        name = f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"
+        results[name] = metrics
+        if found:
+            reused[name] = {"file": str(found[0][0]), "command": metrics["run"]["command"],
+                            "git_commit": metrics["run"]["git_commit"], "timestamp": metrics["run"]["timestamp"]}
     feature_cost = measure_feature_cost(data, Path(corpus), workers=workers)  # the files the anchor's cost is timed on
     if anchor is not None:
         metrics = anchor_metrics(anchor, data, Path(corpus), folds=folds, seed=seed, target_fpr=target_fpr, command=command,
@@ -210,9 +307,10 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "corpus": next(iter(results.values()))["run"]["corpus"],
-        "git_commit": next(iter(results.values()))["run"]["git_commit"],
+        "git_commit": git_commit() if reused else next(iter(results.values()))["run"]["git_commit"],
         "models": {name: r["run"]["model"] for name, r in results.items()},
         "evaluation_runs": {name: r["run"]["run_id"] for name, r in results.items()},
+        "reused_evaluations": reused,
         "folds": folds, "seed": seed,
     }
     report = {"identity": identity, "results": results, "comparisons": comparisons, "generalization": loso,
