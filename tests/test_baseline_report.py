@@ -100,15 +100,24 @@ def test_a_stored_evaluation_stands_for_its_model_and_one_of_other_settings_is_r
         return runner.invoke(app, expand_models(["baseline", "--models", "v3", "--corpus", str(smoke_corpus), "--workers", "1",
                                                  "--latency-sample", "0", "--out", str(tmp_path / out), *more]))
 
+    # Made in another checkout: the model file's path differs, its sha256 does not.
+    moved = json.loads(stored_file.read_text())
+    moved["run"]["model"]["path"] = "/elsewhere/stegwatch/detectors/models/v3/v3_calibration.json"
+    (tmp_path / "elsewhere").mkdir()
+    stored_file = tmp_path / "elsewhere" / "metrics.json"
+    stored_file.write_text(json.dumps(moved))
     result = baseline("--folds", "2", "--evaluations", str(stored_file))
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r" / "baseline_report.json").read_text())
     name = next(iter(report["results"]))
     assert report["identity"]["evaluation_runs"][name] == stored["run"]["run_id"]  # not evaluated again
     assert report["identity"]["reused_evaluations"][name]["file"] == str(stored_file)
+    assert report["identity"]["models"][name]["path"] != moved["run"]["model"]["path"]  # this checkout's model file
+    assert report["identity"]["corpus"]["path"] == str(smoke_corpus)
     assert report["results"][name]["false_positive_rate"] == stored["false_positive_rate"]
     text = (tmp_path / "r" / "baseline_report.md").read_text()
     assert f"a stored run given with `--evaluations` (`{stored_file}`" in text and stored["run"]["command"] in text
+    assert stored["run"]["run_id"] in (tmp_path / "r" / "baseline_report.html").read_text()
     # The same report evaluated afresh has the same tables.
     fresh = baseline("--folds", "2", out="fresh/baseline_report.md")
     assert fresh.exit_code == 0, fresh.output
@@ -117,24 +126,42 @@ def test_a_stored_evaluation_stands_for_its_model_and_one_of_other_settings_is_r
         return [line for line in markdown.splitlines() if line.startswith("|") and "latency" not in line and "feature cost" not in line]
 
     assert tables((tmp_path / "fresh" / "baseline_report.md").read_text()) == tables(text)
-    # Refused, before anything is written: other folds, another assignment of covers, a model not compared, a non-report.
+
+    # Refused before any model is evaluated (v4 is listed first and would be refitted) and before anything is written.
+    def tampered(name: str, change) -> Path:
+        document = json.loads(stored_file.read_text())
+        change(document)
+        (tmp_path / f"{name}.json").write_text(json.dumps(document))
+        return tmp_path / f"{name}.json"
+
+    cv = "cross_validation"
+    cases = {
+        "another assignment": (lambda d: d[cv]["fold_of_cover"].update(
+            {k: 1 - v for k, v in list(d[cv]["fold_of_cover"].items())[:1]}), "other folds"),
+        "another seed": (lambda d: d[cv].update(seed=5), "its seed is 5"),
+        "another corpus": (lambda d: d["run"]["corpus"].update(manifest_sha256="0" * 64), "another corpus"),
+        "one split": (lambda d: d["run"]["corpus"].update(split="monitor"), "split only"),
+        "another target": (lambda d: d.update(fpr_target=0.01), "target FPR"),
+        "no by-source": (lambda d: d.update(generalization=None), "evaluate --by-source"),
+        "extra training": (lambda d: d[cv].update(extra_training=[{"path": "t", "manifest_sha256": "1" * 64, "files": 9,
+                                                                   "cover_groups": 3}]), "training-only files"),
+        "another model": (lambda d: d["run"]["model"].update(sha256="0" * 64), "none of --models"),
+    }
+    for case, (change, words) in cases.items():
+        refused = runner.invoke(app, expand_models([
+            "baseline", "--models", "v4", "v3", "--corpus", str(smoke_corpus), "--workers", "1", "--folds", "2",
+            "--latency-sample", "0", "--out", str(tmp_path / "x" / "baseline_report.md"),
+            "--evaluations", str(tampered(case.replace(" ", "-"), change))]))
+        assert refused.exit_code == 2 and words in " ".join(refused.output.split()), (case, refused.output)
     other_folds = baseline("--folds", "3", "--evaluations", str(stored_file), out="x/baseline_report.md")
     assert other_folds.exit_code == 2 and "grouped folds" in other_folds.output
-    shuffled = json.loads(stored_file.read_text())
-    cover = next(iter(shuffled["cross_validation"]["fold_of_cover"]))
-    shuffled["cross_validation"]["fold_of_cover"][cover] = 1 - shuffled["cross_validation"]["fold_of_cover"][cover]
-    (tmp_path / "shuffled.json").write_text(json.dumps(shuffled))
-    moved = baseline("--folds", "2", "--evaluations", str(tmp_path / "shuffled.json"), out="x/baseline_report.md")
-    assert moved.exit_code == 2 and "other folds" in moved.output
-    renamed = json.loads(stored_file.read_text())
-    renamed["run"]["model"]["sha256"] = "0" * 64
-    (tmp_path / "renamed.json").write_text(json.dumps(renamed))
-    stranger = baseline("--folds", "2", "--evaluations", str(tmp_path / "renamed.json"), out="x/baseline_report.md")
-    assert stranger.exit_code == 2 and "none of --models" in stranger.output
+    twice = baseline("--folds", "2", "--evaluations", str(stored_file), str(tmp_path / "v3" / "metrics.json"), out="x/baseline_report.md")
+    assert twice.exit_code == 2 and "are of the same model" in twice.output
     (tmp_path / "junk.json").write_text("{}")
     junk = baseline("--folds", "2", "--evaluations", str(tmp_path / "junk.json"), out="x/baseline_report.md")
     assert junk.exit_code == 2 and "not a stegwatch metrics document" in junk.output
     assert not (tmp_path / "x").exists()
+    assert stored["cross_validation"]["seed"] == 0  # recorded, so a run of another seed is refused even with equal folds
 
 
 def test_baseline_accept_still_works_and_report_needs_arguments(tmp_path):

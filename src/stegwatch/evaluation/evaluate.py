@@ -208,7 +208,7 @@ def unread_covers(detector, *, labels, refitted: bool, by_source: bool,
 
 
 def cross_validation_record(data: CorpusFeatures, assignment: np.ndarray, scores: np.ndarray, flags: np.ndarray,
-                            thresholds: list[float], refitted: bool) -> dict:
+                            thresholds: list[float], refitted: bool, seed: int | None = None) -> dict:
     """The ``cross_validation`` section: per-fold rates at each fold's own threshold, their spread, the assignment."""
     entries = data.entries
     folds = len(thresholds)
@@ -219,7 +219,7 @@ def cross_validation_record(data: CorpusFeatures, assignment: np.ndarray, scores
     mean, std = _summary(per_fold)
     return {"folds": folds, "trained_per_fold": refitted, "splitter": "StratifiedGroupKFold(groups=cover_id)",
             "per_fold": per_fold, "mean": mean, "std": std, "thresholds": thresholds,
-            "fold_of_cover": {e.cover_id: int(assignment[i]) for i, e in enumerate(entries)}}
+            "fold_of_cover": {e.cover_id: int(assignment[i]) for i, e in enumerate(entries)}, "seed": seed}
 
 
 def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.ndarray, predicted: list[str], *, model: dict,
@@ -389,7 +389,7 @@ def evaluate(
             scores, method_scores, methods = detector.score_features(data.features)
             flags, thresholds = scores >= detector.threshold, [float(detector.threshold)] * folds
             predicted = [methods[int(np.argmax(row))] for row in method_scores]
-        cross = cross_validation_record(data, assignment, scores, flags, thresholds, refitted)
+        cross = cross_validation_record(data, assignment, scores, flags, thresholds, refitted, seed)
         cross["extra_training"] = extra.record() if extra is not None and refitted else []
     else:
         scores, method_scores, methods = detector.score_features(data.features)

@@ -88,6 +88,8 @@ class CrossValidation(BaseModel):
     std: dict[str, float | None]
     thresholds: list[float] = Field(description="each fold's own threshold (the one its decisions used)")
     fold_of_cover: dict[str, int]
+    seed: int | None = Field(default=None, description="seed of the fold assignment and of every refit (absent in runs "
+                             "stored before it was recorded)")
     extra_training: list[dict] = Field(default_factory=list, description="training-only corpora joined to every refit "
                                        "(path, manifest_sha256, files, cover_groups): never scored; in each fold those of "
                                        "held-out covers left out")

@@ -26,6 +26,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from stegwatch import __version__
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.monitoring.dashboard import gap_text, html_template
 from stegwatch.errors import ConfigError
@@ -158,7 +159,7 @@ def anchor_metrics(anchor: str, data, corpus: Path, *, folds: int, seed: int, ta
     log.info("anchor %s: its own features and classifier on the same %d folds", anchor, folds)
     decided = anchor_decisions(data, Path(corpus), assignment, seed=seed, target_fpr=target_fpr, workers=workers)
     n = len(data.entries)
-    cross = cross_validation_record(data, assignment, decided["scores"], decided["flags"], decided["thresholds"], True)
+    cross = cross_validation_record(data, assignment, decided["scores"], decided["flags"], decided["thresholds"], True, seed)
     model = {"name": f"{anchor}-anchor", "version": f"{decided['version']} DCTR+SPAM FLD-ensemble", "path": None, "sha256": None}
     metrics = metrics_from_decisions(
         data, decided["scores"], decided["flags"], [""] * n, model=model, root=Path(corpus), split=None, command=command,
@@ -191,17 +192,29 @@ def read_evaluation(path: Path) -> dict:
     return metrics
 
 
-def stored_evaluation(path: Path, metrics: dict, data, assignment: np.ndarray, *, folds: int, target_fpr: float,
-                      trainable: bool, extra_record: list) -> None:
+def _training_files(record: list) -> list[dict]:
+    """The training-only corpora of a run by what they hold, not by how their path was typed."""
+    return [{k: source.get(k) for k in ("manifest_sha256", "files", "cover_groups", "unreadable")} for source in record]
+
+
+def stored_evaluation(path: Path, metrics: dict, detector, data, *, folds: int, seed: int, target_fpr: float,
+                      extra_record: list) -> None:
     """Refuse a stored evaluation that is not what this report would have run for its model.
 
-    It must be of this corpus (manifest sha256, every file, no split), with grouped folds of the same number and the
-    same assignment of every cover to its fold (which the seed decides), the model refitted per fold when it can be,
-    the same target FPR, the leave-one-source-out section, and the same training-only files.
+    It must be of this corpus (manifest sha256, file count, no split), with grouped folds of the same number, the same
+    assignment of every cover to its fold and the same seed (where the run recorded it), the model refitted per fold
+    when it can be, the same target FPR, the leave-one-source-out section, and the same training-only files. For a
+    detector that cannot be refitted, the files of its training covers are left out first, as :func:`evaluate` does.
     """
+    from stegwatch.evaluation.evaluate import exclude_in_sample
+    from stegwatch.evaluation.folds import fold_assignment
+
     def refuse(reason: str) -> None:
         raise ConfigError(f"evaluation {path} (run {metrics['run']['run_id']}) cannot stand for its model here: {reason}")
 
+    trainable = bool(detector.trainable)
+    if not trainable:
+        data, _ = exclude_in_sample(detector, data, False)
     corpus = metrics["run"]["corpus"]
     if corpus.get("manifest_sha256") != data.manifest_sha256:
         refuse(f"it is of another corpus (manifest sha256 {str(corpus.get('manifest_sha256'))[:16]}…, this one "
@@ -217,12 +230,14 @@ def stored_evaluation(path: Path, metrics: dict, data, assignment: np.ndarray, *
         refuse(f"it has {cross.get('folds') if cross else 'no'} grouped folds; this report {folds} (evaluate --folds {folds})")
     if bool(cross.get("trained_per_fold")) != trainable:
         refuse("the model was not refitted per fold" if trainable else "it was refitted per fold, which this model cannot be")
-    expected = {e.cover_id: int(assignment[i]) for i, e in enumerate(data.entries)}
-    if cross.get("fold_of_cover") != expected:
+    if cross.get("seed") is not None and cross["seed"] != seed:
+        refuse(f"its seed is {cross['seed']}, this report's {seed}")
+    assignment = fold_assignment(data, folds, seed)
+    if cross.get("fold_of_cover") != {e.cover_id: int(assignment[i]) for i, e in enumerate(data.entries)}:
         refuse("its folds put covers in other folds than this report's seed does")
     if not metrics.get("generalization"):
         refuse("it has no leave-one-cover-source-out section (evaluate --by-source)")
-    if (cross.get("extra_training") or []) != extra_record:
+    if _training_files(cross.get("extra_training") or []) != _training_files(extra_record):
         refuse("its refits trained on other training-only files than this report's --train-extra")
 
 
@@ -266,20 +281,18 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         from stegwatch.evaluation.folds import join_extra
 
         extra = join_extra(data, train_extra, workers=workers)
-    assignment = None
-    if stored:
-        from stegwatch.evaluation.folds import fold_assignment
-
-        assignment = fold_assignment(data, folds, seed)
+    # Every stored run is checked before any model is evaluated: a refusal costs nothing.
+    standing = {}
+    for model in models:
+        for path, metrics in stored.items():
+            if model in identities and _same_model(metrics["run"]["model"], identities[model]):
+                stored_evaluation(path, metrics, detectors[model], data, folds=folds, seed=seed, target_fpr=target_fpr,
+                                  extra_record=extra.record() if extra is not None else [])
+                standing[model] = (path, metrics)
     results, reused = {}, {}
     for model in models:
-        found = [(path, metrics) for path, metrics in stored.items() if model in identities
-                 and _same_model(metrics["run"]["model"], identities[model])]
-        if found:
-            path, metrics = found[0]
-            stored_evaluation(path, metrics, data, assignment, folds=folds, target_fpr=target_fpr,
-                              trainable=bool(detectors[model].trainable),
-                              extra_record=extra.record() if extra is not None else [])
+        if model in standing:
+            path, metrics = standing[model]
             log.info("%s: the stored evaluation run %s (%s)", model, metrics["run"]["run_id"], path)
         else:
             metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
@@ -287,9 +300,13 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
                                train_extra=extra, detector=detectors.get(model))
         name = f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"
         results[name] = metrics
-        if found:
-            reused[name] = {"file": str(found[0][0]), "command": metrics["run"]["command"],
-                            "git_commit": metrics["run"]["git_commit"], "timestamp": metrics["run"]["timestamp"]}
+        if model in standing:
+            reused[name] = {"file": str(standing[model][0]), "command": metrics["run"]["command"],
+                            "git_commit": metrics["run"]["git_commit"], "timestamp": metrics["run"]["timestamp"],
+                            "stegwatch_version": metrics["run"].get("stegwatch_version"), "model": identities[model]}
+            if metrics["run"].get("stegwatch_version") != __version__:
+                log.warning("%s: the stored run %s was made by stegwatch %s, this is %s", model, metrics["run"]["run_id"],
+                            metrics["run"].get("stegwatch_version"), __version__)
     feature_cost = measure_feature_cost(data, Path(corpus), workers=workers)  # the files the anchor's cost is timed on
     if anchor is not None:
         metrics = anchor_metrics(anchor, data, Path(corpus), folds=folds, seed=seed, target_fpr=target_fpr, command=command,
@@ -306,9 +323,11 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         "run_id": new_run_id(suffix=hashlib.sha256("".join(r["run"]["run_id"] for r in results.values()).encode()).hexdigest()[:8]),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
-        "corpus": next(iter(results.values()))["run"]["corpus"],
+        # this run's reading of the corpus and of the model files (a stored run's may be another checkout's)
+        "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": len(data.entries) + len(data.errors),
+                   "split": None, "labels": data.labels} if reused else next(iter(results.values()))["run"]["corpus"],
         "git_commit": git_commit() if reused else next(iter(results.values()))["run"]["git_commit"],
-        "models": {name: r["run"]["model"] for name, r in results.items()},
+        "models": {name: reused[name]["model"] if name in reused else r["run"]["model"] for name, r in results.items()},
         "evaluation_runs": {name: r["run"]["run_id"] for name, r in results.items()},
         "reused_evaluations": reused,
         "folds": folds, "seed": seed,
