@@ -32,10 +32,18 @@ def test_paired_bootstrap_interval_contains_the_difference():
 
 def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
     ablation_file = tmp_path / "ablation_stream.json"
-    ablated = runner.invoke(app, ["ablate", "--corpus", str(smoke_corpus), "--by", "stream", "--folds", "2", "--only", "dct",
-                                  "--only", "meta", "--out", str(ablation_file), "--workers", "1"])
+    checkpoints = tmp_path / "refits"
+    ablate_args = ["ablate", "--corpus", str(smoke_corpus), "--by", "stream", "--folds", "2", "--only", "dct",
+                   "--only", "meta", "--out", str(ablation_file), "--workers", "1", "--checkpoints", str(checkpoints)]
+    ablated = runner.invoke(app, ablate_args)
     assert ablated.exit_code == 0, ablated.output
     ablation = json.loads(ablation_file.read_text())
+    assert ablation["refits"] == {"directory": str(checkpoints), "kept": True, "fitted": 6, "reused": 0}
+    # Run again (a stopped run resumed): every refit is taken from its checkpoint, and every number is the same.
+    assert runner.invoke(app, ablate_args).exit_code == 0
+    resumed = json.loads(ablation_file.read_text())
+    assert resumed["refits"] == {"directory": str(checkpoints), "kept": True, "fitted": 0, "reused": 6}
+    assert (resumed["full"], resumed["variants"]) == (ablation["full"], ablation["variants"])
     assert set(ablation["variants"]) == {"dct", "meta"} and ablation["folds"] == 2
     assert "change" in ablation["variants"]["meta"]
     # P_E per method, full and without the stream, and its change (where detection at the threshold cannot move).
@@ -50,7 +58,7 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
     report_file = tmp_path / "report" / "baseline_report.md"
     args = expand_models(["baseline", "--models", "v3", "v4", "--corpus", str(smoke_corpus), "--folds", "2", "--out", str(report_file),
                           "--ablations", str(ablation_file), "--ablations", str(tmp_path / "ablation_category.json"), "--workers", "1",
-                          "--latency-sample", "5"])
+                          "--latency-sample", "5", "--checkpoints", str(checkpoints)])
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     text = report_file.read_text()
@@ -71,9 +79,15 @@ def test_ablate_and_baseline_report_end_to_end(smoke_corpus, tmp_path):
         assert set(general["sources"]) <= {"pypi:scikit-image", "pypi:scikit-learn", "pypi:matplotlib", "pypi:PyWavelets"}
     assert (report_file.parent / "roc_alpha.png").read_bytes()[:4] == b"\x89PNG"
     assert report_file.with_suffix(".html").read_text().count("data:image/png;base64,") >= 2
-    # Re-running the same command reproduces the tables (the evaluation is deterministic).
+    # V4's fold refits are the ablation's full model's (same folds, seed and rows); its per-source ones are new. V3's
+    # recalibrations are not kept.
+    v3, v4 = (report["results"][name]["refits"] for name in report["identity"]["evaluation_runs"])
+    assert v4["reused"] == 2 and v4["fitted"] >= 1 and not v3["kept"] and v3["reused"] == 0
+    # Re-running the same command reproduces the tables (the evaluation is deterministic), V4's refits all reused.
     rerun = runner.invoke(app, args)
     assert rerun.exit_code == 0
+    again = json.loads(report_file.with_suffix(".json").read_text())["results"]
+    assert [r["refits"]["fitted"] for r in again.values()] == [v3["fitted"], 0]
 
     def tables(markdown: str) -> list[str]:
         timed = ("latency", "throughput", "feature cost")

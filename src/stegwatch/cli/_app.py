@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -68,6 +69,10 @@ SchedulerOption = Annotated[Optional[str], typer.Option("--scheduler", help="Das
 MODEL_HELP = "A registered detector key (its shipped model), or a model file of a registered kind."
 TRAIN_EXTRA_HELP = ("A training-only corpus (e.g. build/training-corpus, from `corpus build --preset training`) whose train split "
                     "joins every fit (repeatable): its files are never scored, and those of held-out covers are left out.")
+CheckpointsOption = Annotated[Optional[Path], typer.Option(
+    "--checkpoints", help="A folder to keep each refit in and take it from when the same refit (same settings, training rows "
+    "and fitting code) comes again: a stopped run resumes, and ablate's full model reuses evaluate's fold refits. "
+    "Loaded with pickle: give only a folder your own runs wrote.")]
 
 #: Parameter names of the options that send machine-readable output to stdout.
 MACHINE_OUTPUT = ("as_json", "jsonl", "csv_out")

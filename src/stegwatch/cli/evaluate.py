@@ -11,6 +11,7 @@ from rich.table import Table
 from stegwatch.cli._app import (
     MODEL_HELP,
     TRAIN_EXTRA_HELP,
+    CheckpointsOption,
     ExecutorOption,
     SchedulerOption,
     app,
@@ -61,6 +62,7 @@ def evaluate_command(
     split: Annotated[Optional[str], typer.Option(help="Only this split of the corpus: train or monitor (default: every file).")] = None,
     executor: ExecutorOption = "local",
     scheduler: SchedulerOption = None,
+    checkpoints: CheckpointsOption = None,
 ) -> None:
     """Evaluate a detector: FPR with file- and cover-group intervals, detection per method, ROC/AUC, P_E, MD5, folds, latency.
 
@@ -73,7 +75,8 @@ def evaluate_command(
         metrics = evaluate(model, corpus, labels=labels, folds=folds, seed=seed, target_fpr=target_fpr, threshold=threshold,
                            workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(), progress=progress,
                            scheduler=scheduler_for(executor, scheduler), out=out_dir, split=split,
-                           allow_in_sample=allow_in_sample, by_source=by_source, train_extra=train_extra)
+                           allow_in_sample=allow_in_sample, by_source=by_source, train_extra=train_extra,
+                           checkpoints=checkpoints)
     if as_json:
         print_json(metrics)
         return
@@ -262,12 +265,13 @@ def ablate_command(
     seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes for feature extraction.")] = None,
     train_extra: Annotated[Optional[list[Path]], typer.Option("--train-extra", help=TRAIN_EXTRA_HELP)] = None,
+    checkpoints: CheckpointsOption = None,
 ) -> None:
     """Retrain a trainable detector without each negatives category (or each stream) on the same grouped folds; report the changes."""
     from stegwatch.evaluation.ablation import ablate
 
     result = ablate(model, corpus, by=by, folds=folds, seed=seed, only=only, workers=workers_or_all(workers), command=command_line(),
-                    out=out_file, train_extra=train_extra or ())
+                    out=out_file, train_extra=train_extra or (), checkpoints=checkpoints)
     table = Table(title=f"Ablation by {by} ({folds} folds); full model FPR {result['full']['false_positive_rate']['count']}/"
                         f"{result['full']['false_positive_rate']['n']}, AUC {result['full']['roc_auc']:.4f}")
     for column in ("without", "FPR", "change in FPR (points)", "change in AUC"):

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stegwatch.cli._app import TRAIN_EXTRA_HELP, baseline_app, escape, out, verb, workers_or_all
+from stegwatch.cli._app import TRAIN_EXTRA_HELP, CheckpointsOption, baseline_app, escape, out, verb, workers_or_all
 from stegwatch.errors import ConfigError
 from stegwatch.provenance import command_line
 
@@ -27,6 +27,7 @@ def baseline_report_command(
     evaluations: Annotated[Optional[list[Path]], typer.Option("--evaluations", help="Stored runs of `stegwatch evaluate --folds K --by-source` (their metrics.json) that stand for the models they evaluated, instead of evaluating them again: same model file, corpus, folds and target, checked.")] = None,
     latency_sample: Annotated[int, typer.Option(help="Files timed one by one for latency, per model.")] = 50,
     anchor: Annotated[Optional[str], typer.Option(help="Add the field's reference pipeline as a last column, on the same folds: sealwatch (DCTR/SPAM with its FLD ensemble; needs the optional extra stegwatch\\[anchor]).")] = None,
+    checkpoints: CheckpointsOption = None,
 ) -> None:
     """Write the baseline report: overall numbers, significance, breakdowns, cover-source mismatch, ablations."""
     if ctx.invoked_subcommand is not None:
@@ -37,7 +38,8 @@ def baseline_report_command(
 
     report = baseline_report(models, corpus, folds=folds, seed=seed, out=out_file, ablations=ablations,
                              workers=workers_or_all(workers), command=command_line(), anchor=anchor,
-                             train_extra=train_extra, latency_sample=latency_sample, evaluations=evaluations)
+                             train_extra=train_extra, latency_sample=latency_sample, evaluations=evaluations,
+                             checkpoints=checkpoints)
     for pair in report["comparisons"]:
         for sentence in pair["verdicts"]:
             out.print(escape(sentence))  # names models and methods, which a model card or manifest spells

@@ -555,6 +555,11 @@ class V4Detector(StreamFeatureDetector):
         return [found | {methods[j]: {"value": round(float(row[j]), 6), "score": round(float(row[j]), 6)}
                          for j in np.argsort(-row, kind="stable")[:3]} for found, row in zip(decisive, scores, strict=True)]
 
+    def refit_identity(self) -> dict:
+        """What a refit takes from this model: its name, version and the card's settings (by sha256 of the card)."""
+        card = json.dumps(self.card, sort_keys=True).encode()
+        return {"name": self.name, "version": self.version, "card_sha256": hashlib.sha256(card).hexdigest()}
+
     def refit(self, data: CorpusFeatures, train: np.ndarray, *, seed: int, target_fpr: float,
               exclude_categories: tuple[str, ...] = (), drop_streams: tuple[str, ...] = ()) -> FittedV4:
         """The recipe with the card's settings fitted on ``train`` (a grouped 25% of its covers stops the boosting and

@@ -18,6 +18,7 @@ from stegwatch.corpus.negatives import GENERATORS
 from stegwatch.detectors import load_detector
 from stegwatch.features.corpus import load_corpus_features
 from stegwatch.errors import ModelError
+from stegwatch.evaluation.checkpoints import CheckpointedRefits, with_checkpoints
 from stegwatch.evaluation.folds import fold_assignment, join_extra, out_of_fold
 from stegwatch.evaluation.metrics import by_key, containers_of, p_e
 from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, roc_auc
@@ -48,15 +49,18 @@ def _summary(data, decided) -> dict:
 
 def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
            workers: int = 1, only: list[str] | None = None, command: str = "", out: str | Path | None = None,
-           train_extra: list[str | Path] = ()) -> dict:
+           train_extra: list[str | Path] = (), checkpoints: str | Path | None = None) -> dict:
     """The full model and one variant per category (``by="category"``) or stream (``by="stream"``).
 
     ``out``: a JSON file to write the result to (atomically). ``train_extra``:
     training-only corpora joined to every refit (:class:`~stegwatch.evaluation.folds.ExtraTraining`).
+    ``checkpoints``: a folder where refits are kept and taken from
+    (:mod:`~stegwatch.evaluation.checkpoints`); the full model's refits are those of
+    ``evaluate --folds`` with the same folds and seed, so one folder serves both.
     """
     if by not in ("category", "stream"):
         raise ValueError("by must be category or stream")
-    detector = load_detector(model)
+    detector = with_checkpoints(load_detector(model), checkpoints)
     if not detector.trainable:
         raise ModelError(f"ablations retrain the model: {detector.name} is not trainable")
     data = load_corpus_features(corpus, workers=workers)
@@ -85,6 +89,8 @@ def ablate(model: str, corpus, *, by: str, folds: int = 3, seed: int = 0, target
     result = {"run_id": new_run_id(), "by": by, "folds": folds, "seed": seed, "target_fpr": target_fpr, "model": {"name": detector.name, "version": detector.version},
             "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": len(data.entries)},
             "command": command, "extra_training": extra.record() if extra is not None else [], "full": full, "variants": variants}
+    if isinstance(detector, CheckpointedRefits):
+        result["refits"] = detector.record()
     if out is not None:
         write_json_atomic(out, result)
     return result

@@ -52,6 +52,7 @@ from stegwatch.format.files import write_json_atomic
 from stegwatch.format.manifest import resolve_in_root
 from stegwatch.provenance import git_commit, machine_info, new_run_id
 from stegwatch.errors import ConfigError, EmptyCorpus
+from stegwatch.evaluation.checkpoints import CheckpointedRefits, with_checkpoints
 from stegwatch.evaluation.folds import ExtraTraining, fold_assignment, join_extra, out_of_fold
 from stegwatch.evaluation.generalization import generalization
 from stegwatch.stats import DEFAULT_TARGET_FPR, group_rate_record, grouped_rates, n_needed_zero_failures, roc_auc
@@ -242,8 +243,6 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
     detected = np.flatnonzero(stego & flags)
     clean_groups = len(set(groups[clean].tolist()))
     needed = n_needed_zero_failures(target_fpr)
-    corpus_identity = {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256, "files": n + len(data.errors),
-                       "split": split, "labels": data.labels}
     # Per-method statistics compare a method's files with the clean files of their containers (key_and_peers).
     containers = containers_of(entries)
     # method@rate of every stego file ("" for clean files), as the payload rows and P_E per payload use it
@@ -257,7 +256,7 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
             "git_commit": git_commit(),
             "stegwatch_version": __version__,
             "model": model,
-            "corpus": corpus_identity,
+            "corpus": corpus_identity(data, root, split),
             "machine": machine_info(),
         },
         "in_sample": bool(in_sample["files"] and in_sample["kept"]),
@@ -303,6 +302,12 @@ def metrics_from_decisions(data: CorpusFeatures, scores: np.ndarray, flags: np.n
     return metrics
 
 
+def corpus_identity(data: CorpusFeatures, root: Path | None, split: str | None) -> dict:
+    """A run's ``corpus``: where it was read, its manifest's sha256, its files (readable or not), split and labels."""
+    return {"path": str(root) if root else None, "manifest_sha256": data.manifest_sha256,
+            "files": len(data.entries) + len(data.errors), "split": split, "labels": data.labels}
+
+
 def model_identity(detector, path: Path | None) -> dict:
     """A run's ``model``: the detector's name and version, its model file and that file's sha256 (None for a detector
     without one)."""
@@ -331,6 +336,7 @@ def evaluate(
     by_source: bool = False,
     train_extra: list[str | Path] | ExtraTraining | None = None,
     detector=None,
+    checkpoints: str | Path | None = None,
 ) -> dict:
     """Evaluate ``model`` (a registered key or a model file) on ``corpus``; returns schema-valid metrics (a dict).
 
@@ -344,10 +350,12 @@ def evaluate(
     ``train_extra`` names training-only corpora (a training build; their ``train``
     split) joined to every refit, never scored (:class:`~stegwatch.evaluation.folds.ExtraTraining`);
     it needs ``folds`` or ``by_source``. ``detector``: the one ``model`` names, if the
-    caller has already loaded it (with ``threshold`` applied).
+    caller has already loaded it (with ``threshold`` applied). ``checkpoints``: a folder
+    where refits are kept and taken from (:mod:`~stegwatch.evaluation.checkpoints`),
+    so a stopped run resumes.
     """
     path = model_path(model)
-    detector = load_detector(model, threshold) if detector is None else detector
+    detector = with_checkpoints(load_detector(model, threshold) if detector is None else detector, checkpoints)
     refitted = bool(folds) and detector.trainable
     if data is None:
         skip = unread_covers(detector, labels=labels, refitted=refitted, by_source=by_source,
@@ -405,6 +413,8 @@ def evaluate(
         data, scores, flags, predicted, model=model_identity(detector, path), root=root, split=split, command=command, target_fpr=target_fpr,
         threshold=None if refitted else float(detector.threshold), in_sample=in_sample, cross_validation=cross,
         generalization_section=generalization_section)
+    if isinstance(detector, CheckpointedRefits):
+        metrics["refits"] = detector.record()
     if latency_sample > 0 and n and root is not None:
         paths = [str(resolve_in_root(root, e.file_path)) for e in entries[:: max(1, n // (latency_sample + 5))]]
         metrics["latency"] = measure_latency(detector, paths, sample=latency_sample, workers=workers)

@@ -147,6 +147,8 @@ class Metrics(BaseModel):
                                                     "detection_rate_by_payload)")
     md5: float | None
     cross_validation: CrossValidation | None = None
+    refits: dict | None = Field(default=None, description="with --checkpoints: the checkpoint folder and how many of "
+                                "the run's refits were fitted now and how many taken from it (equal keys, equal fits)")
     generalization: dict | None = Field(default=None, description="leave-one-cover-source-out readings, in-source "
                                         "readings of the same files, and the gap (evaluate --by-source, monitor)")
     latency: Latency | None = None

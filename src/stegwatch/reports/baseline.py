@@ -32,7 +32,7 @@ from stegwatch.monitoring.dashboard import gap_text, html_template
 from stegwatch.errors import ConfigError
 from stegwatch.evaluation.cost import FAMILIES, path_family, stegwatch_feature_cost, timed_files
 from stegwatch.detectors import load_detector, model_path
-from stegwatch.evaluation.evaluate import evaluate, model_identity
+from stegwatch.evaluation.evaluate import corpus_identity, evaluate, model_identity
 from stegwatch.evaluation.metrics import mcnemar_exact, paired_bootstrap
 from stegwatch.provenance import git_commit, new_run_id
 from stegwatch.stats import DEFAULT_TARGET_FPR, significant_change
@@ -249,7 +249,8 @@ def _same_model(run_model: dict, identity: dict) -> bool:
 def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0, target_fpr: float = DEFAULT_TARGET_FPR,
                     out: Path = Path("docs/grok/baseline_report.md"), ablations: list[Path] | None = None,
                     workers: int = 1, command: str = "", latency_sample: int = 50, anchor: str | None = None,
-                    train_extra: list[Path] | None = None, evaluations: list[Path] | None = None) -> dict:
+                    train_extra: list[Path] | None = None, evaluations: list[Path] | None = None,
+                    checkpoints: Path | None = None) -> dict:
     """Run everything and write the Markdown report, its HTML twin, its charts and ``baseline_report.json``.
 
     ``anchor`` (``sealwatch``) adds the field's reference pipeline as a last column, trained on the same folds
@@ -257,6 +258,8 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
     ``evaluations``: stored ``evaluate --folds K --by-source`` runs (``metrics.json``) that stand for the models they
     evaluated (same model file, by sha256) instead of evaluating them again; each is checked by
     :func:`stored_evaluation`, named in the report, and one that matches none of ``models`` is refused.
+    ``checkpoints``: a folder where the models' refits are kept and taken from
+    (:mod:`~stegwatch.evaluation.checkpoints`), so a stopped report resumes.
     """
     if anchor is not None:
         from stegwatch.evaluation.anchor import ANCHORS, require_sealwatch
@@ -297,7 +300,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         else:
             metrics = evaluate(model, corpus, folds=folds, seed=seed, target_fpr=target_fpr, workers=workers,
                                latency_sample=latency_sample, command=command, data=data, by_source=True,
-                               train_extra=extra, detector=detectors.get(model))
+                               train_extra=extra, detector=detectors.get(model), checkpoints=checkpoints)
         name = f"{metrics['run']['model']['name']} {metrics['run']['model']['version']}"
         results[name] = metrics
         if model in standing:
@@ -324,8 +327,7 @@ def baseline_report(models: list[str], corpus, *, folds: int = 5, seed: int = 0,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         # this run's reading of the corpus and of the model files (a stored run's may be another checkout's)
-        "corpus": {"path": str(corpus), "manifest_sha256": data.manifest_sha256, "files": len(data.entries) + len(data.errors),
-                   "split": None, "labels": data.labels} if reused else next(iter(results.values()))["run"]["corpus"],
+        "corpus": corpus_identity(data, Path(corpus), None) if reused else next(iter(results.values()))["run"]["corpus"],
         "git_commit": git_commit() if reused else next(iter(results.values()))["run"]["git_commit"],
         "models": {name: reused[name]["model"] if name in reused else r["run"]["model"] for name, r in results.items()},
         "evaluation_runs": {name: r["run"]["run_id"] for name, r in results.items()},
