@@ -93,3 +93,32 @@ def test_everything_but_refit_is_the_detectors_and_untracked_detectors_are_refit
         wrapped.refit(data, np.arange(6), seed=0, target_fpr=0.01)
     assert toy.refits == 2 and not list(tmp_path.iterdir())
     assert wrapped.record() == {"directory": str(tmp_path), "kept": False, "fitted": 2, "reused": 0}
+
+
+class Unpicklable(ToyDetector):
+    """Its fits hold a lambda, which pickle refuses."""
+
+    def refit(self, data, train, *, seed, target_fpr, drop_streams=()):
+        fitted = super().refit(data, train, seed=seed, target_fpr=target_fpr, drop_streams=drop_streams)
+        fitted.hook = lambda: None
+        return fitted
+
+
+def test_a_refit_that_cannot_be_stored_is_used_and_the_run_goes_on(tmp_path, caplog):
+    wrapped = CheckpointedRefits(Unpicklable(), tmp_path)
+    fitted = wrapped.refit(corpus(np.ones((4, 3))), np.arange(4), seed=0, target_fpr=0.01)
+    assert fitted.centre == 1.0 and wrapped.record()["fitted"] == 1
+    assert "not checkpointed" in caplog.text and not list(tmp_path.iterdir())
+
+
+def test_v4s_decisive_stage_pickles_by_statistic_key():
+    """A fitted V4 holds V3 statistics whose formulas are lambdas: they travel by key and come back as the registered ones."""
+    import pickle
+
+    from stegwatch.detectors.registry import load_detector
+    from stegwatch.detectors.v3 import STATISTICS, registered_statistic
+
+    stage = load_detector("v4").decisive
+    again = pickle.loads(pickle.dumps(stage))
+    assert again.statistics == stage.statistics and all(a is b for a, b in zip(again.statistics, stage.statistics, strict=True))
+    assert pickle.loads(pickle.dumps(STATISTICS[-1])) is STATISTICS[-1] is registered_statistic(STATISTICS[-1].key)

@@ -120,6 +120,10 @@ class V3Statistic:
     compute: Callable[[Column], np.ndarray]
     reference: str
 
+    def __reduce__(self):
+        """Pickled by key (its ``compute`` may be a lambda): unpickling gives the registered statistic of that key."""
+        return (registered_statistic, (self.key,))
+
 
 def _log_ratio(ratio: np.ndarray, present: np.ndarray) -> np.ndarray:
     """-log of an HCF-COM ratio where it was computed (0 elsewhere): LSB matching lowers the ratio."""
@@ -135,6 +139,14 @@ def _pixels(f: Column) -> np.ndarray:
 _WS = "Fridrich & Goljan, SPIE 5306 (2004); Ker & Böhme, IH 2008 (KB predictor); Ker, ACM MM&Sec 2008 (locating payload)"
 _PAIRS = "Westfeld & Pfitzmann's pairs of values, as a likelihood ratio against the rest of the path"
 _FRAMED = "Starlight framing (payload + NUL), extracted in both bit orders"
+def registered_statistic(key: str) -> V3Statistic:
+    """The statistic of :data:`STATISTICS` named ``key``."""
+    found = [s for s in STATISTICS if s.key == key]
+    if not found:
+        raise KeyError(f"no V3 statistic {key!r}")
+    return found[0]
+
+
 #: Weights of the UserComment evidence, in the units of its log length: Starlight's exact framing
 #: counts as much as a text 7 times longer; camera padding as much against.
 COMMENT_FRAMING_WEIGHT = 2.0

@@ -117,8 +117,21 @@ class CheckpointedRefits:
         started = time.perf_counter()
         fitted = self.detector.refit(data, train, seed=seed, target_fpr=target_fpr, **variant)
         self.fitted += 1
+        seconds = time.perf_counter() - started
+        try:
+            self._store(fitted, path)
+        except Exception as exc:  # a full disk or an object that cannot be pickled: the run goes on without it
+            log.warning("refit %s fitted in %.0f s but not checkpointed (%s: %s)", key[:12], seconds, type(exc).__name__, exc)
+        else:
+            log.info("refit %s fitted in %.0f s and checkpointed (%d training rows)", key[:12], seconds, train.size)
+        return fitted
+
+    def _store(self, fitted, path: Path) -> None:
+        """Write ``fitted`` to ``path`` atomically (a temporary file in the folder, then renamed)."""
+        import joblib
+
         self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{key[:12]}.", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{path.stem[:12]}.", suffix=".tmp")
         os.close(handle)
         try:
             joblib.dump(fitted, temporary)
@@ -126,9 +139,6 @@ class CheckpointedRefits:
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-        log.info("refit %s fitted in %.0f s and checkpointed (%d training rows)", key[:12], time.perf_counter() - started,
-                 train.size)
-        return fitted
 
     def record(self) -> dict:
         """What this run's refits were: fitted now or taken from the checkpoint folder (``kept``: false for a detector
