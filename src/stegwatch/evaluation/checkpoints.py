@@ -29,14 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from stegwatch.features.corpus import CorpusFeatures
+from stegwatch.format.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +126,14 @@ class CheckpointedRefits:
         return fitted
 
     def _store(self, fitted, path: Path) -> None:
-        """Write ``fitted`` to ``path`` atomically (a temporary file in the folder, then renamed)."""
+        """Write ``fitted`` to ``path`` atomically and durably (readers see no file or the whole one)."""
+        import io
+
         import joblib
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{path.stem[:12]}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            joblib.dump(fitted, temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+        buffer = io.BytesIO()
+        joblib.dump(fitted, buffer)
+        write_bytes_atomic(path, buffer.getvalue())
 
     def record(self) -> dict:
         """What this run's refits were: fitted now or taken from the checkpoint folder (``kept``: false for a detector
