@@ -144,6 +144,10 @@ def main() -> None:
     jpegs = [p for p in sample if Path(p).read_bytes()[:2] == b"\xff\xd8"][:100]
     if jpegs:
         results["jpeg_calibrations"] = measure_calibrations(jpegs, repeats=2)
+        # Reading their coefficients through an in-memory file and a temporary folder (benchmarks/jpeg_read.py).
+        from jpeg_read import measure as measure_read
+
+        results["jpeg_read"] = measure_read(jpegs, repeats=3)
     # Monitor wall time on the whole corpus: cold (no feature cache) and warm, each in a fresh process.
     with tempfile.TemporaryDirectory() as folder:
         def monitor_code(by_source: bool) -> str:
@@ -251,6 +255,12 @@ def _calibrations(r: dict) -> list[str]:
     return render_calibrations(r["jpeg_calibrations"]) if "jpeg_calibrations" in r else []
 
 
+def _jpeg_read(r: dict) -> list[str]:
+    from jpeg_read import render as render_read
+
+    return render_read(r["jpeg_read"]) if "jpeg_read" in r else []
+
+
 def _rich(r: dict) -> list[str]:
     from rich_features import render as render_rich
 
@@ -323,6 +333,7 @@ def render(r: dict) -> str:
         *[f"| {name} | {ms:.2f} |" for name, ms in sorted(r["stream_ms_per_file"].items(), key=lambda kv: -kv[1])],
         "",
         *_calibrations(r),
+        *_jpeg_read(r),
         *_rich(r),
     ]
     return "\n".join(lines)

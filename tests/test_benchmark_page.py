@@ -62,3 +62,17 @@ def test_the_jpeg_calibrations_benchmark_compares_equal_values(bench):
     assert "## JPEG calibrations of the `dct` stream" in page
     assert f"Textbook / shipped: **{result['textbook_over_shipped']:.2f}x**" in page
     assert "JPEG calibrations" not in bench.render({k: v for k, v in results.items() if k != "jpeg_calibrations"})
+
+
+def test_the_jpeg_read_benchmark_reads_the_same_coefficients_both_ways(bench):
+    import jpeg_read
+
+    paths = sorted(str(p) for p in jpeg_read.DEFAULT_IMAGES.glob("*.jpg"))[:3]
+    result = jpeg_read.measure(paths, repeats=1)
+    section = "\n".join(jpeg_read.render(result))
+    assert section.startswith("## Reading JPEG coefficients")
+    if result["in_memory_available"]:  # Linux: both scratch files timed, and they read the same
+        assert result["same_coefficients"] and set(result["ms_per_file"]) == set(jpeg_read.WAYS)
+        assert "either way: yes" in section
+    page = bench.render(dict(json.loads((ROOT / "docs" / "benchmarks.json").read_text()), jpeg_read=result))
+    assert section in page

@@ -226,3 +226,34 @@ def test_a_cover_png_cannot_hold_is_an_embed_error(mode, method):
     image = Image.new("CMYK", (16, 16)) if mode == "CMYK" else Image.new("P", (16, 16)).convert("PA")
     with pytest.raises(EmbedError, match=f"cannot write a {mode} image as PNG"):
         get_method(method).embed(image, b"hello", EmbedOptions(carrier="PNG"))
+
+
+def _open_descriptors() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["memfd", "temporary-folder"])
+def test_coefficients_read_and_written_through_either_scratch_file_are_the_same(cover_jpeg, in_memory, monkeypatch):
+    """jpeglib opens files by name: on Linux the bytes go through an in-memory file, elsewhere a temporary folder;
+    both give the same coefficients, the same written file and the same luminance, and keep no descriptor open."""
+    from stegwatch.stego import dct
+
+    reference = read_dct(cover_jpeg)
+    written = dct.write_dct(reference)
+    luma = dct.read_luma_spatial(cover_jpeg)
+    if not in_memory:
+        monkeypatch.setattr(dct, "_memory_file", lambda: None)
+    before = _open_descriptors()
+    for _ in range(3):
+        again = read_dct(cover_jpeg)
+        assert all(np.array_equal(getattr(again.jpeg, c), getattr(reference.jpeg, c)) for c in ("Y", "Cb", "Cr", "qt"))
+        assert dct.write_dct(again) == written
+        assert np.array_equal(dct.read_luma_spatial(cover_jpeg), luma)
+    with pytest.raises(ValueError, match="cannot read JPEG coefficients"):
+        read_dct(cover_jpeg[:200])
+    assert _open_descriptors() == before
+    with dct.scratch_path(b"abc") as (path, fd):
+        assert (fd is not None) == in_memory or not hasattr(__import__("os"), "memfd_create")
+        assert open(path, "rb").read() == b"abc"

@@ -10,6 +10,7 @@ from stegwatch.features.statistics import (
     sample_pair_analysis,
     sequential_chi_square,
     weighted_stego,
+    ws_estimate,
 )
 
 
@@ -239,3 +240,31 @@ def test_matching_statistics_given_their_shared_parts_are_unchanged(luma):
         down = downsample_2x2(channel)
         assert calibrated_hcf_com(channel, downsampled=down, com=hcf_com(channel)) == calibrated_hcf_com(channel)
         assert adjacency_hcf_com(channel, downsampled=down) == adjacency_hcf_com(channel)
+
+
+def test_blas_runs_on_one_thread_inside_and_as_before_outside():
+    from threadpoolctl import threadpool_info
+
+    from stegwatch.parallel import one_blas_thread
+
+    def threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = threads()
+    with one_blas_thread():
+        assert set(threads()) <= {1}
+    assert threads() == before
+
+
+def test_the_ws_estimate_is_the_same_whatever_the_blas_threads():
+    """A multithreaded BLAS dot product splits the sum among its threads (here 158.1272159295782 on 2 threads and
+    ...883 on 4 against ...7882 on 1): the estimate must not depend on the machine's cores."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    weights, terms = rng.random(300_000), rng.random(300_000) - 0.5
+    found = set()
+    for threads in (1, 2, 4):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            found.add(ws_estimate(weights, terms))
+    assert len(found) == 1

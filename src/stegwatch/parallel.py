@@ -9,7 +9,9 @@ pipe and exits too, so nothing of a killed run lingers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -86,6 +88,28 @@ _freed_memory_kept = False
 def keeps_freed_memory(*_: object) -> bool:
     """Whether :func:`keep_freed_memory` took effect in this process (arguments ignored: a probe for pool workers)."""
     return _freed_memory_kept
+
+
+@functools.cache
+def _thread_pools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """Context manager: the BLAS libraries loaded in this process (numpy's OpenBLAS) use one thread inside it.
+
+    Feature extraction calls BLAS on long vectors (dot products, stacked 8x8
+    products): multithreaded, OpenBLAS splits a dot product among its threads
+    (one per core), so a value's last bits depended on the machine's core
+    count, and on a scan's workers (one per core) each worker's threads
+    competed with the other workers for the same cores (a file's features
+    took about 1.5x as long on 2 cores). With one thread the values are the
+    same whatever the cores and the workers. The libraries are found once per
+    process; entering and leaving only sets their thread counts.
+    """
+    return _thread_pools().limit(limits=1, user_api="blas")
 
 
 def init_worker(parent_pid: int) -> None:

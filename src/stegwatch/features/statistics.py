@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft, special
 
+from stegwatch.parallel import one_blas_thread
+
 
 def chi_square_from_histogram(hist: np.ndarray, *, min_expected: float = 5.0) -> float:
     """The chi-square attack's probability from a histogram whose index 0 is an even value.
@@ -436,7 +438,9 @@ def ws_estimate(weights: np.ndarray, terms: np.ndarray) -> float:
     whose 4-neighbour predictor leaves more of the picture in the residual.
     """
     total = float(np.sum(weights))
-    return 2.0 * float(np.dot(weights, terms)) / total if total > 0 else 0.0
+    with one_blas_thread():  # a multithreaded dot product splits the sum: its last bits would depend on the cores
+        weighted = float(np.dot(weights, terms))
+    return 2.0 * weighted / total if total > 0 else 0.0
 
 
 def palette_ws_terms(indices: np.ndarray, palette: np.ndarray, *,

@@ -50,6 +50,7 @@ from stegwatch.features.statistics import (
 )
 from stegwatch.format.files import CarrierFile
 from stegwatch.format.structure import trailer_parts
+from stegwatch.parallel import one_blas_thread
 from stegwatch.stego import get_method
 from stegwatch.stego.alpha import alpha_plane
 from stegwatch.stego.base import AI42, BIT_ORDERS, from_bits, looks_printable
@@ -467,7 +468,13 @@ def _rich(jpeg: list[DctImage], luma: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
-    """Every stream's feature vector for one decoded file (float64)."""
+    """Every stream's feature vector for one decoded file (float64), computed with one BLAS thread
+    (:func:`stegwatch.parallel.one_blas_thread`: the same values on any number of cores)."""
+    with one_blas_thread():
+        return _extract_streams(carrier)
+
+
+def _extract_streams(carrier: CarrierFile) -> dict[str, np.ndarray]:
     image = carrier.image
     samples = _samples(image)
     luma = np.asarray(image.convert("L"))
