@@ -110,18 +110,24 @@ def render(result: dict) -> list[str]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def jpeg_cli(doc: str, measure_files, render_result) -> None:
+    """The command line of a JPEG benchmark: files (default: the JPEG fixtures), ``--repeats``, ``--out`` JSON;
+    ``measure_files(paths, repeats)`` gives the result and ``render_result(result)`` its Markdown lines."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("images", nargs="*", help="JPEG files (default: the JPEG fixtures of tests/data/sealwatch)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", help="also write the result as JSON here")
     args = parser.parse_args()
     paths = args.images or sorted(str(p) for p in DEFAULT_IMAGES.glob("*.jpg"))
-    result = measure(paths, args.repeats)
+    result = measure_files(paths, args.repeats)
     result["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print("\n".join(render(result)))
+    print("\n".join(render_result(result)))
+
+
+def main() -> None:
+    jpeg_cli(__doc__, measure, render)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,14 @@ fixtures of ``tests/data/sealwatch``. Every number is a measurement of this run.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from jpeg_calibrations import DEFAULT_IMAGES, jpeg_cli
 
 from stegwatch.stego import dct
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[1] / "tests" / "data" / "sealwatch"
 WAYS = ("temporary folder", "in-memory file")
 
 
@@ -87,17 +83,7 @@ def render(result: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="*", help="JPEG files (default: the JPEG fixtures of tests/data/sealwatch)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", help="also write the result as JSON here")
-    args = parser.parse_args()
-    paths = args.images or sorted(str(p) for p in DEFAULT_IMAGES.glob("*.jpg"))
-    result = measure(paths, args.repeats)
-    result["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version()}
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print("\n".join(render(result)))
+    jpeg_cli(__doc__, measure, render)
 
 
 if __name__ == "__main__":
