@@ -90,11 +90,14 @@ def anchor_cache_path(family: str) -> Path:
 
 def _extract_one(path: str) -> tuple[np.ndarray | None, float, str | None]:
     """``(vector, milliseconds, None)``, or ``(None, milliseconds, reason)`` when sealwatch cannot read the file."""
+    from stegwatch.parallel import one_blas_thread
+
     sealwatch = require_sealwatch()
     warm_up("sealwatch", lambda warm: sealwatch_features(sealwatch, warm))  # untimed, as stegwatch's features are
     started = time.perf_counter()
     try:
-        vector = sealwatch_features(sealwatch, Path(path))[1]
+        with one_blas_thread():  # as stegwatch's features run: each worker's BLAS on one thread, none competing
+            vector = sealwatch_features(sealwatch, Path(path))[1]
     except Exception as exc:  # a file sealwatch cannot read is an error record, not the end of the report
         return None, 1000 * (time.perf_counter() - started), f"sealwatch cannot extract it: {type(exc).__name__}: {exc}"
     return vector, 1000 * (time.perf_counter() - started), None

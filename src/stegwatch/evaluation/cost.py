@@ -10,7 +10,9 @@ extract), one file per call in a pool of the run's workers, after a warm-up
 
 For stegwatch that is every stream (:func:`stegwatch.features.streams.extract_streams`),
 which V3 and V4 share; the pool's workers are set up as a scan's
-(:func:`stegwatch.parallel.init_worker`).
+(:func:`stegwatch.parallel.init_worker`). Both pipelines extract with one
+BLAS thread per worker (:func:`stegwatch.parallel.one_blas_thread`), so
+neither pays for threads that compete with the other worker's.
 """
 
 from __future__ import annotations
