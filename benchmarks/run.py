@@ -138,6 +138,10 @@ def main() -> None:
     # the scans above ran in a process as a caller's would be.
     results["stream_costs_keep_freed_memory"] = keep_freed_memory()
     results["stream_ms_per_file"] = stream_costs(sample[:200])
+    # The scan's workers with one BLAS thread each against BLAS's own thread count (benchmarks/blas_threads.py).
+    from blas_threads import measure as measure_blas_threads
+
+    results["blas_threads"] = measure_blas_threads(sample[:400], workers=args.workers)
     # The dct stream's calibrations beside their textbook form, on the sample's JPEG files (benchmarks/jpeg_calibrations.py).
     from jpeg_calibrations import measure as measure_calibrations
 
@@ -255,6 +259,12 @@ def _calibrations(r: dict) -> list[str]:
     return render_calibrations(r["jpeg_calibrations"]) if "jpeg_calibrations" in r else []
 
 
+def _blas_threads(r: dict) -> list[str]:
+    from blas_threads import render as render_blas_threads
+
+    return render_blas_threads(r["blas_threads"]) if "blas_threads" in r else []
+
+
 def _jpeg_read(r: dict) -> list[str]:
     from jpeg_read import render as render_read
 
@@ -301,6 +311,7 @@ def render(r: dict) -> str:
            f"missed by {TARGET_SCAN_RATIO - r['v4_scan_vs_decode_ratio']:.3f}x") + ").",
         "",
         *_scan_gap(r),
+        *_blas_threads(r),
         "## Monitor wall time on the whole corpus",
         "",
         "| run | seconds | peak memory (MiB) | target |",

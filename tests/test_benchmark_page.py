@@ -76,3 +76,17 @@ def test_the_jpeg_read_benchmark_reads_the_same_coefficients_both_ways(bench):
         assert "either way: yes" in section
     page = bench.render(dict(json.loads((ROOT / "docs" / "benchmarks.json").read_text()), jpeg_read=result))
     assert section in page
+
+
+def test_the_blas_threads_benchmark_compares_the_same_files_both_ways(bench, smoke_corpus):
+    import blas_threads
+
+    from stegwatch.format.manifest import read_manifest
+
+    paths = [str(smoke_corpus / e.file_path) for e in read_manifest(smoke_corpus).entries[:6]]
+    result = blas_threads.measure(paths, workers=2, repeats=1)
+    assert result["files"] == 6 and set(result["files_per_s"]) == set(blas_threads.WAYS)
+    assert result["max_abs_difference"] < 1e-9  # only the last bits of a split dot product may differ
+    section = "\n".join(blas_threads.render(result))
+    page = bench.render(dict(json.loads((ROOT / "docs" / "benchmarks.json").read_text()), blas_threads=result))
+    assert section in page and "One thread / own threads" in section

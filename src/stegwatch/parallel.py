@@ -104,9 +104,10 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     products): multithreaded, OpenBLAS splits a dot product among its threads
     (one per core), so a value's last bits depended on the machine's core
     count, and on a scan's workers (one per core) each worker's threads
-    competed with the other workers for the same cores (a file's features
-    took about 1.5x as long on 2 cores). With one thread the values are the
-    same whatever the cores and the workers. The libraries are found once per
+    competed with the other workers for the same cores: on 2 cores the
+    workers extracted 1.65x as many files per second with one thread each
+    (``benchmarks/blas_threads.py``). With one thread the values are the same
+    whatever the cores and the workers. The libraries are found once per
     process; entering and leaving only sets their thread counts.
     """
     return _thread_pools().limit(limits=1, user_api="blas")
