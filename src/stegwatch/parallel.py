@@ -105,7 +105,7 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
     (one per core), so a value's last bits depended on the machine's core
     count, and on a scan's workers (one per core) each worker's threads
     competed with the other workers for the same cores: on 2 cores the
-    workers extracted 1.65x as many files per second with one thread each
+    workers extracted about 1.5x as many files per second with one thread each
     (``benchmarks/blas_threads.py``). With one thread the values are the same
     whatever the cores and the workers. The libraries are found once per
     process; entering and leaving only sets their thread counts.

@@ -28,7 +28,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from stegwatch.detectors.v3 import STATISTICS, CleanTail, V3Statistic, clean_quantiles, statistic_inputs, v3_statistics
+from stegwatch.detectors.v3 import (
+    STATISTICS,
+    CleanTail,
+    V3Statistic,
+    clean_quantiles,
+    registered_statistic,
+    statistic_inputs,
+    v3_statistics,
+)
 
 RULE = ("a V3 statistic decides where the exponential tail fitted beyond its largest value over the fitting part's "
         "clean files puts the fraction of clean files as far out at most `level`; the score is then at least "
@@ -42,8 +50,7 @@ class DecisiveStage:
         self.level = level
         self.tails = tails
         self.names = names
-        by_key = {s.key: s for s in STATISTICS}
-        self.statistics: tuple[V3Statistic, ...] = tuple(by_key[key] for key in tails)
+        self.statistics: tuple[V3Statistic, ...] = tuple(registered_statistic(key) for key in tails)
 
     @staticmethod
     def readable(names: list[str]) -> tuple[V3Statistic, ...]:
