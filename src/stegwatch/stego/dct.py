@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +47,7 @@ class DctImage:
 def _memory_file() -> int | None:
     """A new anonymous in-memory file (Linux ``memfd``) that others can open by its ``/proc/self/fd`` path, or None
     where there is none (another system, no ``/proc``, a sandbox that refuses it)."""
-    if not hasattr(os, "memfd_create") or not sys.platform.startswith("linux"):
+    if not hasattr(os, "memfd_create"):  # Linux only
         return None
     try:
         fd = os.memfd_create("stegwatch-dct", os.MFD_CLOEXEC)
@@ -61,15 +60,16 @@ def _memory_file() -> int | None:
 
 
 @contextmanager
-def scratch_path(data: bytes | memoryview = b"") -> Iterator[tuple[str, int | None]]:
-    """``(path, fd)``: a file holding ``data`` that libjpeg can open by name, gone on exit.
+def scratch_path(data: bytes | memoryview = b"") -> Iterator[str]:
+    """The path of a file holding ``data`` that libjpeg can open by name (and write), gone on exit.
 
     On Linux an anonymous in-memory file (``memfd_create``) named by its
-    ``/proc/self/fd`` path (``fd`` is its descriptor: each ``fopen`` of that
-    path opens the file anew, at its start): no folder is made and removed
-    and nothing reaches the disk (``benchmarks/jpeg_read.py``: a corpus
-    JPEG's coefficients in about 0.8 of the time on an idle machine, 0.6 on a
-    busy one). Elsewhere a file in a private temporary folder (``fd`` None).
+    ``/proc/self/fd`` path (each open of that path opens the file anew, at
+    its start, so what a writer left is read back by the same path): no
+    folder is made and removed and nothing reaches the disk
+    (``benchmarks/jpeg_read.py``: a corpus JPEG's coefficients in about 0.8
+    of the time on an idle machine, 0.6 on a busy one). Elsewhere a file in
+    a private temporary folder.
     """
     fd = _memory_file()
     if fd is not None:
@@ -77,7 +77,7 @@ def scratch_path(data: bytes | memoryview = b"") -> Iterator[tuple[str, int | No
             view = memoryview(data)
             while view:  # os.write may take less than all
                 view = view[os.write(fd, view):]
-            yield f"/proc/self/fd/{fd}", fd
+            yield f"/proc/self/fd/{fd}"
         finally:
             os.close(fd)
         return
@@ -85,15 +85,7 @@ def scratch_path(data: bytes | memoryview = b"") -> Iterator[tuple[str, int | No
         path = os.path.join(folder, "image.jpg")
         with open(path, "wb") as handle:
             handle.write(data)
-        yield path, None
-
-
-def _read_back(path: str, fd: int | None) -> bytes:
-    """What was written to :func:`scratch_path`'s file (by name, so not through ``fd``'s own offset)."""
-    if fd is None:
-        with open(path, "rb") as handle:
-            return handle.read()
-    return os.pread(fd, os.fstat(fd).st_size, 0)
+        yield path
 
 
 def read_dct(data: bytes) -> DctImage:
@@ -101,7 +93,7 @@ def read_dct(data: bytes) -> DctImage:
     if not data.startswith(b"\xff\xd8"):
         raise ValueError("not a JPEG file")
     end = end_of_jpeg(data) or len(data)  # a trailer holds no coefficients: libjpeg never needs to read it
-    with scratch_path(memoryview(data)[:end]) as (path, _):
+    with scratch_path(memoryview(data)[:end]) as path:
         try:
             jpeg = jpeglib.read_dct(path)
             jpeg.load()
@@ -116,15 +108,16 @@ def write_dct(image: DctImage) -> bytes:
     libjpeg would add its own JFIF segment and number the components from 0, a mark of the tool rather
     than of a payload (:func:`~stegwatch.format.structure.with_jpeg_header_of`).
     """
-    with scratch_path() as (path, fd):
+    with scratch_path() as path:
         image.jpeg.write_dct(path)
-        written = _read_back(path, fd)
+        with open(path, "rb") as handle:
+            written = handle.read()
     return with_jpeg_header_of(image.source, written) if image.source else written
 
 
 def read_luma_spatial(data: bytes) -> np.ndarray:
     """The decompressed luminance plane (float64), as J-UNIWARD's cost needs it."""
-    with scratch_path(data) as (path, _):
+    with scratch_path(data) as path:
         try:
             spatial = jpeglib.read_spatial(path, out_color_space=jpeglib.JCS_GRAYSCALE).spatial
         except OSError as exc:  # libjpeg cannot convert every colour space to grayscale (CMYK, YCCK)
