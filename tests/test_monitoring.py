@@ -377,3 +377,52 @@ def test_a_dashboard_named_html_keeps_its_markdown_twin_beside_it(tmp_path, monk
     written = dashboard_module.render_dashboard([], {}, "ok", [], tmp_path / "d.html", [])
     assert written[:2] == [tmp_path / "d.md", tmp_path / "d.html"]
     assert (tmp_path / "d.md").read_text() == "markdown" and (tmp_path / "d.html").read_text() == "html"
+
+
+def test_monitor_keeps_its_refits_and_a_second_run_takes_them_back(smoke_corpus, tmp_path, monkeypatch):
+    """``[generalization] checkpoints`` (or ``--checkpoints``): the leave-one-source-out refits of a run are kept, and
+    the next run on the same corpus and model fits none of them and reads the same.
+
+    V3 with a refit identity stands in for V4 (whose refits are checkpointed the same way, but take minutes here)."""
+    from stegwatch.detectors import load_detector
+    from stegwatch.monitoring import monitor as monitor_module
+
+    v3 = load_detector("v3")
+
+    class KeptV3(type(v3)):
+        def refit_identity(self) -> dict:
+            return {"name": self.name, "version": self.version}
+
+    kept_v3 = KeptV3.__new__(KeptV3)
+    kept_v3.__dict__.update(v3.__dict__)
+    monkeypatch.setattr(monitor_module, "load_detector", lambda model: kept_v3)
+    config = MonitorConfig.from_toml({"generalization": {"by_source": True, "checkpoints": str(tmp_path / "refits")},
+                                      "dashboard": {"path": str(tmp_path / "dash" / "dash.md")},
+                                      "alerts": {"log_file": str(tmp_path / "alerts.log")}})
+    assert config.checkpoints == tmp_path / "refits"
+    runs = [monitor("v3", smoke_corpus, config=config, db=tmp_path / "h.db", latency_sample=0, console=lambda line: None)
+            for _ in range(2)]
+    first, second = (r.metrics["refits"] for r in runs)
+    kept = len(list((tmp_path / "refits").glob("*.joblib")))
+    assert first["kept"] and first["fitted"] == kept > 0 and first["reused"] == 0
+    assert second == {**first, "fitted": 0, "reused": kept}
+    assert runs[0].metrics["generalization"] == runs[1].metrics["generalization"]
+    assert runs[0].metrics["decisions"] == runs[1].metrics["decisions"]
+
+@pytest.mark.parametrize("general", [{"checkpoints": 3}, {"checkpoint": "x"}])
+def test_a_wrong_generalization_setting_is_refused_when_the_config_loads(general):
+    from stegwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[generalization\]: the settings are by_source"):
+        MonitorConfig.from_toml({"generalization": general})
+
+
+def test_the_monitor_command_passes_its_checkpoint_folder(smoke_corpus, tmp_path):
+    db = tmp_path / "h.db"
+    result = runner.invoke(app, ["monitor", "--model-version", "v3", "--dataset-path", str(smoke_corpus), "--db", str(db),
+                                 "--dashboard", str(tmp_path / "d" / "dash.md"), "--no-by-source", "--latency-sample", "0",
+                                 "--workers", "1", "--checkpoints", str(tmp_path / "refits"), "--json"])
+    assert result.exit_code in (0, 1), result.output
+    run_id = json.loads(result.stdout)["run_id"]
+    metrics = json.loads((tmp_path / "runs" / f"{run_id}.json").read_text())
+    assert metrics["refits"] == {"directory": str(tmp_path / "refits"), "kept": False, "fitted": 0, "reused": 0}

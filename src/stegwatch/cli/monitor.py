@@ -10,6 +10,7 @@ import typer
 
 from stegwatch.cli._app import (
     MODEL_HELP,
+    CheckpointsOption,
     ExecutorOption,
     SchedulerOption,
     app,
@@ -48,6 +49,7 @@ def monitor_command(
     split: Annotated[Optional[str], typer.Option(help="Only this split of the corpus: train or monitor (default: every file).")] = None,
     executor: ExecutorOption = "local",
     scheduler: SchedulerOption = None,
+    checkpoints: CheckpointsOption = None,
 ) -> None:
     """Evaluate, record the run in the history, check the rules, send alerts, regenerate the dashboard."""
     from stegwatch.monitoring.monitor import monitor
@@ -59,7 +61,7 @@ def monitor_command(
     result = monitor(model_version, dataset_path, labels=labels, allow_in_sample=allow_in_sample, by_source=by_source, baseline=baseline, config=config, dashboard=dashboard, db=db, fail_on=fail_on,
                      workers=workers_or_all(workers), latency_sample=latency_sample, command=command_line(),
                      console=(lambda line: err.print(line, markup=False, highlight=False)),
-                     scheduler=scheduler_for(executor, scheduler), split=split)
+                     scheduler=scheduler_for(executor, scheduler), split=split, checkpoints=checkpoints)
     if as_json:
         print_json({"run_id": result.metrics["run"]["run_id"], "status": result.status,
                     "alerts": [a.to_json_dict() for a in result.alerts],

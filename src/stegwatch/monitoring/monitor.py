@@ -37,6 +37,9 @@ class MonitorConfig:
     dashboard: Path = DEFAULT_DASHBOARD
     #: Leave-one-cover-source-out refits in every run (``[generalization] by_source``).
     by_source: bool = True
+    #: A folder to keep those refits in and take them back from (``[generalization] checkpoints``;
+    #: :mod:`~stegwatch.evaluation.checkpoints`): a run on an unchanged corpus and model refits nothing. None: none.
+    checkpoints: Path | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> MonitorConfig:
@@ -52,10 +55,14 @@ class MonitorConfig:
         if not isinstance(dashboard, dict) or set(dashboard) - {"path"}:
             raise ConfigError("[dashboard]: the only setting is path")
         general = data.get("generalization", {})
-        if not isinstance(general, dict) or set(general) - {"by_source"} or not isinstance(general.get("by_source", True), bool):
-            raise ConfigError("[generalization]: the only setting is by_source (true or false)")
+        if (not isinstance(general, dict) or set(general) - {"by_source", "checkpoints"}
+                or not isinstance(general.get("by_source", True), bool)
+                or not isinstance(general.get("checkpoints", ""), str)):
+            raise ConfigError("[generalization]: the settings are by_source (true or false) and checkpoints (a folder)")
+        checkpoints = general.get("checkpoints")
         return cls(rules=rules, alerts=AlertConfig.from_dict(data.get("alerts", {})),
-                   dashboard=Path(dashboard.get("path", DEFAULT_DASHBOARD)), by_source=general.get("by_source", True))
+                   dashboard=Path(dashboard.get("path", DEFAULT_DASHBOARD)), by_source=general.get("by_source", True),
+                   checkpoints=Path(checkpoints) if checkpoints else None)
 
 
 @dataclass
@@ -118,6 +125,7 @@ def monitor(
     console=log.warning,
     scheduler: str | None = None,
     split: str | None = None,
+    checkpoints: str | Path | None = None,
 ) -> MonitorResult:
     """One monitor run of ``model`` on ``corpus``: evaluate, record, check the rules, alert, render the dashboard.
 
@@ -129,7 +137,10 @@ def monitor(
     ``labels``: a labelled CSV instead of a corpus (no dataset section);
     ``allow_in_sample``: keep files from covers the model was fitted on (the
     run is marked in-sample); ``by_source``: the leave-one-cover-source-out
-    section (default: the configuration's ``[generalization] by_source``).
+    section (default: the configuration's ``[generalization] by_source``);
+    ``checkpoints``: a folder where its refits are kept and taken from
+    (default: the configuration's ``[generalization] checkpoints``); the run
+    records how many were fitted and how many taken back (``refits``).
     """
     config = config if isinstance(config, MonitorConfig) else MonitorConfig.load(config)
     if dashboard is not None:
@@ -137,12 +148,14 @@ def monitor(
     history.check_database(db)  # a file that is no history database is refused before the evaluation, not after
     named_baseline = _named_baseline(baseline, db) if baseline is not None else None  # likewise a wrong --baseline
     by_source = config.by_source if by_source is None else by_source
+    checkpoints = config.checkpoints if checkpoints is None else Path(checkpoints)
     # Read once, for every section; files the evaluation would only drop as in-sample are not read.
     detector = load_detector(model)
     skip = unread_covers(detector, labels=labels, refitted=False, by_source=by_source, allow_in_sample=allow_in_sample)
     data = load_rows(corpus, labels, workers=workers, scheduler=scheduler, split=split, leave_out_covers=skip)
     metrics = evaluate(model, corpus, labels=labels, workers=workers, latency_sample=latency_sample, command=command, data=data,
-                       split=split, allow_in_sample=allow_in_sample, by_source=by_source, detector=detector)
+                       split=split, allow_in_sample=allow_in_sample, by_source=by_source, detector=detector,
+                       checkpoints=checkpoints)
     if labels is None:
         metrics["dataset"] = dataset_metrics(corpus, workers=workers, validate=False, duplicates=False, container=False,
                                              manifest=data.manifest)
