@@ -408,6 +408,9 @@ def test_monitor_keeps_its_refits_and_a_second_run_takes_them_back(smoke_corpus,
     assert second == {**first, "fitted": 0, "reused": kept}
     assert runs[0].metrics["generalization"] == runs[1].metrics["generalization"]
     assert runs[0].metrics["decisions"] == runs[1].metrics["decisions"]
+    text = config.dashboard.read_text()
+    assert f"Refits: 0 fitted in this run, {kept} taken back from its checkpoint folder" in text
+    assert f'<p id="refits">Refits: 0 fitted in this run, {kept} taken back' in config.dashboard.with_suffix(".html").read_text()
 
 @pytest.mark.parametrize("general", [{"checkpoints": 3}, {"checkpoint": "x"}])
 def test_a_wrong_generalization_setting_is_refused_when_the_config_loads(general):

@@ -227,7 +227,7 @@ def dashboard_context(history: list[dict], current: dict, status: str, alerts: l
     context = {
         "run": current["run"], "status": status, "in_sample": bool(current.get("in_sample")),
         "excluded": current.get("excluded_in_sample") or {"training_covers_known": False, "files": 0, "cover_groups": 0, "kept": False},
-        "generalization": current.get("generalization"), "rows": metric_rows(current, rules), "alerts": alerts, "history": history,
+        "generalization": current.get("generalization"), "refits": current.get("refits"), "rows": metric_rows(current, rules), "alerts": alerts, "history": history,
         "recent": recent or [],
         "plots": sorted(plots), "training": current.get("training"),
         "images": {name: base64.b64encode(data).decode() for name, data in plots.items()},
