@@ -122,3 +122,13 @@ def test_v4s_decisive_stage_pickles_by_statistic_key():
     again = pickle.loads(pickle.dumps(stage))
     assert again.statistics == stage.statistics and all(a is b for a, b in zip(again.statistics, stage.statistics, strict=True))
     assert pickle.loads(pickle.dumps(STATISTICS[-1])) is STATISTICS[-1] is registered_statistic(STATISTICS[-1].key)
+
+
+def test_a_checkpointed_detector_copies_and_pickles_as_itself(tmp_path):
+    import copy
+    import pickle
+
+    wrapped = CheckpointedRefits(ToyDetector("b"), tmp_path)
+    for twin in (copy.copy(wrapped), copy.deepcopy(wrapped), pickle.loads(pickle.dumps(wrapped))):
+        assert twin.directory == tmp_path and twin.settings == "b" and twin.refit_identity() == {"name": "toy", "settings": "b"}
+    assert not hasattr(CheckpointedRefits.__new__(CheckpointedRefits), "settings")  # no detector yet: no recursion

@@ -90,6 +90,10 @@ class CheckpointedRefits:
         self._code: str | None = None
 
     def __getattr__(self, name: str):
+        # Only called for names this object lacks. Before __init__ has run (copy, pickle) there is no ``detector``:
+        # asking the wrapped detector then would call this method again, without end.
+        if name == "detector" or (name.startswith("__") and name.endswith("__")):
+            raise AttributeError(name)
         return getattr(self.detector, name)
 
     def refit(self, data: CorpusFeatures, train: np.ndarray, *, seed: int, target_fpr: float, **variant):
