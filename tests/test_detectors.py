@@ -76,7 +76,9 @@ def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
     names = feature_names()
     features = model_input(data.features, model_columns(names))
     parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
-    params = recipe_params(TrainConfig(method_models=True))  # off in the shipped recipe; its export is still exact
+    # Method models are off in the shipped recipe; their export is still exact. (Without the metadata model, whose
+    # eoi and exif would otherwise leave the family models, so that those methods' models can join here.)
+    params = recipe_params(TrainConfig(method_models=True, metadata_model=False))
     model, _ = fit_v4(features, class_labels(data), parts["train"], parts["val"], params, 0.0005, names=names)
     assert all(part.model is not None for part in model.families.values())  # both families learned, both exported
     jpeg = model.family_of(features)
@@ -87,6 +89,85 @@ def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
     import onnx
 
     assert [o.name for o in onnx.load_from_string(onnx_bytes).graph.output] == ["label", "probabilities", "method_stego"]
+
+
+def test_the_metadata_model_alone_learns_eoi_and_exif_from_the_meta_stream_and_exports_exactly(smoke_corpus):
+    import onnx
+
+    from stegwatch.detectors.v4 import (METADATA_METHODS, FittedV4, class_labels, fit_v4, model_columns, model_input,
+                                        onnx_parity, recipe_params, to_onnx)
+    from stegwatch.features.streams import feature_names
+
+    data = load_corpus_features(smoke_corpus)
+    names = feature_names()
+    features = model_input(data.features, model_columns(names))
+    labels = class_labels(data)
+    parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
+    params = recipe_params(TrainConfig())  # the shipped recipe: on
+    model, threshold = fit_v4(features, labels, parts["train"], parts["val"], params, 0.0005, names=names)
+    assert model.metadata is not None and model.metadata.classes == ["clean", *METADATA_METHODS]
+    assert model.metadata_methods == list(METADATA_METHODS)
+    # It reads the meta stream only; the family models never saw an eoi or exif file, and have no such class.
+    assert {names[c].split(".", 1)[0] for c in model.metadata.columns} == {"meta"}
+    for part in model.families.values():
+        assert not set(part.classes) & set(METADATA_METHODS)
+        assert part.rows["fit"] + part.rows["val"] <= int((~np.isin(labels, METADATA_METHODS)).sum())
+    assert set(METADATA_METHODS) <= set(model.classes_)
+    # The score is the largest of the family model's 1 - P(clean) and the metadata model's P(method), for every row.
+    x = features
+    proba = model.predict_proba(x)
+    meta = model.metadata.predict_proba(x)
+    for method in METADATA_METHODS:
+        assert np.array_equal(proba[:, model.classes_.index(method)], meta[:, model.metadata.classes.index(method)])
+    scores, _, _ = FittedV4(model, names, threshold).score_features(data.features)
+    assert np.all(scores >= 1 - proba[:, model.classes_.index("clean")] - 1e-12)
+    assert np.all(scores >= meta[:, 1:].max(axis=1) - 1e-12)
+    # One graph: the metadata model's probabilities added in its methods' columns for every row, exactly.
+    onnx_bytes = to_onnx(model, features.shape[1])
+    assert onnx_parity(onnx_bytes, model, features) < 1e-5
+    assert [o.name for o in onnx.load_from_string(onnx_bytes).graph.output] == ["label", "probabilities"]
+    # Without the meta stream (an ablation) there is nothing for it to read: the family models keep those methods.
+    kept = [n for n in names if not n.startswith("meta.")]
+    ablated, _ = fit_v4(model_input(data.features, model_columns(kept)), labels, parts["train"], parts["val"], params,
+                        0.0005, names=kept)
+    assert ablated.metadata is None and set(METADATA_METHODS) <= set(ablated.classes_)
+
+
+def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_captions():
+    """Synthetic meta rows (the smoke corpus has a dozen files of each method, too few to split on): clean files
+    with short comments, a few of them framed as Starlight frames a payload, against exif files with framed
+    comments of every length. The metadata model learns that the framing with a long text is a payload and puts
+    the framed captions below the long payloads."""
+    from stegwatch.detectors.v4 import fit_v4, recipe_params
+    from stegwatch.features.streams import feature_names
+
+    names = feature_names()
+    rng = np.random.default_rng(0)
+    n_clean, n_exif, n_eoi = 1200, 300, 300
+    labels = np.asarray(["clean"] * n_clean + ["exif"] * n_exif + ["eoi"] * n_eoi)
+    features = np.zeros((labels.size, len(names) + 1), dtype=np.float32)  # the model columns, then the route column
+    features[:, :-1] = rng.normal(size=(labels.size, len(names))).astype(np.float32) * 0.01
+    column = {n: i for i, n in enumerate(names)}
+    commented = np.flatnonzero(labels == "clean")[:200]  # captions: short, one in ten framed
+    features[commented, column["meta.comment_nonblank"]] = 1
+    features[commented, column["meta.comment_log_len"]] = rng.uniform(2, 4, commented.size)
+    features[commented[::10], column["meta.comment_starlight_framed"]] = 1
+    exif = labels == "exif"
+    features[exif, column["meta.comment_nonblank"]] = 1
+    features[exif, column["meta.comment_starlight_framed"]] = 1
+    features[exif, column["meta.comment_log_len"]] = rng.uniform(3, 8, exif.sum())
+    features[labels == "eoi", column["meta.trailer_unexplained_log_len"]] = rng.uniform(3, 8, n_eoi)
+    rows = rng.permutation(labels.size)
+    fit, val = rows[: labels.size * 3 // 4], rows[labels.size * 3 // 4:]
+    model, _ = fit_v4(features, labels, fit, val, recipe_params(TrainConfig(decisive_fraction=0)), 0.0005, names=names)
+    assert model.metadata is not None and model.metadata.best_iteration > 1
+    scores, per_method, methods = model.scores(features)
+    framed_captions = commented[::10]
+    long_payloads = np.flatnonzero(exif & (features[:, column["meta.comment_log_len"]] > 5))
+    assert scores[long_payloads].min() > scores[framed_captions].max()
+    uncommented = np.setdiff1d(np.flatnonzero(labels == "clean"), commented)
+    assert np.median(scores[labels == "eoi"]) > 0.99 and np.median(scores[uncommented]) < 0.01
+    assert all(methods[int(np.argmax(per_method[i]))] == "exif" for i in long_payloads)
 
 
 def test_method_models_join_where_they_add_detections_with_a_margin_on_clean_files(smoke_corpus):
@@ -101,7 +182,7 @@ def test_method_models_join_where_they_add_detections_with_a_margin_on_clean_fil
     # Whether a method model joins on a corpus this small is data: at 2% (margin at 4%) the smoke corpus's spatial
     # lsb.rgb model does (at 5% none did once the dct stream gained the OutGuess slopes).
     target = 0.02
-    params = recipe_params(TrainConfig(method_models=True, decisive_fraction=0))  # the method models alone
+    params = recipe_params(TrainConfig(method_models=True, decisive_fraction=0, metadata_model=False))  # method models alone
     model, threshold = fit_v4(features, labels, parts["train"], parts["val"], params, target, names=names)
     val = parts["val"]
     multi_class = threshold_for_fpr(1 - model.predict_proba(features[val][labels[val] == "clean"])[
@@ -193,7 +274,7 @@ def test_a_v4_with_method_models_names_them_in_its_card_and_scores_with_them(smo
 
     # The whole smoke corpus (not only its train split): enough files for a method model to add detections.
     card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", method_models=True, decisive_fraction=0,
-                                                             split=None, workers=1), command="test")
+                                                             metadata_model=False, split=None, workers=1), command="test")
     joined = card["method_models"]["joined"]
     assert joined and all(k.split(":")[1] in card["classes"] for k in joined)
     assert set(joined) == set(card["early_stopping"]["method_models"])
@@ -448,7 +529,7 @@ def test_a_v3_statistic_decides_only_beyond_its_clean_tail_at_the_level():
 
 def test_v4_applies_its_decisive_stage_from_the_card(trained, smoke_corpus, tmp_path):
     from stegwatch.detectors.scan import scan
-    from stegwatch.detectors.v4 import V4Detector, model_input
+    from stegwatch.detectors.v4 import V4Detector, combined_scores, model_input
 
     # At the default target the smoke corpus has too few clean files to fit a tail beyond the target quantile.
     out, card, _ = trained
@@ -464,7 +545,10 @@ def test_v4_applies_its_decisive_stage_from_the_card(trained, smoke_corpus, tmp_
     data = load_corpus_features(smoke_corpus)
     scores = detector.score_features(data.features)[0]
     proba = detector.session.run(None, {detector.session.get_inputs()[0].name: model_input(data.features, detector._columns)})[1]
-    learned = 1 - proba[:, detector.classes.index("clean")].astype(np.float64)
+    # What the graph alone gives: 1 - P(clean), or the metadata model's P(method) where larger.
+    learned = combined_scores(proba.astype(np.float64), np.zeros((len(proba), 0)), detector.classes, [],
+                              detector.metadata_methods)[0]
+    assert detector.metadata_methods == ["eoi", "exif"]
     raised = scores > learned + 1e-6
     labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
     assert raised.any() and (labels[raised] != "clean").all()  # it raises stego files only here

@@ -67,6 +67,11 @@ class TrainConfig:
     #: (:func:`stegwatch.detectors.v4.crossfit_threshold`; K more fits). 4: with about 1,800 validation clean files the
     #: largest one decided the threshold (one framed caption moved every method's); cross-fitted, about 7,000 do.
     threshold_folds: int = 4
+    #: V4: ``eoi`` and ``exif`` are learned by a model of their own on the ``meta`` stream of every file (JPEG or not,
+    #: unweighted), and the family models never see their files (:data:`stegwatch.detectors.v4.METADATA_METHODS`).
+    #: In the family models they were stopped with the hard classes (a JPEG ``exif`` file scored about 0.975, under
+    #: every fold's threshold) and framed captions scored 0.99 and held the threshold up for every method.
+    metadata_model: bool = True
     workers: int = 1
     #: The corpus split trained on: the ``monitor`` split's covers never reach training.
     split: str | None = "train"

@@ -10,7 +10,20 @@ for all its files). Each family's boosting stops early on its validation
 part's multi-class log loss. Both models, the routing and the map onto the
 union of classes are one ONNX graph (converted with onnxmltools).
 
-``score`` is 1 - P(clean); ``method_scores`` are the per-method
+The metadata methods (:data:`METADATA_METHODS`: ``eoi`` and ``exif``, whose
+payload lives in a comment or a trailer, not in the pixels or coefficients)
+are learned by a model of their own (``TrainConfig.metadata_model``, in the
+shipped recipe): LightGBM on the ``meta`` stream alone, for every file,
+JPEG or not, fitted unweighted and stopped on its own validation loss; the
+family models never see those files. In the family models they were
+stopped early with the hard JPEG classes (a JPEG ``exif`` file scored about
+0.975, under every fold's threshold) and could not learn what the few clean
+files whose UserComment is framed exactly as Starlight frames a payload
+have in common, so those captions scored 0.99 and held the threshold up
+for every method (the 5-fold comparison is in CHANGELOG.md).
+
+``score`` is the largest of 1 - P(clean) (the family model's) and the
+metadata model's P(method); ``method_scores`` are the per-method
 probabilities; ``method`` is the most probable method. The model card
 beside the ONNX file names the streams, the classes, the threshold and how
 it was chosen, and the iteration where each family's validation loss
@@ -80,6 +93,10 @@ ESTIMATOR = "lightgbm.LGBMClassifier"
 ROUTE_FEATURE = "dct.is_jpeg"
 #: The format families, each with the streams its model leaves out (they are zeros for every file of the family).
 FAMILIES: dict[str, tuple[str, ...]] = {"spatial": ("dctr",), "jpeg": ()}
+#: The methods whose payload lives in the file's metadata, not its pixels or coefficients (``TrainConfig.metadata_model``).
+METADATA_METHODS: tuple[str, ...] = ("eoi", "exif")
+#: The streams the metadata model reads: the comment and trailer evidence, nothing of the image or its container.
+METADATA_STREAMS: tuple[str, ...] = ("meta",)
 #: LightGBM settings fixed by the recipe (not tuned per run): quiet, and the same trees for the same data and seed.
 FIXED_PARAMS = {"subsample_freq": 1, "min_child_samples": 20, "reg_lambda": 1.0, "max_bin": 63,
                 "deterministic": True, "force_col_wise": True, "verbose": -1}
@@ -99,7 +116,7 @@ def recipe_params(config: TrainConfig) -> dict:
             "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed,
             "balance_clean": config.balance_clean, "method_models": config.method_models,
             "method_estimators": config.method_estimators, "decisive_fraction": config.decisive_fraction,
-            "threshold_folds": config.threshold_folds}
+            "threshold_folds": config.threshold_folds, "metadata_model": config.metadata_model}
 
 
 @dataclass
@@ -145,6 +162,13 @@ class V4Model:
         self.method_models: list[FamilyModel] = []
         self.method_selection: dict[str, dict[str, dict]] = {}
         self.decisive: DecisiveStage | None = None
+        #: The metadata model (``TrainConfig.metadata_model``): P(eoi), P(exif) for every row, whatever its family.
+        self.metadata: FamilyModel | None = None
+
+    @property
+    def metadata_methods(self) -> list[str]:
+        """The methods only the metadata model scores (none without one)."""
+        return [c for c in self.metadata.classes if c != "clean"] if self.metadata is not None else []
 
     @property
     def method_keys(self) -> list[str]:
@@ -165,7 +189,7 @@ class V4Model:
         """Scores, per-method scores and the method keys (:func:`combined_scores`), raised where a V3 statistic is
         decisive (:attr:`decisive`)."""
         raw, per_method, methods = combined_scores(self.predict_proba(features), self.method_stego(features),
-                                                   self.classes_, self.method_keys)
+                                                   self.classes_, self.method_keys, self.metadata_methods)
         if self.decisive is not None:
             raw, per_method = self.decisive.apply(features, raw, per_method, methods)
         return raw, per_method, methods
@@ -176,13 +200,19 @@ class V4Model:
         return features[:, -1] > 0.5
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """(n, classes) probabilities; a row's classes outside its family's model are 0."""
+        """(n, classes) probabilities; a row's classes outside its family's model are 0. With a metadata model, its
+        P(method) of every metadata method, for every row, fills that method's column (the family models never have
+        those classes), so a row's columns no longer sum to 1."""
         out = np.zeros((len(features), len(self.classes_)))
         jpeg = self.family_of(features)
         for name, part in self.families.items():
             rows = np.flatnonzero(jpeg == (name == "jpeg"))
             if rows.size:
                 out[np.ix_(rows, [self.classes_.index(c) for c in part.classes])] = part.predict_proba(features[rows])
+        if self.metadata is not None and len(features):
+            proba = self.metadata.predict_proba(features)
+            for method in self.metadata_methods:
+                out[:, self.classes_.index(method)] = proba[:, self.metadata.classes.index(method)]
         return out
 
     def early_stopping(self) -> dict:
@@ -192,6 +222,7 @@ class V4Model:
                          "binary log loss on its method's and the family's clean validation files",
             "stopping_rounds": self.stopping_rounds,
             "families": {name: _stopping_record(part) for name, part in self.families.items()},
+            "metadata_model": _stopping_record(self.metadata) if self.metadata is not None else None,
             "method_models": {f"{part.family}:{part.method}": _stopping_record(part) for part in self.method_models},
         }
 
@@ -201,18 +232,22 @@ def _stopping_record(part: FamilyModel) -> dict:
             "fit_files": part.rows.get("fit", 0), "val_files": part.rows.get("val", 0), "constant": part.model is None}
 
 
-def combined_scores(proba: np.ndarray, stego: np.ndarray, classes: list[str],
-                    method_keys: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def combined_scores(proba: np.ndarray, stego: np.ndarray, classes: list[str], method_keys: list[str] | None = None,
+                    metadata_methods: list[str] | tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Scores, per-method scores and the method keys from the multi-class probabilities and the method models'.
 
-    The score is the largest of 1 - P(clean) and the method models'
-    P(stego); a method's score the larger of its multi-class probability and
-    its method model's (``method_keys`` name the ``stego`` columns
-    ``family:method``; a row's other family's columns are 0).
+    The score is the largest of 1 - P(clean) (the family model's),
+    ``metadata_methods``' columns (the metadata model's P(method), see
+    :attr:`V4Model.metadata`) and the method models' P(stego); a method's
+    score the larger of its multi-class probability and its method model's
+    (``method_keys`` name the ``stego`` columns ``family:method``; a row's
+    other family's columns are 0).
     """
     clean = classes.index("clean")
     methods = [c for c in classes if c != "clean"]
     raw = 1.0 - proba[:, clean]
+    if len(metadata_methods):
+        raw = np.maximum(raw, proba[:, [classes.index(m) for m in metadata_methods]].max(axis=1))
     per_method = proba[:, [classes.index(m) for m in methods]].copy()
     if stego.shape[1]:
         raw = np.maximum(raw, stego.max(axis=1))
@@ -357,15 +392,30 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     decisive_fraction = float(params.pop("decisive_fraction", 0.0))
     params.pop("threshold_folds", None)  # read by the callers that know the covers (crossfit_threshold)
     method_estimators = int(params.pop("method_estimators", params["n_estimators"]))
+    with_metadata = bool(params.pop("metadata_model", False))
     streams = np.asarray([n.split(".", 1)[0] for n in names])
+    metadata_columns = np.flatnonzero(np.isin(streams, METADATA_STREAMS))
+    # Without the metadata streams (an ablation), the family models learn the metadata methods as before.
+    metadata = None
+    if with_metadata and metadata_columns.size:
+        own = lambda rows: rows[np.isin(labels[rows], ("clean", *METADATA_METHODS))]  # noqa: E731
+        # Unweighted: the clean files that look most like a payload (a framed caption) are the ones a 0.05% threshold
+        # rests on; balancing would give each a tenth of a stego file's weight.
+        metadata = _fit_family("metadata", features, labels, own(fit), own(val), metadata_columns, params,
+                               stopping_rounds, balance_clean=False)
+        if metadata.model is None:  # no metadata stego to learn from: the family models keep those methods
+            metadata = None
+    if metadata is not None:
+        fit, val = (rows[~np.isin(labels[rows], METADATA_METHODS)] for rows in (fit, val))
     jpeg = V4Model.family_of(features)
     families = {}
     for family, skipped in FAMILIES.items():
         columns = np.flatnonzero(~np.isin(streams, skipped))
         families[family] = _fit_family(family, features, labels, _in_family(fit, jpeg, family),
                                        _in_family(val, jpeg, family), columns, params, stopping_rounds, balance_clean)
-    classes = sorted({c for part in families.values() for c in part.classes})
+    classes = sorted({c for part in [*families.values(), *([metadata] if metadata else [])] for c in part.classes})
     model = V4Model(families, classes, stopping_rounds)
+    model.metadata = metadata
     model.method_selection = {family: {} for family in FAMILIES}
     if with_method_models:
         method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
@@ -515,6 +565,7 @@ class V4Detector(StreamFeatureDetector):
         self.version = card.get("version", "4.0")
         self.threshold = float(card["threshold"]["value"]) if threshold is None else threshold
         self.method_keys: list[str] = list(card.get("method_models", {}).get("joined", []))
+        self.metadata_methods: list[str] = list((card.get("metadata_model") or {}).get("methods", []))
         decisive = card.get("decisive_statistics")
         self.decisive = (DecisiveStage.from_card(decisive, [*card["feature_names"], ROUTE_FEATURE])
                          if decisive and decisive.get("statistics") and card.get("route_feature") is not None else None)
@@ -541,7 +592,7 @@ class V4Detector(StreamFeatureDetector):
         proba = np.asarray(outputs[1], dtype=np.float64)
         # The method models' P(stego) (a graph of an earlier recipe has no such output).
         stego = np.asarray(outputs[2], dtype=np.float64) if len(outputs) > 2 else np.zeros((len(inputs), 0))
-        raw, per_method, methods = combined_scores(proba, stego, self.classes, self.method_keys)
+        raw, per_method, methods = combined_scores(proba, stego, self.classes, self.method_keys, self.metadata_methods)
         if self.decisive is not None:  # the second stage, from the card (not in the graph)
             raw, per_method = self.decisive.apply(inputs, raw, per_method, methods)
         return raw, per_method, methods
@@ -608,13 +659,15 @@ def training_log(model: V4Model) -> list[dict]:
     fitting / validation files with each family's model at that iteration
     (at its last one once it has stopped): the row-weighted mean of the
     families' losses, which are also given (``spatial_train_loss`` ...).
-    ``val_auc`` is clean against stego on the validation part;
+    A metadata model's own losses are given beside them (``metadata_train_loss`` ...), not in the mean.
+    ``val_auc`` is clean against stego on the validation part (the family models' P(clean));
     ``elapsed_seconds`` the fitting time of all families up to that iteration.
     """
     from sklearn.metrics import roc_auc_score
 
     fitted = {name: part for name, part in model.families.items() if part.model is not None}
-    steps = max((part.iterations_run for part in fitted.values()), default=0)
+    metadata = model.metadata if model.metadata is not None and model.metadata.model is not None else None
+    steps = max((part.iterations_run for part in [*fitted.values(), *([metadata] if metadata else [])]), default=0)
     lines = []
     for step in range(1, steps + 1):
         line: dict = {"step": step}
@@ -636,12 +689,28 @@ def training_log(model: V4Model) -> list[dict]:
                 is_stego.append(history["val_labels"] != "clean")
         for kind, (total, weight) in totals.items():
             line[f"{kind}_loss"] = round(float(total / weight), 6) if weight else None
+        if metadata is not None:  # its own loss beside the families' (its clean files are theirs too: not in the mean)
+            at = min(step, metadata.iterations_run) - 1
+            for kind in ("train", "val"):
+                losses = metadata.history[f"{kind}_loss"]
+                if losses:
+                    line[f"metadata_{kind}_loss"] = round(float(losses[at]), 6)
         stego = np.concatenate(is_stego) if is_stego else np.zeros(0, dtype=bool)
         line["val_auc"] = (round(float(roc_auc_score(stego, 1 - np.concatenate(clean_probability))), 6)
                            if 0 < stego.sum() < stego.size else None)
         line["elapsed_seconds"] = round(elapsed, 3)
         lines.append(line)
     return lines
+
+
+def metadata_card(model: V4Model) -> dict | None:
+    """What the card says of the metadata model (None without one): the methods it alone scores and what it reads."""
+    if model.metadata is None:
+        return None
+    return {"methods": model.metadata_methods, "classes": model.metadata.classes, "streams": list(METADATA_STREAMS),
+            "rule": "eoi and exif files are learned by this model only, from the meta stream of every file (JPEG or "
+                    "not), unweighted; the family models never see them; score = the largest of the family model's "
+                    "1 - P(clean) and this model's P(method)"}
 
 
 def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance: dict, out: Path) -> dict:
@@ -696,6 +765,7 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
                       "smallest_resolvable_fpr": 1 / n_clean_val if n_clean_val else None,
                       # The clean files the threshold was chosen on that scored highest: the ones holding it up.
                       "highest_clean": highest},
+        "metadata_model": metadata_card(model),
         "method_models": {"joined": model.method_keys, "candidates": model.method_selection,
                           "rule": "a method model joins where it adds validation detections and every validation clean "
                                   "file of its family scores below the multi-class model's threshold for twice the "
@@ -744,7 +814,8 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
 
     Each family's LightGBM model reads its columns (Gather); its probabilities
     are placed in the union's columns (a 0/1 MatMul); the route column picks a
-    row's family (Where). With method models, a third output ``method_stego``
+    row's family (Where). A metadata model's P(method) are placed the same way
+    and added, for every row (the family models have no such columns). With method models, a third output ``method_stego``
     (n, method models) holds each one's P(stego), in :attr:`V4Model.method_keys`
     order, placed and routed the same way (0 on the other family's rows).
     """
@@ -815,11 +886,20 @@ def to_onnx(model: V4Model, n_features: int) -> bytes:
     used = {name for node in nodes for name in node.input}  # an unused initializer makes onnxruntime warn on every load
     initializers += [numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
                      for name, value in (("zero", 0.0), ("one", 1.0)) if name in used]
+    routed = "routed_probabilities" if model.metadata is not None else "probabilities"
     nodes += [helper.make_node("Gather", ["features", "route_column"], ["route"], axis=1),
               helper.make_node("Greater", ["route", "half"], ["is_jpeg"]),
               helper.make_node("Unsqueeze", ["is_jpeg", "axis_1"], ["is_jpeg_column"]),
-              helper.make_node("Where", ["is_jpeg_column", union["jpeg"], union["spatial"]], ["probabilities"]),
-              helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0)]
+              helper.make_node("Where", ["is_jpeg_column", union["jpeg"], union["spatial"]], [routed])]
+    if model.metadata is not None:  # every row: the metadata model's P(method) into its methods' columns (not clean's)
+        placement = np.zeros((len(model.metadata.classes), len(model.classes_)), dtype=np.float32)
+        for method in model.metadata_methods:
+            placement[model.metadata.classes.index(method), model.classes_.index(method)] = 1
+        initializers.append(numpy_helper.from_array(placement, "metadata_placement"))
+        nodes += [helper.make_node("MatMul", [embed(model.metadata, "metadata_"), "metadata_placement"],
+                                   ["metadata_union"]),
+                  helper.make_node("Add", [routed, "metadata_union"], ["probabilities"])]
+    nodes.append(helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0))
     outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
                helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(model.classes_)])]
     if keys:
