@@ -103,7 +103,7 @@ def test_the_metadata_model_alone_learns_eoi_and_exif_from_the_meta_stream_and_e
     features = model_input(data.features, model_columns(names))
     labels = class_labels(data)
     parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
-    params = recipe_params(TrainConfig())  # the shipped recipe: on
+    params = recipe_params(TrainConfig(metadata_model=True))  # off in the shipped recipe
     model, threshold = fit_v4(features, labels, parts["train"], parts["val"], params, 0.0005, names=names)
     assert model.metadata is not None and model.metadata.classes == ["clean", *METADATA_METHODS]
     assert model.metadata_methods == list(METADATA_METHODS)
@@ -159,7 +159,8 @@ def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_cap
     features[labels == "eoi", column["meta.trailer_unexplained_log_len"]] = rng.uniform(3, 8, n_eoi)
     rows = rng.permutation(labels.size)
     fit, val = rows[: labels.size * 3 // 4], rows[labels.size * 3 // 4:]
-    model, _ = fit_v4(features, labels, fit, val, recipe_params(TrainConfig(decisive_fraction=0)), 0.0005, names=names)
+    model, _ = fit_v4(features, labels, fit, val, recipe_params(TrainConfig(decisive_fraction=0, metadata_model=True)),
+                      0.0005, names=names)
     assert model.metadata is not None and model.metadata.best_iteration > 1
     scores, per_method, methods = model.scores(features)
     framed_captions = commented[::10]
@@ -168,6 +169,28 @@ def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_cap
     uncommented = np.setdiff1d(np.flatnonzero(labels == "clean"), commented)
     assert np.median(scores[labels == "eoi"]) > 0.99 and np.median(scores[uncommented]) < 0.01
     assert all(methods[int(np.argmax(per_method[i]))] == "exif" for i in long_payloads)
+
+
+def test_a_v4_with_the_metadata_model_names_it_in_its_card_and_scores_with_it_from_onnx(smoke_corpus, tmp_path):
+    from stegwatch.detectors.v4 import V4Detector, model_input
+
+    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", metadata_model=True, workers=1), command="test")
+    assert card["metadata_model"]["methods"] == ["eoi", "exif"] and card["metadata_model"]["streams"] == ["meta"]
+    assert card["hyperparameters"]["metadata_model"] is True
+    assert card["early_stopping"]["metadata_model"]["classes"] == ["clean", "eoi", "exif"]
+    for family in card["families"].values():
+        assert not {"eoi", "exif"} & set(family["classes"])
+    detector = V4Detector.load(tmp_path / "v4" / "model.onnx")
+    assert detector.metadata_methods == ["eoi", "exif"] and detector.decisive is None
+    data = load_corpus_features(smoke_corpus)
+    scores, per_method, methods = detector.score_features(data.features)
+    proba = detector.session.run(None, {detector.session.get_inputs()[0].name: model_input(data.features, detector._columns)})[1]
+    columns = [detector.classes.index(m) for m in ("eoi", "exif")]
+    assert np.allclose(scores, np.maximum(1 - proba[:, detector.classes.index("clean")], proba[:, columns].max(axis=1)))
+    assert np.allclose(per_method[:, [methods.index("eoi"), methods.index("exif")]], proba[:, columns])
+    # The shipped model was fitted without it: its card has none, and the detector reads no such columns.
+    shipped = V4Detector.load(KINDS["v4"].shipped)
+    assert not shipped.card.get("metadata_model") and shipped.metadata_methods == []
 
 
 def test_method_models_join_where_they_add_detections_with_a_margin_on_clean_files(smoke_corpus):
@@ -548,7 +571,6 @@ def test_v4_applies_its_decisive_stage_from_the_card(trained, smoke_corpus, tmp_
     # What the graph alone gives: 1 - P(clean), or the metadata model's P(method) where larger.
     learned = combined_scores(proba.astype(np.float64), np.zeros((len(proba), 0)), detector.classes, [],
                               detector.metadata_methods)[0]
-    assert detector.metadata_methods == ["eoi", "exif"]
     raised = scores > learned + 1e-6
     labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
     assert raised.any() and (labels[raised] != "clean").all()  # it raises stego files only here
