@@ -78,7 +78,7 @@ def test_lightgbm_export_matches_the_in_memory_model(smoke_corpus):
     parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
     # Method models are off in the shipped recipe; their export is still exact. (Without the metadata model, whose
     # eoi and exif would otherwise leave the family models, so that those methods' models can join here.)
-    params = recipe_params(TrainConfig(method_models=True, metadata_model=False))
+    params = recipe_params(TrainConfig(method_models=True, metadata_evidence=False))
     model, _ = fit_v4(features, class_labels(data), parts["train"], parts["val"], params, 0.0005, names=names)
     assert all(part.model is not None for part in model.families.values())  # both families learned, both exported
     jpeg = model.family_of(features)
@@ -103,7 +103,7 @@ def test_the_metadata_model_alone_learns_eoi_and_exif_from_the_meta_stream_and_e
     features = model_input(data.features, model_columns(names))
     labels = class_labels(data)
     parts = split_by_cover(data.entries, seed=0, test_size=0.25, val_size=0.25)
-    params = recipe_params(TrainConfig(metadata_model=True))  # off in the shipped recipe
+    params = recipe_params(TrainConfig(metadata_model=True, metadata_evidence=False))  # off in the shipped recipe
     model, threshold = fit_v4(features, labels, parts["train"], parts["val"], params, 0.0005, names=names)
     assert model.metadata is not None and model.metadata.classes == ["clean", *METADATA_METHODS]
     assert model.metadata_methods == list(METADATA_METHODS)
@@ -133,12 +133,10 @@ def test_the_metadata_model_alone_learns_eoi_and_exif_from_the_meta_stream_and_e
     assert ablated.metadata is None and set(METADATA_METHODS) <= set(ablated.classes_)
 
 
-def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_captions():
-    """Synthetic meta rows (the smoke corpus has a dozen files of each method, too few to split on): clean files
-    with short comments, a few of them framed as Starlight frames a payload, against exif files with framed
-    comments of every length. The metadata model learns that the framing with a long text is a payload and puts
-    the framed captions below the long payloads."""
-    from stegwatch.detectors.v4 import fit_v4, recipe_params
+def _framed_comment_rows():
+    """Synthetic model input rows (the smoke corpus has a dozen files of each method, too few to split on): clean
+    files, 200 of them with short comments (one in ten framed as Starlight frames a payload), against exif files
+    with framed comments of every length and eoi files with unexplained trailers."""
     from stegwatch.features.streams import feature_names
 
     names = feature_names()
@@ -148,7 +146,8 @@ def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_cap
     features = np.zeros((labels.size, len(names) + 1), dtype=np.float32)  # the model columns, then the route column
     features[:, :-1] = rng.normal(size=(labels.size, len(names))).astype(np.float32) * 0.01
     column = {n: i for i, n in enumerate(names)}
-    commented = np.flatnonzero(labels == "clean")[:200]  # captions: short, one in ten framed
+    features[:, [column[n] for n in names if n.startswith("meta.")]] = 0  # only what is set below
+    commented = np.flatnonzero(labels == "clean")[:200]
     features[commented, column["meta.comment_nonblank"]] = 1
     features[commented, column["meta.comment_log_len"]] = rng.uniform(2, 4, commented.size)
     features[commented[::10], column["meta.comment_starlight_framed"]] = 1
@@ -158,12 +157,21 @@ def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_cap
     features[exif, column["meta.comment_log_len"]] = rng.uniform(3, 8, exif.sum())
     features[labels == "eoi", column["meta.trailer_unexplained_log_len"]] = rng.uniform(3, 8, n_eoi)
     rows = rng.permutation(labels.size)
-    fit, val = rows[: labels.size * 3 // 4], rows[labels.size * 3 // 4:]
-    model, _ = fit_v4(features, labels, fit, val, recipe_params(TrainConfig(decisive_fraction=0, metadata_model=True)),
+    return names, features, labels, commented, column, rows[: labels.size * 3 // 4], rows[labels.size * 3 // 4:]
+
+
+def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_captions():
+    """The metadata model learns that the framing with a long text is a payload and puts the framed captions below
+    the long payloads."""
+    from stegwatch.detectors.v4 import fit_v4, recipe_params
+
+    names, features, labels, commented, column, fit, val = _framed_comment_rows()
+    model, _ = fit_v4(features, labels, fit, val, recipe_params(TrainConfig(decisive_fraction=0, metadata_model=True, metadata_evidence=False)),
                       0.0005, names=names)
     assert model.metadata is not None and model.metadata.best_iteration > 1
     scores, per_method, methods = model.scores(features)
     framed_captions = commented[::10]
+    exif = labels == "exif"
     long_payloads = np.flatnonzero(exif & (features[:, column["meta.comment_log_len"]] > 5))
     assert scores[long_payloads].min() > scores[framed_captions].max()
     uncommented = np.setdiff1d(np.flatnonzero(labels == "clean"), commented)
@@ -171,10 +179,73 @@ def test_the_metadata_model_ranks_a_framed_comment_by_what_separates_it_from_cap
     assert all(methods[int(np.argmax(per_method[i]))] == "exif" for i in long_payloads)
 
 
+def test_metadata_evidence_decides_eoi_and_exif_beyond_every_fitting_clean_file():
+    from stegwatch.detectors.v3 import v3_statistics
+    from stegwatch.detectors.v4 import ROUTE_FEATURE, fit_v4, recipe_params
+
+    names, features, labels, commented, column, fit, val = _framed_comment_rows()
+    params = recipe_params(TrainConfig(decisive_fraction=0, metadata_evidence=True))
+    model, _ = fit_v4(features, labels, fit, val, params, 0.0005, names=names)
+    stage = model.evidence
+    assert stage is not None and set(stage.beyond) == {"exif/comment_evidence", "exif/binary_comment",
+                                                      "eoi/unexplained_trailer"}
+    # Each cut is the largest value over the clean files fitted on; the family models never saw eoi or exif.
+    clean_fit = fit[labels[fit] == "clean"]
+    values = v3_statistics(features[clean_fit], [*names, ROUTE_FEATURE], stage.statistics)
+    assert [stage.beyond[s.key] for s in stage.statistics] == pytest.approx(values.max(axis=0).tolist())
+    assert stage.n_clean == clean_fit.size
+    assert {"eoi", "exif"} <= set(model.classes_)
+    for part in model.families.values():
+        assert not {"eoi", "exif"} & set(part.classes)
+    scores, per_method, methods = model.scores(features)
+    decided = stage.decided(features).any(axis=1)
+    assert np.all(scores[decided] == 1.0) and not decided[clean_fit].any()
+    # Every eoi file (no clean file has an unexplained trailer) and every exif file beyond the framed captions.
+    assert scores[labels == "eoi"].min() == 1.0 and per_method[labels == "eoi", methods.index("eoi")].min() == 1.0
+    # (their evidence: log length + 2 for the framing; the cut: the largest framed caption's).
+    beyond = (labels == "exif") & (features[:, column["meta.comment_log_len"]] + 2 > stage.beyond["exif/comment_evidence"])
+    assert stage.beyond["exif/comment_evidence"] > 5 and beyond.sum() > 100 and scores[beyond].min() == 1.0
+    assert not (scores[(labels == "exif") & ~beyond] == 1.0).any()  # no other evidence: the rest stay undecided
+    with pytest.raises(ValueError, match="choose one"):
+        fit_v4(features, labels, fit, val, {**params, "metadata_model": True}, 0.0005, names=names)
+    assert TrainConfig().metadata_evidence and not TrainConfig().metadata_model  # the shipped recipe
+
+
+def test_a_v4_with_metadata_evidence_keeps_its_cuts_in_the_card_and_applies_them_after_the_graph(smoke_corpus, tmp_path):
+    from stegwatch.detectors.scan import scan
+    from stegwatch.detectors.v4 import V4Detector, combined_scores, model_input
+
+    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", metadata_evidence=True, workers=1), command="test")
+    record = card["metadata_evidence"]
+    assert set(record["statistics"]) == {"exif/comment_evidence", "exif/binary_comment", "eoi/unexplained_trailer"}
+    assert record["fitted_on_clean_files"] > 0 and card["hyperparameters"]["metadata_evidence"] is True
+    for family in card["families"].values():
+        assert not {"eoi", "exif"} & set(family["classes"])
+    assert {"eoi", "exif"} <= set(card["classes"])
+    detector = V4Detector.load(tmp_path / "v4" / "model.onnx")
+    assert detector.evidence_stage is not None and detector.evidence_stage.beyond == {
+        key: s["beyond"] for key, s in record["statistics"].items()}
+    data = load_corpus_features(smoke_corpus)
+    scores, per_method, methods = detector.score_features(data.features)
+    inputs = model_input(data.features, detector._columns)
+    proba = detector.session.run(None, {detector.session.get_inputs()[0].name: inputs})[1].astype(np.float64)
+    learned, _, _ = combined_scores(proba, np.zeros((len(proba), 0)), detector.classes)  # no decisive stage on smoke
+    decided = detector.evidence_stage.decided(inputs).any(axis=1)
+    assert decided.any() and np.all(scores[decided] == 1.0) and np.allclose(scores[~decided], learned[~decided])
+    labels = np.asarray([e.method if e.label == "stego" else "clean" for e in data.entries])
+    assert (labels[decided] == "eoi").sum() + (labels[decided] == "exif").sum() >= 0.8 * decided.sum()
+    # A scan names the deciding statistic, with its value, before the most probable methods.
+    eoi = next(e for i, e in enumerate(data.entries) if labels[i] == "eoi" and decided[i])
+    record = scan([str(smoke_corpus / eoi.file_path)], tmp_path / "v4" / "model.onnx").records[0]
+    assert record["is_stego"] and record["method"] == "eoi" and record["score"] == 1.0
+    assert list(record["evidence"])[0] == "eoi/unexplained_trailer"
+    assert record["evidence"]["eoi/unexplained_trailer"]["value"] > detector.evidence_stage.beyond["eoi/unexplained_trailer"]
+
+
 def test_a_v4_with_the_metadata_model_names_it_in_its_card_and_scores_with_it_from_onnx(smoke_corpus, tmp_path):
     from stegwatch.detectors.v4 import V4Detector, model_input
 
-    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", metadata_model=True, workers=1), command="test")
+    card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", metadata_model=True, metadata_evidence=False, workers=1), command="test")
     assert card["metadata_model"]["methods"] == ["eoi", "exif"] and card["metadata_model"]["streams"] == ["meta"]
     assert card["hyperparameters"]["metadata_model"] is True
     assert card["early_stopping"]["metadata_model"]["classes"] == ["clean", "eoi", "exif"]
@@ -205,7 +276,7 @@ def test_method_models_join_where_they_add_detections_with_a_margin_on_clean_fil
     # Whether a method model joins on a corpus this small is data: at 2% (margin at 4%) the smoke corpus's spatial
     # lsb.rgb model does (at 5% none did once the dct stream gained the OutGuess slopes).
     target = 0.02
-    params = recipe_params(TrainConfig(method_models=True, decisive_fraction=0, metadata_model=False))  # method models alone
+    params = recipe_params(TrainConfig(method_models=True, decisive_fraction=0, metadata_evidence=False))  # method models alone
     model, threshold = fit_v4(features, labels, parts["train"], parts["val"], params, target, names=names)
     val = parts["val"]
     multi_class = threshold_for_fpr(1 - model.predict_proba(features[val][labels[val] == "clean"])[
@@ -297,7 +368,7 @@ def test_a_v4_with_method_models_names_them_in_its_card_and_scores_with_them(smo
 
     # The whole smoke corpus (not only its train split): enough files for a method model to add detections.
     card = train(smoke_corpus, tmp_path / "v4", TrainConfig(model="v4", method_models=True, decisive_fraction=0,
-                                                             metadata_model=False, split=None, workers=1), command="test")
+                                                             metadata_evidence=False, split=None, workers=1), command="test")
     joined = card["method_models"]["joined"]
     assert joined and all(k.split(":")[1] in card["classes"] for k in joined)
     assert set(joined) == set(card["early_stopping"]["method_models"])
@@ -474,7 +545,11 @@ def test_scan_records_name_the_evidence(trained, smoke_corpus):
     assert flagged["evidence"]["eoi/unexplained_trailer"]["value"] == pytest.approx(np.log1p(eoi.payload_bytes + 1), abs=0.01)
     assert 1 <= len(quiet["evidence"]) <= 3 and all({"value", "score"} == set(v) for v in quiet["evidence"].values())
     v4 = scan([str(smoke_corpus / eoi.file_path)], out / "v4" / "model.onnx").records[0]
-    assert len(v4["evidence"]) == 3 and set(v4["evidence"]) <= set(v4["method_scores"])
+    # The metadata evidence that decided it (its value beyond every fitting clean file's), then the three most
+    # probable methods.
+    assert list(v4["evidence"])[0] == "eoi/unexplained_trailer" and v4["evidence"]["eoi/unexplained_trailer"]["score"] == 1
+    assert len(v4["evidence"]) == 4 and set(list(v4["evidence"])[1:]) <= set(v4["method_scores"])
+    assert v4["method"] == "eoi" and v4["score"] == 1.0
 
 
 def test_the_tail_is_as_steep_for_mostly_zero_statistics_as_for_continuous_ones():

@@ -118,3 +118,71 @@ class DecisiveStage:
         return cls(float(record["level"]),
                    {key: CleanTail(float(t["top"]), float(t["scale"]), int(t["grid"]))
                     for key, t in record["statistics"].items()}, names)
+
+
+EVIDENCE_RULE = ("eoi and exif are decided by V3's targeted evidence, not learned: a file whose statistic lies beyond "
+                 "its largest value over the fitting part's clean files scores 1 for the score and for the statistic's "
+                 "method; the family models never see those files")
+
+
+class EvidenceStage:
+    """The metadata methods decided by their targeted evidence (``TrainConfig.metadata_evidence``).
+
+    For each V3 statistic of a metadata method whose inputs the model reads
+    (``exif/comment_evidence``, ``exif/binary_comment``,
+    ``eoi/unexplained_trailer``), ``beyond`` is its largest value over the
+    clean files the model was fitted on; a file strictly beyond it is
+    decided: its score and its method's score become 1. Unlike
+    :class:`DecisiveStage`'s tails (a thousandth of the target), these cuts
+    sit at the fitting clean files' edge, because for these methods the
+    evidence is the whole signal (the learned model has nothing to add: an
+    ``exif`` file's pixels are its cover's). The decisions count in the
+    threshold like any score: the cross-fitted threshold rests on the
+    combined scores, so a clean file an inner cut decides takes one of the
+    target's places.
+    """
+
+    def __init__(self, beyond: dict[str, float], names: list[str], n_clean: int) -> None:
+        self.beyond = beyond
+        self.names = names
+        self.n_clean = n_clean
+        self.statistics: tuple[V3Statistic, ...] = tuple(registered_statistic(key) for key in beyond)
+
+    @classmethod
+    def fit(cls, features: np.ndarray, names: list[str], clean_rows: np.ndarray, methods: tuple[str, ...]) -> EvidenceStage:
+        """The largest value over the clean rows ``clean_rows`` of every readable statistic of ``methods``."""
+        statistics = tuple(s for s in DecisiveStage.readable(names) if s.method in methods)
+        values = v3_statistics(features[clean_rows], names, statistics)
+        beyond = {s.key: float(values[:, j].max()) if clean_rows.size else 0.0 for j, s in enumerate(statistics)}
+        return cls(beyond, names, int(clean_rows.size))
+
+    @classmethod
+    def from_card(cls, record: dict, names: list[str]) -> EvidenceStage:
+        return cls({key: float(s["beyond"]) for key, s in record["statistics"].items()}, names,
+                   int(record["fitted_on_clean_files"]))
+
+    def to_card(self) -> dict:
+        return {"rule": EVIDENCE_RULE, "fitted_on_clean_files": self.n_clean,
+                "statistics": {s.key: {"method": s.method, "beyond": self.beyond[s.key]} for s in self.statistics}}
+
+    def decided(self, features: np.ndarray) -> np.ndarray:
+        """(n, statistics) True where a statistic lies beyond every fitting clean file's value."""
+        values = v3_statistics(features, self.names, self.statistics)
+        return values > np.asarray([self.beyond[s.key] for s in self.statistics])[None, :]
+
+    def apply(self, features: np.ndarray, raw: np.ndarray, per_method: np.ndarray,
+              methods: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The score and per-method scores set to 1 where a statistic decides (copies; the inputs are kept)."""
+        decided = self.decided(features)
+        raw, per_method = raw.copy(), per_method.copy()
+        raw[decided.any(axis=1)] = 1.0
+        for j, statistic in enumerate(self.statistics):
+            per_method[decided[:, j], methods.index(statistic.method)] = 1.0
+        return raw, per_method
+
+    def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
+        """Per row, the deciding statistics, each ``{"value": statistic, "score": 1}``."""
+        values = v3_statistics(features, self.names, self.statistics)
+        decided = values > np.asarray([self.beyond[s.key] for s in self.statistics])[None, :]
+        return [{s.key: {"value": round(float(v[j]), 6), "score": 1.0} for j, s in enumerate(self.statistics) if d[j]}
+                for v, d in zip(values, decided, strict=True)]

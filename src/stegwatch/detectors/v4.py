@@ -10,8 +10,9 @@ for all its files). Each family's boosting stops early on its validation
 part's multi-class log loss. Both models, the routing and the map onto the
 union of classes are one ONNX graph (converted with onnxmltools).
 
-``score`` is 1 - P(clean); ``method_scores`` are the per-method
-probabilities; ``method`` is the most probable method.
+``score`` is 1 - P(clean), or 1 where the metadata evidence decides (below);
+``method_scores`` are the per-method probabilities; ``method`` is the most
+probable method.
 
 The metadata model (``TrainConfig.metadata_model``; off, not shipped): the
 metadata methods (:data:`METADATA_METHODS`: ``eoi`` and ``exif``, whose
@@ -32,7 +33,20 @@ shipped model's split, two identical captions that fell in the same inner
 fold both scored 0.9997, the threshold became 0.999735, and every family
 model's stego file fell under it (``lsb.rgb`` 53 of 100 held-out against
 78). What it needs is a threshold per part, each on its own clean scores
-(CHANGELOG.md). The model card
+(CHANGELOG.md).
+
+Metadata evidence (``TrainConfig.metadata_evidence``, in the shipped
+recipe): the metadata methods decided by V3's targeted evidence instead
+(:class:`~stegwatch.detectors.decisive.EvidenceStage`): the family models
+never see ``eoi`` or ``exif`` files, and a file whose ``exif/comment_evidence``,
+``exif/binary_comment`` or ``eoi/unexplained_trailer`` lies beyond every
+clean file the model was fitted on scores 1, as does its method. The
+evidence is monotone in what separates a payload from a caption (length,
+framing, bytes no known structure explains), so a framed caption decides
+only where it is longer than every framed caption fitted on, and the
+family models' threshold rests on the pixel and coefficient methods alone
+plus the few clean files the cuts decide (the cross-fitted threshold
+counts them). Measured against the shipped recipe in CHANGELOG.md. The model card
 beside the ONNX file names the streams, the classes, the threshold and how
 it was chosen, and the iteration where each family's validation loss
 stopped improving.
@@ -87,7 +101,7 @@ from pathlib import Path
 import numpy as np
 
 from stegwatch.detectors.base import StreamFeatureDetector
-from stegwatch.detectors.decisive import DecisiveStage
+from stegwatch.detectors.decisive import DecisiveStage, EvidenceStage
 from stegwatch.detectors.registry import DetectorKind
 from stegwatch.detectors.train import TrainConfig, grouped_holdout, quality
 from stegwatch.features.corpus import CorpusFeatures
@@ -124,7 +138,8 @@ def recipe_params(config: TrainConfig) -> dict:
             "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.seed,
             "balance_clean": config.balance_clean, "method_models": config.method_models,
             "method_estimators": config.method_estimators, "decisive_fraction": config.decisive_fraction,
-            "threshold_folds": config.threshold_folds, "metadata_model": config.metadata_model}
+            "threshold_folds": config.threshold_folds, "metadata_model": config.metadata_model,
+            "metadata_evidence": config.metadata_evidence}
 
 
 @dataclass
@@ -172,6 +187,8 @@ class V4Model:
         self.decisive: DecisiveStage | None = None
         #: The metadata model (``TrainConfig.metadata_model``): P(eoi), P(exif) for every row, whatever its family.
         self.metadata: FamilyModel | None = None
+        #: The metadata methods decided by V3's evidence (``TrainConfig.metadata_evidence``), after the decisive stage.
+        self.evidence: EvidenceStage | None = None
 
     @property
     def metadata_methods(self) -> list[str]:
@@ -200,6 +217,8 @@ class V4Model:
                                                    self.classes_, self.method_keys, self.metadata_methods)
         if self.decisive is not None:
             raw, per_method = self.decisive.apply(features, raw, per_method, methods)
+        if self.evidence is not None:
+            raw, per_method = self.evidence.apply(features, raw, per_method, methods)
         return raw, per_method, methods
 
     @staticmethod
@@ -401,7 +420,15 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
     params.pop("threshold_folds", None)  # read by the callers that know the covers (crossfit_threshold)
     method_estimators = int(params.pop("method_estimators", params["n_estimators"]))
     with_metadata = bool(params.pop("metadata_model", False))
+    by_evidence = bool(params.pop("metadata_evidence", False))
+    if with_metadata and by_evidence:
+        raise ValueError("metadata_model and metadata_evidence are two ways to score eoi and exif: choose one")
     streams = np.asarray([n.split(".", 1)[0] for n in names])
+    evidence = None
+    if by_evidence:  # without the metadata statistics' inputs (an ablation) the family models keep those methods
+        clean_fit = fit[labels[fit] == "clean"]
+        evidence = EvidenceStage.fit(features, [*names, ROUTE_FEATURE], clean_fit, METADATA_METHODS)
+        evidence = evidence if evidence.statistics else None
     metadata_columns = np.flatnonzero(np.isin(streams, METADATA_STREAMS))
     # Without the metadata streams (an ablation), the family models learn the metadata methods as before.
     metadata = None
@@ -413,7 +440,7 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
                                stopping_rounds, balance_clean=False)
         if metadata.model is None:  # no metadata stego to learn from: the family models keep those methods
             metadata = None
-    if metadata is not None:
+    if metadata is not None or evidence is not None:
         fit, val = (rows[~np.isin(labels[rows], METADATA_METHODS)] for rows in (fit, val))
     jpeg = V4Model.family_of(features)
     families = {}
@@ -421,9 +448,11 @@ def fit_v4(features: np.ndarray, labels: np.ndarray, fit: np.ndarray, val: np.nd
         columns = np.flatnonzero(~np.isin(streams, skipped))
         families[family] = _fit_family(family, features, labels, _in_family(fit, jpeg, family),
                                        _in_family(val, jpeg, family), columns, params, stopping_rounds, balance_clean)
-    classes = sorted({c for part in [*families.values(), *([metadata] if metadata else [])] for c in part.classes})
+    classes = sorted({c for part in [*families.values(), *([metadata] if metadata else [])] for c in part.classes}
+                     | (set(METADATA_METHODS) if evidence is not None else set()))
     model = V4Model(families, classes, stopping_rounds)
     model.metadata = metadata
+    model.evidence = evidence
     model.method_selection = {family: {} for family in FAMILIES}
     if with_method_models:
         method_params = {**params, "n_estimators": min(method_estimators, int(params["n_estimators"]))}
@@ -574,6 +603,9 @@ class V4Detector(StreamFeatureDetector):
         self.threshold = float(card["threshold"]["value"]) if threshold is None else threshold
         self.method_keys: list[str] = list(card.get("method_models", {}).get("joined", []))
         self.metadata_methods: list[str] = list((card.get("metadata_model") or {}).get("methods", []))
+        evidence = card.get("metadata_evidence")
+        self.evidence_stage = (EvidenceStage.from_card(evidence, [*card["feature_names"], ROUTE_FEATURE])
+                               if evidence and evidence.get("statistics") else None)
         decisive = card.get("decisive_statistics")
         self.decisive = (DecisiveStage.from_card(decisive, [*card["feature_names"], ROUTE_FEATURE])
                          if decisive and decisive.get("statistics") and card.get("route_feature") is not None else None)
@@ -603,14 +635,19 @@ class V4Detector(StreamFeatureDetector):
         raw, per_method, methods = combined_scores(proba, stego, self.classes, self.method_keys, self.metadata_methods)
         if self.decisive is not None:  # the second stage, from the card (not in the graph)
             raw, per_method = self.decisive.apply(inputs, raw, per_method, methods)
+        if self.evidence_stage is not None:  # the metadata methods' evidence, from the card
+            raw, per_method = self.evidence_stage.apply(inputs, raw, per_method, methods)
         return raw, per_method, methods
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
-        """Per row, the decisive V3 statistics (``{"value": statistic, "score": 1 - clean tail fraction}``), then
-        the three most probable methods (``{"value": probability, "score": its method score}``)."""
+        """Per row, the decisive V3 statistics (``{"value": statistic, "score": 1 - clean tail fraction}``) and those
+        the metadata evidence decides on (score 1), then the three most probable methods (``{"value": probability,
+        "score": its method score}``)."""
         inputs = model_input(features, self._columns)
         _, scores, methods = self._scores(inputs)
         decisive = self.decisive.evidence(inputs) if self.decisive is not None else [{} for _ in scores]
+        if self.evidence_stage is not None:
+            decisive = [found | more for found, more in zip(decisive, self.evidence_stage.evidence(inputs), strict=True)]
         return [found | {methods[j]: {"value": round(float(row[j]), 6), "score": round(float(row[j]), 6)}
                          for j in np.argsort(-row, kind="stable")[:3]} for found, row in zip(decisive, scores, strict=True)]
 
@@ -774,6 +811,7 @@ def train_v4(data: CorpusFeatures, split: dict, config: TrainConfig, provenance:
                       # The clean files the threshold was chosen on that scored highest: the ones holding it up.
                       "highest_clean": highest},
         "metadata_model": metadata_card(model),
+        "metadata_evidence": model.evidence.to_card() if model.evidence is not None else None,
         "method_models": {"joined": model.method_keys, "candidates": model.method_selection,
                           "rule": "a method model joins where it adds validation detections and every validation clean "
                                   "file of its family scores below the multi-class model's threshold for twice the "
