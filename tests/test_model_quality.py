@@ -25,3 +25,14 @@ def test_a_false_positive_rate_is_met_only_when_its_upper_bound_is_below_the_tar
     assert fpr_verdict(dict(row, group_upper_bound=0.0004, n_groups=9000), 0.0005).startswith("met (upper bound 0.040%")
     assert fpr_verdict(dict(row, rate=0.002, count=4), 0.0005) == "missed"
     assert fpr_verdict({"rate": None}, 0.0005) == "not measured"
+
+
+def test_the_quality_page_lists_v4s_metadata_evidence_cuts_from_its_card():
+    import json
+
+    card = json.loads((MODELS_DIR / "v4" / "model_card.json").read_text())
+    page = (ROOT / "docs" / "detectors.md").read_text()
+    record = card["metadata_evidence"]
+    assert record and "V4's metadata evidence" in page
+    for key, cut in record["statistics"].items():
+        assert f"| `{key}` | `{cut['method']}` | {cut['beyond']:.4f} |" in page
