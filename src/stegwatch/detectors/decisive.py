@@ -165,10 +165,14 @@ class EvidenceStage:
         return {"rule": EVIDENCE_RULE, "fitted_on_clean_files": self.n_clean,
                 "statistics": {s.key: {"method": s.method, "beyond": self.beyond[s.key]} for s in self.statistics}}
 
+    def _values(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, statistics) the statistics' values, and True where one lies beyond every fitting clean file's."""
+        values = v3_statistics(features, self.names, self.statistics)
+        return values, values > np.asarray([self.beyond[s.key] for s in self.statistics])[None, :]
+
     def decided(self, features: np.ndarray) -> np.ndarray:
         """(n, statistics) True where a statistic lies beyond every fitting clean file's value."""
-        values = v3_statistics(features, self.names, self.statistics)
-        return values > np.asarray([self.beyond[s.key] for s in self.statistics])[None, :]
+        return self._values(features)[1]
 
     def apply(self, features: np.ndarray, raw: np.ndarray, per_method: np.ndarray,
               methods: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +186,6 @@ class EvidenceStage:
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
         """Per row, the deciding statistics, each ``{"value": statistic, "score": 1}``."""
-        values = v3_statistics(features, self.names, self.statistics)
-        decided = values > np.asarray([self.beyond[s.key] for s in self.statistics])[None, :]
+        values, decided = self._values(features)
         return [{s.key: {"value": round(float(v[j]), 6), "score": 1.0} for j, s in enumerate(self.statistics) if d[j]}
                 for v, d in zip(values, decided, strict=True)]

@@ -215,11 +215,7 @@ class V4Model:
         decisive (:attr:`decisive`)."""
         raw, per_method, methods = combined_scores(self.predict_proba(features), self.method_stego(features),
                                                    self.classes_, self.method_keys, self.metadata_methods)
-        if self.decisive is not None:
-            raw, per_method = self.decisive.apply(features, raw, per_method, methods)
-        if self.evidence is not None:
-            raw, per_method = self.evidence.apply(features, raw, per_method, methods)
-        return raw, per_method, methods
+        return after_graph(features, raw, per_method, methods, self.decisive, self.evidence)
 
     @staticmethod
     def family_of(features: np.ndarray) -> np.ndarray:
@@ -257,6 +253,16 @@ class V4Model:
 def _stopping_record(part: FamilyModel) -> dict:
     return {"best_iteration": part.best_iteration, "iterations_run": part.iterations_run, "classes": part.classes,
             "fit_files": part.rows.get("fit", 0), "val_files": part.rows.get("val", 0), "constant": part.model is None}
+
+
+def after_graph(features: np.ndarray, raw: np.ndarray, per_method: np.ndarray, methods: list[str],
+                *stages: DecisiveStage | EvidenceStage | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Scores, per-method scores and methods with each stage after the learned model applied in turn (the decisive
+    stage, then the metadata evidence); a stage of None is skipped."""
+    for stage in stages:
+        if stage is not None:
+            raw, per_method = stage.apply(features, raw, per_method, methods)
+    return raw, per_method, methods
 
 
 def combined_scores(proba: np.ndarray, stego: np.ndarray, classes: list[str], method_keys: list[str] | None = None,
@@ -633,11 +639,8 @@ class V4Detector(StreamFeatureDetector):
         # The method models' P(stego) (a graph of an earlier recipe has no such output).
         stego = np.asarray(outputs[2], dtype=np.float64) if len(outputs) > 2 else np.zeros((len(inputs), 0))
         raw, per_method, methods = combined_scores(proba, stego, self.classes, self.method_keys, self.metadata_methods)
-        if self.decisive is not None:  # the second stage, from the card (not in the graph)
-            raw, per_method = self.decisive.apply(inputs, raw, per_method, methods)
-        if self.evidence_stage is not None:  # the metadata methods' evidence, from the card
-            raw, per_method = self.evidence_stage.apply(inputs, raw, per_method, methods)
-        return raw, per_method, methods
+        # The stages after the graph, from the card.
+        return after_graph(inputs, raw, per_method, methods, self.decisive, self.evidence_stage)
 
     def evidence(self, features: np.ndarray) -> list[dict[str, dict[str, float]]]:
         """Per row, the decisive V3 statistics (``{"value": statistic, "score": 1 - clean tail fraction}``) and those
